@@ -1,0 +1,7 @@
+"""``python -m glaciermap`` runs the command line."""
+
+import sys
+
+from glaciermap.cli import main
+
+sys.exit(main())

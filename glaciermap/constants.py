@@ -1,0 +1,52 @@
+"""Canonical names shared by every part of glaciermap.
+
+One place for band names, modality keys, class ids and the scene-folder file layout, so that datasets,
+models, writers and the inventory agree (see ``docs/glossary.md``).
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+Modality = Literal["optical", "dem", "thermal", "sar", "insar"]
+"""Fixed modality keys (conventions: Names)."""
+
+MODALITIES: Final[tuple[Modality, ...]] = ("optical", "dem", "thermal", "sar", "insar")
+
+BANDS: Final[dict[str, tuple[str, ...]]] = {
+    "optical": ("blue", "green", "red", "nir", "swir1", "swir2"),
+    "dem": ("elevation", "slope"),
+    "thermal": ("thermal",),
+    "sar": ("sar_asc", "sar_desc"),
+    "insar": ("coherence_asc", "coherence_desc"),
+}
+"""Canonical band order of every modality; the band descriptions in the GeoTIFFs use these names."""
+
+SCENE_FILES: Final[dict[str, str]] = {
+    "optical": "optical.tif",
+    "dem": "dem.tif",
+    "thermal": "thermal.tif",
+    "sar": "sar.tif",
+    "insar": "insar.tif",
+    "labels": "labels.tif",
+}
+"""File name of each raster inside a scene folder."""
+
+SCENE_METADATA: Final[str] = "scene.json"
+"""Name of the JSON metadata file of a scene folder."""
+
+IGNORE_INDEX: Final[int] = 255
+"""Label value for nodata, cloud and outside-scene pixels everywhere (datasets, losses, metrics, writers)."""
+
+BACKGROUND: Final[int] = 0
+CLEAN_ICE: Final[int] = 1
+DEBRIS_ICE: Final[int] = 2
+
+CLASS_NAMES: Final[dict[int, tuple[str, ...]]] = {
+    2: ("background", "glacier"),
+    3: ("background", "clean_ice", "debris_ice"),
+}
+"""Class names of the binary (glacier / not) and three-class targets."""
+
+RASTER_NODATA: Final[float] = -9999.0
+"""Nodata value written into every float raster of a scene folder."""
