@@ -51,7 +51,9 @@ def polygonise(
     selected = arr != 0 if values is None else np.isin(arr, list(values))
     geoms: list[Any] = []
     vals: list[int] = []
-    for geom, value in rasterio.features.shapes(arr, mask=selected, transform=transform, connectivity=connectivity):
+    for geom, value in rasterio.features.shapes(
+        arr, mask=selected, transform=transform, connectivity=connectivity
+    ):
         poly = shape(geom)
         if not poly.is_valid:
             poly = make_valid(poly)
