@@ -7,7 +7,7 @@ id) raster become valid polygons with their holes (nunataks) kept, in the raster
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import geopandas as gpd
@@ -17,6 +17,44 @@ import rasterio.features
 from affine import Affine
 from shapely.geometry import shape
 from shapely.validation import make_valid
+
+
+def iter_polygons(
+    labels: npt.NDArray[np.integer[Any]],
+    transform: Affine,
+    values: Sequence[int] | None = None,
+    connectivity: int = 4,
+) -> Iterator[tuple[Any, int]]:
+    """Yield ``(polygon, value)`` for every connected region of an integer raster, without a GeoDataFrame.
+
+    The light-weight core of :func:`polygonise`, for callers that vectorise many small windows (the
+    inventory polygonises each glacier complex in its own crop).
+
+    Args:
+        labels: Integer raster, shape (H, W).
+        transform: The raster's affine transform (pixel -> CRS coordinates).
+        values: Raster values to vectorise; default every non-zero value.
+        connectivity: 4 or 8 pixel connectivity of a region.
+
+    Yields:
+        A valid shapely Polygon (holes kept; ``make_valid`` output if GDAL's ring was invalid) and the
+        region's raster value.
+    """
+    arr = np.asarray(labels)
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"polygonise: expected an integer raster, got dtype {arr.dtype}")
+    if arr.dtype in (np.int64, np.uint64, np.uint32):
+        arr = arr.astype(np.int32)  # rasterio.features.shapes takes int16/int32/uint8/uint16/float32
+    selected = arr != 0 if values is None else np.isin(arr, list(values))
+    for geom, value in rasterio.features.shapes(
+        arr, mask=selected, transform=transform, connectivity=connectivity
+    ):
+        poly = shape(geom)
+        if not poly.is_valid:
+            poly = make_valid(poly)
+        yield poly, int(value)
 
 
 def polygonise(
@@ -41,22 +79,6 @@ def polygonise(
         One row per connected region with columns ``column`` (the raster value) and ``geometry`` (valid
         Polygon, holes kept), in ``crs``. Empty (with those columns) when nothing matches.
     """
-    arr = np.asarray(labels)
-    if arr.dtype == np.bool_:
-        arr = arr.astype(np.uint8)
-    if arr.dtype.kind not in "iu":
-        raise TypeError(f"polygonise: expected an integer raster, got dtype {arr.dtype}")
-    if arr.dtype in (np.int64, np.uint64, np.uint32):
-        arr = arr.astype(np.int32)  # rasterio.features.shapes takes int16/int32/uint8/uint16/float32
-    selected = arr != 0 if values is None else np.isin(arr, list(values))
-    geoms: list[Any] = []
-    vals: list[int] = []
-    for geom, value in rasterio.features.shapes(
-        arr, mask=selected, transform=transform, connectivity=connectivity
-    ):
-        poly = shape(geom)
-        if not poly.is_valid:
-            poly = make_valid(poly)
-        geoms.append(poly)
-        vals.append(int(value))
-    return gpd.GeoDataFrame({column: np.asarray(vals, dtype=np.int64)}, geometry=geoms, crs=crs)
+    pairs = list(iter_polygons(labels, transform, values=values, connectivity=connectivity))
+    vals = np.asarray([v for _, v in pairs], dtype=np.int64)
+    return gpd.GeoDataFrame({column: vals}, geometry=[g for g, _ in pairs], crs=crs)
