@@ -1,0 +1,578 @@
+"""Coarse stage of the synthetic glacier world: terrain, flow routing, glaciers, debris, lakes, sea.
+
+Everything that needs the whole scene at once is decided here, on a coarse grid of ``factor`` x ``factor``
+pixels per cell (so at most :data:`MAX_COARSE_SIDE` cells a side whatever the scene size, which bounds memory).
+The fine stage (:mod:`glaciermap.datasets.synthetic_render`) evaluates these fields at each pixel with a cubic
+B-spline and adds pixel-scale detail. The physics (see ``docs/synthetic_world.md``):
+
+1. Relief: a fractional Brownian surface plus a ridged component (sharp aretes), mapped through a hypsometric
+   transform z = z_floor + (z_summit - z_floor) * Phi(h)**p (broad gentle valley floors, steep summits).
+2. Depressions are filled (morphological reconstruction; Soille, *Morphological Image Analysis*, 2004,
+   sec. 6.3.4), flats are drained along their geodesic distance to the spill point, and ice and water are
+   routed down the steepest of the eight neighbours (D8; O'Callaghan and Mark 1984).
+3. Mass balance b(z) = min(db/dz * (z - ELA), b_max) (linear balance gradient; Cuffey and Paterson,
+   *The Physics of Glaciers*, 2010, sec. 4.4) is accumulated downstream as an ice flux
+   Q_out = max(0, Q_in + b * area). Above the ELA every cell of moderate slope holds ice; below it, ice
+   survives only while the incoming flux exceeds the ablation over the tongue's area (width W(Q)).
+   Steep accumulation cells shed their snow to the cells below (avalanche nourishment).
+4. Tongues are widened to W(Q) = 1 km * sqrt(Q / 1e7 m3/a) and filled to an ice surface of thickness
+   H(Q) = 100 m * (Q / 1e6 m3/a)**0.3 that falls off laterally; the ice surface is smoothed, and rock that
+   stands out of it is a nunatak.
+5. Debris: steep ice-free rock walls supply debris that travels with the ice and melts out in the ablation
+   zone, in proportion to the fraction of the flux already melted (Q_peak - Q) / Q_peak; debris reduces
+   ablation (Ostrem 1959), so the flux is routed a second time and debris-covered tongues reach lower.
+   Debris is kept on gentle surfaces (the Karakoram paper: 68 % of debris below 10 degrees of slope).
+6. Glaciers are split at ice divides by a marker watershed of the ice surface from its h-minima (the
+   termini), the approach of Kienholz et al. (2013) used by GlaViTU.
+7. Closed depressions deeper than a preset depth hold lakes; in maritime presets land below sea level
+   connected to the domain edge is sea, ice reaching it calves, and ice melange spreads from the fronts.
+8. Cast shadows by ray marching towards the sun; thin cloud, lithology and seasonal-snow potential fields.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+from scipy.special import ndtr
+
+from glaciermap.datasets.synthetic_noise import F32, F64, I64, spectral_field
+from glaciermap.datasets.synthetic_presets import RegionPreset
+
+MAX_COARSE_SIDE = 1536
+"""Largest number of coarse cells along a side of the scene; sets the coarse factor of big scenes."""
+MIN_FACTOR = 4
+"""Smallest number of pixels per coarse cell."""
+FIELD_NAMES: tuple[str, ...] = (
+    "surface",
+    "ice",
+    "debris",
+    "water",
+    "sea",
+    "melange",
+    "velocity",
+    "shadow",
+    "cloud",
+    "litho",
+    "snowpot",
+    "moraine",
+)
+"""Coarse fields that the fine stage interpolates, in this order."""
+
+_ICE_DENSITY_G = 900.0 * 9.81
+_STEEP_ACCUMULATION = 45.0  # degrees: steeper accumulation cells shed snow (avalanches) and stay rock
+_ROCKWALL = 33.0  # degrees: ice-free cells steeper than this supply debris
+_LATERAL_SURFACE_SLOPE = math.tan(math.radians(4.0))
+
+
+@dataclass
+class CoarseWorld:
+    """The coarse fields of one scene.
+
+    Attributes:
+        factor: Pixels per coarse cell along each axis.
+        margin: Coarse cells of margin around the scene (ice can flow in from outside the scene).
+        cell: Coarse cell size (m).
+        fields: Float32 fields of shape (Hc, Wc), keyed by :data:`FIELD_NAMES` (surface in m, ice/debris/
+            water/sea/melange/shadow/litho/moraine fractions 0..1, velocity in m/a, cloud optical
+            depth 0..1, snowpot a seasonal-snow potential).
+        glacier_id: Id of the nearest glacier for every coarse cell (int32, 0 only where there is no glacier
+            at all), so fine ice pixels at glacier margins always find their glacier.
+        n_glaciers: Number of glacier ids in the domain.
+        sun_azimuth: Degrees clockwise from north.
+        sun_elevation: Degrees above the horizon.
+    """
+
+    factor: int
+    margin: int
+    cell: float
+    fields: dict[str, F32]
+    glacier_id: npt.NDArray[np.int32]
+    n_glaciers: int
+    sun_azimuth: float
+    sun_elevation: float
+    stack: F32 = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.stack = np.stack([self.fields[n] for n in FIELD_NAMES]).astype(np.float32)
+
+
+def coarse_layout(height: int, width: int, pixel_size: float) -> tuple[int, int, float, int, int]:
+    """Coarse grid geometry of a scene.
+
+    Args:
+        height: Scene rows (pixels).
+        width: Scene columns (pixels).
+        pixel_size: Pixel size (m).
+
+    Returns:
+        (factor, margin, cell, Hc, Wc): pixels per cell, margin in cells, cell size (m), grid shape.
+    """
+    factor = max(MIN_FACTOR, math.ceil(max(height, width) / MAX_COARSE_SIDE))
+    cell = factor * pixel_size
+    margin = max(6, math.ceil(1500.0 / cell) + 3)
+    hc = math.ceil(height / factor) + 2 * margin
+    wc = math.ceil(width / factor) + 2 * margin
+    return factor, margin, cell, hc, wc
+
+
+def _relief(preset: RegionPreset, shape: tuple[int, int], margin: int, cell: float, seed: int) -> F64:
+    """Bed elevation (m): fBm + ridged noise through the hypsometric transform (module step 1)."""
+    rng = np.random.default_rng([seed & 0xFFFFFFFF, 1])
+    lam = preset.relief_wavelength
+    n_min = math.ceil(1.6 * lam / cell)
+    gy = max(shape[0] + 2 * margin, n_min)
+    gx = max(shape[1] + 2 * margin, n_min)
+    gy, gx = 16 * math.ceil(gy / 16), 16 * math.ceil(gx / 16)
+    large = spectral_field((gy, gx), rng, cell, 4.5, lam)
+    ridge_src = spectral_field((gy, gx), rng, cell, 5.5, lam / 3.0)
+    ridged = 1.0 - np.abs(ridge_src)
+    ridged = (ridged - ridged.mean()) / ridged.std()
+    detail = spectral_field((gy, gx), rng, cell, 3.0, lam / 10.0, min_wavelength=2.0 * cell)
+    h = large + 0.3 * ridged + 0.03 * detail
+    h = h[: shape[0], : shape[1]]
+    if preset.sea:  # tilt towards the south so the low end is an open coast with fjords
+        rows = np.linspace(-0.5, 0.5, shape[0])[:, None]
+        h = h + 1.4 * rows
+    core = h[margin:-margin, margin:-margin]
+    h = (h - core.mean()) / max(float(h.std()), 1e-6)
+    u = ndtr(h)
+    z: F64 = preset.z_floor + (preset.z_summit - preset.z_floor) * u**preset.hypsometry
+    return z
+
+
+def slope_degrees(z: F64, cell: float) -> F64:
+    """Slope (degrees) by central differences (one-sided at the edges).
+
+    Args:
+        z: Elevation (m), shape (H, W).
+        cell: Grid spacing (m).
+
+    Returns:
+        Slope in degrees, shape (H, W).
+    """
+    gy, gx = np.gradient(z, cell)
+    out: F64 = np.degrees(np.arctan(np.hypot(gx, gy)))
+    return out
+
+
+def _fill_depressions(z: F64, outlet: npt.NDArray[np.bool_]) -> F64:
+    """Fill closed depressions by reconstruction by erosion from the outlets (module step 2)."""
+    from skimage.morphology import reconstruction
+
+    seed = np.where(outlet, z, z.max() + 1.0)
+    filled: F64 = reconstruction(seed, z, method="erosion")
+    return np.maximum(filled, z)
+
+
+_OFFSETS = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
+
+
+def _neighbour(a: F64, dy: int, dx: int, fill: float) -> F64:
+    """``a`` shifted so that out[i, j] = a[i + dy, j + dx] (``fill`` outside)."""
+    out = np.full_like(a, fill)
+    h, w = a.shape
+    out[max(0, -dy) : h - max(0, dy), max(0, -dx) : w - max(0, dx)] = a[
+        max(0, dy) : h - max(0, -dy), max(0, dx) : w - max(0, -dx)
+    ]
+    return out
+
+
+def _drain_flats(filled: F64, outlet: npt.NDArray[np.bool_]) -> F64:
+    """Give flats a tiny gradient towards their spill cells (geodesic distance; Garbrecht and Martz 1997)."""
+    from skimage.graph import MCP_Geometric
+
+    lower = np.zeros(filled.shape, dtype=bool)
+    for dy, dx in _OFFSETS:
+        lower |= _neighbour(filled, dy, dx, np.inf) < filled
+    flat = ~lower & ~outlet
+    if not flat.any():
+        return filled
+    # cells of a flat region that touch a lower cell: a flat cell's equal-height neighbour with an exit
+    equal_nb = np.zeros(filled.shape, dtype=bool)
+    flat_level = np.where(flat, filled, np.nan)
+    for dy, dx in _OFFSETS:
+        equal_nb |= _neighbour(flat_level, dy, dx, np.nan) == filled
+    spill = ~flat & equal_nb
+    region = flat | spill
+    costs = np.where(region, 1.0, np.inf)
+    starts = np.argwhere(spill)
+    if starts.size == 0:
+        return filled
+    mcp = MCP_Geometric(costs)
+    dist, _ = mcp.find_costs([tuple(p) for p in starts])
+    dist = np.where(np.isfinite(dist) & flat, dist, 0.0)
+    return filled + 1e-4 * dist
+
+
+def d8_receivers(z: F64, outlet: npt.NDArray[np.bool_], cell: float) -> I64:
+    """Steepest-descent (D8) receiver of every cell (O'Callaghan and Mark 1984).
+
+    Args:
+        z: Routing elevation (m), shape (H, W).
+        outlet: Cells that drain out of the domain (edge, sea); they get no receiver.
+        cell: Grid spacing (m).
+
+    Returns:
+        Flat index of the receiver of every cell, -1 for outlets and pits, shape (H*W,).
+    """
+    h, w = z.shape
+    best = np.zeros(z.shape)
+    rec = np.full(z.shape, -1, dtype=np.int64)
+    idx = np.arange(h * w, dtype=np.int64).reshape(h, w)
+    for dy, dx in _OFFSETS:
+        nb = _neighbour(z, dy, dx, np.inf)
+        drop = (z - nb) / (cell * math.hypot(dy, dx))
+        better = drop > best
+        best = np.where(better, drop, best)
+        rec = np.where(better, idx + dy * w + dx, rec)
+    rec[outlet] = -1
+    out: I64 = rec.ravel()
+    return out
+
+
+def topological_levels(rec: I64) -> list[I64]:
+    """Group cells into levels so that every cell comes after all cells draining into it (Kahn's algorithm).
+
+    Args:
+        rec: Receiver of every cell (-1 for none), shape (N,).
+
+    Returns:
+        Index arrays, one per level, upstream first.
+    """
+    n = rec.size
+    has = rec >= 0
+    indeg = np.bincount(rec[has], minlength=n)
+    frontier = np.flatnonzero(indeg == 0)
+    levels: list[I64] = []
+    while frontier.size:
+        levels.append(frontier)
+        r = rec[frontier]
+        r = r[r >= 0]
+        if r.size == 0:
+            break
+        u, cnt = np.unique(r, return_counts=True)
+        indeg[u] -= cnt
+        frontier = u[indeg[u] == 0]
+    return levels
+
+
+def ice_width(q: F64, cell: float) -> F64:
+    """Glacier width W(Q) = 1 km * sqrt(Q / 1e7 m3/a), at least one cell and at most 4 km (module step 4)."""
+    out: F64 = np.clip(1000.0 * np.sqrt(np.maximum(q, 0.0) / 1e7), cell, 4000.0)
+    return out
+
+
+def ice_thickness(q: F64) -> F64:
+    """Ice thickness H(Q) = 100 m * (Q / 1e6 m3/a)**0.3, 15..600 m (module step 4)."""
+    out: F64 = np.clip(100.0 * (np.maximum(q, 0.0) / 1e6) ** 0.3, 15.0, 600.0)
+    return out
+
+
+@dataclass
+class _Flux:
+    q: F64  # outgoing ice flux (m3 w.e./a)
+    q_peak: F64  # largest flux upstream on the path (m3 w.e./a)
+    thread: npt.NDArray[np.bool_]  # cells on which ice flows
+    debris_frac: F64  # fraction of upstream cells that are debris-supplying rock walls
+
+
+def _route_ice(
+    levels: list[I64],
+    rec: I64,
+    b: F64,
+    steep: npt.NDArray[np.bool_],
+    rockwall: npt.NDArray[np.bool_],
+    debris: F64,
+    cell: float,
+) -> _Flux:
+    """Route the mass balance downstream (module steps 3 and 5); one pass over the topological levels."""
+    n = rec.size
+    area = cell * cell
+    q_in = np.zeros(n)
+    peak_in = np.zeros(n)
+    up_in = np.zeros(n)
+    rw_in = np.zeros(n)
+    q = np.zeros(n)
+    peak = np.zeros(n)
+    thread = np.zeros(n, dtype=bool)
+    frac = np.zeros(n)
+    bf = b.ravel()
+    steep_f = steep.ravel()
+    rw_f = rockwall.ravel().astype(np.float64)
+    melt_factor = 1.0 - 0.7 * debris.ravel()  # debris insulation (Ostrem 1959)
+    for lev in levels:
+        qi = q_in[lev]
+        bl = bf[lev]
+        acc = bl > 0
+        width = ice_width(qi, cell)
+        own = np.where(acc, bl * area, bl * melt_factor[lev] * cell * width)
+        tot = qi + own
+        qo = np.maximum(tot, 0.0)
+        q[lev] = qo
+        thread[lev] = (tot > 0) & ~(acc & steep_f[lev])
+        pk = np.maximum(peak_in[lev], qo)
+        peak[lev] = pk
+        ups = up_in[lev] + 1.0
+        rws = rw_in[lev] + rw_f[lev]
+        frac[lev] = rws / ups
+        r = rec[lev]
+        ok = r >= 0
+        r = r[ok]
+        if r.size:
+            np.add.at(q_in, r, qo[ok])
+            np.maximum.at(peak_in, r, pk[ok])
+            np.add.at(up_in, r, ups[ok])
+            np.add.at(rw_in, r, rws[ok])
+    shape = b.shape
+    return _Flux(q.reshape(shape), peak.reshape(shape), thread.reshape(shape), frac.reshape(shape))
+
+
+def _normalized_smooth(values: F64, weight: F64, sigma: float) -> F64:
+    """Gaussian average of ``values`` over the cells where ``weight`` > 0 (normalised convolution)."""
+    num = ndimage.gaussian_filter(values * weight, sigma)
+    den = ndimage.gaussian_filter(weight, sigma)
+    out: F64 = num / np.maximum(den, 1e-9)
+    return out
+
+
+@dataclass
+class _Glaciers:
+    ice: npt.NDArray[np.bool_]
+    surface: F64
+    debris: F64
+    velocity: F64
+
+
+def _glaciers(
+    preset: RegionPreset,
+    bed: F64,
+    rec: I64,
+    levels: list[I64],
+    sea: npt.NDArray[np.bool_],
+    cell: float,
+) -> _Glaciers:
+    """Ice extent, surface, debris cover and velocity (module steps 3 to 5)."""
+    slope = slope_degrees(bed, cell)
+    b = np.minimum(preset.mb_gradient * (bed - preset.ela), preset.mb_max)
+    steep = slope > _STEEP_ACCUMULATION
+    rockwall = slope > _ROCKWALL
+    debris = np.zeros_like(bed)
+    geo = _Glaciers(np.zeros(bed.shape, dtype=bool), bed, debris, np.zeros_like(bed))
+    for _ in range(2):  # second pass: debris insulation lengthens the tongues
+        flux = _route_ice(levels, rec, b, steep, rockwall & ~geo.ice, debris, cell)
+        geo = _extent(preset, bed, flux, sea, cell)
+        debris = geo.debris
+    return geo
+
+
+def _extent(
+    preset: RegionPreset, bed: F64, flux: _Flux, sea: npt.NDArray[np.bool_], cell: float
+) -> _Glaciers:
+    """Widen the flow threads into glaciers, build the ice surface and the debris cover (steps 4 and 5)."""
+    thread = flux.thread & ~sea
+    if not thread.any():
+        zero = np.zeros_like(bed)
+        return _Glaciers(np.zeros(bed.shape, dtype=bool), bed.copy(), zero, zero.copy())
+    dist, (iy, ix) = ndimage.distance_transform_edt(~thread, return_indices=True)
+    q_n = flux.q[iy, ix]
+    width_n = ice_width(q_n, cell)
+    h_n = ice_thickness(q_n)
+    s_n = bed[iy, ix] + h_n - dist * cell * _LATERAL_SURFACE_SLOPE
+    lateral = (dist * cell <= 0.5 * width_n) & (bed <= s_n) & ~sea
+    ice = thread | lateral
+    surf0 = np.where(ice, np.maximum(s_n, bed + 1.0), bed)
+    smooth = _normalized_smooth(surf0, ice.astype(np.float64), max(1.0, 120.0 / cell))
+    nunatak = ice & (bed > smooth + 25.0)
+    ice &= ~nunatak
+    ice = ndimage.binary_opening(ice, iterations=1) | thread & ~nunatak
+    surface = np.where(ice, np.maximum(smooth, bed + 1.0), bed)
+    # debris: melt-out fraction of the flux times the rock-wall share of the catchment (step 5)
+    melt = np.clip(1.0 - flux.q / np.maximum(flux.q_peak, 1e-6), 0.0, 1.0)
+    cover_t = np.clip(3.2 * preset.debris_supply * np.sqrt(flux.debris_frac) * melt**0.8, 0.0, 1.0)
+    cover_t = np.where(bed < preset.ela, cover_t, 0.0)
+    cover = np.where(ice, cover_t[iy, ix], 0.0)
+    surf_slope = slope_degrees(surface, cell)
+    cover *= np.clip((16.0 - ndimage.gaussian_filter(surf_slope, 1.0)) / 8.0, 0.0, 1.0)
+    cover = np.where(ice, ndimage.gaussian_filter(cover, 1.0), 0.0)
+    # surface velocity: flux over cross-section, parabolic across the glacier
+    q_w = np.maximum(q_n, 0.0) / 0.9  # m3 ice per year
+    v_centre = q_w / np.maximum(width_n * h_n, 1.0) * 1.25
+    across = np.clip(1.0 - (dist * cell / np.maximum(0.5 * width_n, cell)) ** 2, 0.1, 1.0)
+    velocity = np.where(ice, v_centre * across, 0.0)
+    return _Glaciers(ice, surface, cover, velocity)
+
+
+def _glacier_ids(ice: npt.NDArray[np.bool_], surface: F64, h: float) -> tuple[npt.NDArray[np.int32], int]:
+    """Split the ice into glaciers at ice divides: watershed of the surface from its h-minima (step 6)."""
+    from skimage.morphology import h_minima
+    from skimage.segmentation import watershed
+
+    if not ice.any():
+        return np.zeros(ice.shape, dtype=np.int32), 0
+    top = float(surface.max()) + 10.0 * h + 1.0
+    img = np.where(ice, surface, top)
+    minima = h_minima(img, h) & ice
+    markers, n = ndimage.label(minima, structure=np.ones((3, 3)))
+    labels = watershed(img, markers, mask=ice, connectivity=2)
+    # components without a marker (cannot happen for connected ice, but be safe): label them separately
+    orphan = ice & (labels == 0)
+    if orphan.any():
+        extra, k = ndimage.label(orphan, structure=np.ones((3, 3)))
+        labels = np.where(orphan, extra + n, labels)
+        n += k
+    return labels.astype(np.int32), int(n)
+
+
+def _lakes(
+    preset: RegionPreset, bed: F64, filled: F64, excluded: npt.NDArray[np.bool_], cell: float
+) -> npt.NDArray[np.bool_]:
+    """Lakes: closed depressions deeper than the preset's depth and at most 1 km2 (larger ones are plains)."""
+    deep = ndimage.binary_opening((filled - bed > preset.lake_depth_min) & ~excluded)
+    lab, n = ndimage.label(deep)
+    if n == 0:
+        return deep
+    area = np.bincount(lab.ravel(), minlength=n + 1) * cell * cell
+    keep = (area <= 1.0e6) & (area >= 4 * cell * cell)
+    keep[0] = False
+    out: npt.NDArray[np.bool_] = keep[lab]
+    return out
+
+
+def _cast_shadow(surface: F64, cell: float, azimuth: float, elevation: float) -> F64:
+    """Cast shadow (1 = shadowed) by marching from each cell towards the sun (step 8)."""
+    h, w = surface.shape
+    tan_e = math.tan(math.radians(max(elevation, 1.0)))
+    d_row = -math.cos(math.radians(azimuth))
+    d_col = math.sin(math.radians(azimuth))
+    relief = float(surface.max() - surface.min())
+    max_steps = min(int(relief / (tan_e * cell)) + 1, int(math.hypot(h, w)))
+    shadow = np.zeros(surface.shape, dtype=bool)
+    step = 1
+    while step <= max_steps:
+        dy, dx = round(step * d_row), round(step * d_col)
+        dist = math.hypot(dy, dx) * cell
+        nb = _neighbour(surface, dy, dx, -np.inf)
+        shadow |= nb > surface + dist * tan_e
+        step += max(1, step // 12)
+    return shadow.astype(np.float64)
+
+
+def build_coarse_world(
+    preset: RegionPreset,
+    height: int,
+    width: int,
+    pixel_size: float,
+    seed: int,
+    sun: tuple[float, float],
+    clouds: bool,
+) -> CoarseWorld:
+    """Run the coarse stage for one scene.
+
+    Args:
+        preset: Region preset.
+        height: Scene rows (pixels).
+        width: Scene columns (pixels).
+        pixel_size: Pixel size (m).
+        seed: Scene seed.
+        sun: (azimuth, elevation) in degrees.
+        clouds: Whether to make a thin-cloud field (otherwise the cloud field is zero).
+
+    Returns:
+        The coarse world.
+    """
+    factor, margin, cell, hc, wc = coarse_layout(height, width, pixel_size)
+    bed = _relief(preset, (hc, wc), margin, cell, seed)
+    edge = np.zeros(bed.shape, dtype=bool)
+    edge[0, :] = edge[-1, :] = edge[:, 0] = edge[:, -1] = True
+    if preset.sea:
+        below, _ = ndimage.label(bed < 0.0)
+        touching = np.unique(below[edge & (below > 0)])
+        sea = np.isin(below, touching[touching > 0])
+    else:
+        sea = np.zeros(bed.shape, dtype=bool)
+    outlet = edge | sea
+    filled = _fill_depressions(bed, outlet)
+    routing = _drain_flats(filled, outlet)
+    rec = d8_receivers(routing, outlet, cell)
+    levels = topological_levels(rec)
+    geo = _glaciers(preset, filled, rec, levels, sea, cell)
+    ice = geo.ice
+    glacier_id, n_glaciers = _glacier_ids(ice, geo.surface, h=25.0)
+    if n_glaciers:
+        _, (iy, ix) = ndimage.distance_transform_edt(glacier_id == 0, return_indices=True)
+        id_fill = glacier_id[iy, ix]
+    else:
+        id_fill = glacier_id
+
+    lake = _lakes(preset, bed, filled, ice | sea, cell)
+    water = lake | sea
+    surface = np.where(ice, geo.surface, np.where(sea, 0.0, np.where(lake, filled, bed)))
+
+    rng = np.random.default_rng([seed & 0xFFFFFFFF, 2])
+    # melange: calving flux from ice fronts touching the sea, spread by currents (step 7)
+    melange = np.zeros_like(bed)
+    if ice.any():
+        dist_ice, (jy, jx) = ndimage.distance_transform_edt(~ice, return_indices=True)
+        near_ice = dist_ice * cell
+    else:
+        near_ice = np.full(bed.shape, np.inf)
+    if preset.sea and preset.melange > 0 and ice.any():
+        front = ndimage.binary_dilation(ice, structure=np.ones((3, 3))) & sea
+        strength = front * np.sqrt(np.maximum(geo.velocity[jy, jx], 1.0))
+        near = ndimage.gaussian_filter(strength, 500.0 / cell) * (500.0 / cell) ** 2
+        far = ndimage.gaussian_filter(strength, 1500.0 / cell) * (1500.0 / cell) ** 2
+        dens = 1.0 - np.exp(-(near + 0.3 * far) / 8.0)
+        melange = np.where(sea, preset.melange * dens, 0.0)
+    az, el = sun
+    shadow = _cast_shadow(surface, cell, az, el)
+    if clouds:
+        c = spectral_field(bed.shape, rng, cell, 3.0, 5000.0)
+        cloud = np.clip((c - 0.45) * 0.6, 0.0, 0.7)
+    else:
+        cloud = np.zeros_like(bed)
+    litho = ndtr(spectral_field(bed.shape, rng, cell, 2.6, 3000.0) * 1.3)
+    # seasonal snow: high, shaded, concave terrain outside glaciers
+    gy, gx = np.gradient(surface, cell)
+    slope_r = np.arctan(np.hypot(gx, gy))
+    aspect = np.arctan2(-gx, gy)  # downslope direction, clockwise from north
+    sun_az, sun_zen = math.radians(az), math.radians(90.0 - el)
+    cos_i = np.cos(sun_zen) * np.cos(slope_r) + np.sin(sun_zen) * np.sin(slope_r) * np.cos(sun_az - aspect)
+    concave = ndimage.gaussian_filter(surface, 300.0 / cell) - surface
+    snow_elev = 1.0 / (1.0 + np.exp(-(surface - (preset.ela - 300.0)) / 120.0))
+    patches = spectral_field(bed.shape, rng, cell, 2.5, 1200.0)
+    shade = 1.0 - np.clip(cos_i / max(math.sin(math.radians(el)), 0.2), 0.0, 1.0)
+    hollow = np.clip(concave / 60.0, 0.0, 1.0)
+    snowpot = snow_elev * (0.25 + 0.35 * shade + 0.2 * hollow + 0.3 * patches) + preset.snow_patches - 0.25
+    snowpot = np.where(ice | water, -1.0, snowpot)
+    moraine = np.where(
+        ~ice & ~water & (surface < preset.ela + 100.0), np.clip(1.0 - near_ice / 300.0, 0, 1), 0.0
+    )
+
+    fields = {
+        "surface": surface,
+        "ice": ice.astype(np.float64),
+        "debris": geo.debris,
+        "water": water.astype(np.float64),
+        "sea": sea.astype(np.float64),
+        "melange": melange,
+        "velocity": geo.velocity,
+        "shadow": shadow,
+        "cloud": cloud,
+        "litho": litho,
+        "snowpot": snowpot,
+        "moraine": moraine,
+    }
+    return CoarseWorld(
+        factor=factor,
+        margin=margin,
+        cell=cell,
+        fields={k: v.astype(np.float32) for k, v in fields.items()},
+        glacier_id=id_fill.astype(np.int32),
+        n_glaciers=n_glaciers,
+        sun_azimuth=az,
+        sun_elevation=el,
+    )
