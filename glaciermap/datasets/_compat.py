@@ -22,12 +22,8 @@ import warnings
 from typing import Any
 
 import torch
-import torchgeo
 from torchgeo.datasets import GeoDataset, RasterDataset
 from torchgeo.samplers import GridGeoSampler, get_random_bounding_box
-
-TORCHGEO_VERSION: tuple[int, int] = tuple(int(p) for p in torchgeo.__version__.split(".")[:2])  # type: ignore[assignment]
-"""Major and minor version of the installed torchgeo."""
 
 
 def grid_windows(dataset: GeoDataset, size: int, stride: int) -> list[tuple[slice, slice]]:

@@ -10,7 +10,8 @@ A scene folder holds one GeoTIFF per modality plus the labels, all on one grid, 
       insar.tif     2 bands float32 (coherence_asc, coherence_desc)
       labels.tif    1 band  uint8 (0 background, 1 clean ice, 2 debris-covered ice, 255 nodata)
       stats.json    per-modality statistics of the valid pixels (optional: computed when missing)
-      scene.json    metadata: "region" (code, required), "year", "crs", "pixel_size", "height", "width", ...
+      scene.json    metadata: "region" (code, required; "region_code" is accepted too), "year", "crs",
+                    "pixel_size", "height", "width", ...
 
 Everything here reads metadata only (plus one decimated read to reject scenes without a valid pixel), so a
 bad scene is rejected with an :class:`~glaciermap.errors.InputError` naming the file and what was expected
@@ -148,8 +149,9 @@ def read_scene_metadata(folder: Path) -> dict[str, Any]:
         folder: The scene folder.
 
     Returns:
-        The parsed metadata. ``"region"`` is a non-empty string; ``"year"``, ``"height"``, ``"width"`` are
-        integers and ``"pixel_size"`` a positive number where present.
+        The parsed metadata. ``"region"`` (read from ``"region_code"`` where ``"region"`` is absent) is a
+        non-empty string; ``"year"``, ``"height"``, ``"width"`` are integers and ``"pixel_size"`` a positive
+        number where present.
 
     Raises:
         InputError: If the file is missing, not a JSON object, or a value has the wrong type.
@@ -165,9 +167,10 @@ def read_scene_metadata(folder: Path) -> dict[str, Any]:
         raise InputError(f"{path}: not valid JSON ({err}); expected a JSON object with 'region'") from None
     if not isinstance(meta, dict):
         raise InputError(f"{path}: expected a JSON object, got {type(meta).__name__}")
-    region = meta.get("region")
+    region = meta.get("region", meta.get("region_code"))
     if not isinstance(region, str) or not region.strip():
         raise InputError(f"{path}: 'region' is {region!r}; expected a non-empty region code such as 'HMA'")
+    meta["region"] = region
     for key in ("year", "height", "width"):
         value = meta.get(key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
