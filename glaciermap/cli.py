@@ -24,6 +24,8 @@ from glaciermap.errors import GlaciermapError
 COMMANDS: dict[str, str] = {
     "demo": "glaciermap.commands.demo",
     "synth": "glaciermap.commands.synth",
+    "convert-keras": "glaciermap.commands.convert_keras",
+    "models": "glaciermap.commands.models",
 }
 """Sub-command name -> module implementing it."""
 

@@ -1,1 +1,19 @@
-"""glaciermap.models."""
+"""glaciermap.models: GlaViTU, the papers' baselines and the model registry (plain ``torch.nn`` modules).
+
+See :mod:`glaciermap.models.api` for the interface every model shares and ``docs/models.md`` for a guide.
+"""
+
+from glaciermap.models.api import ModelEntry, get_model, list_models
+from glaciermap.models.base import SegmentationModel
+from glaciermap.models.glavitu import GLOBAL_REGION_CODES, GlaViTU, coordinate_vector, region_vector
+
+__all__ = [
+    "GLOBAL_REGION_CODES",
+    "GlaViTU",
+    "ModelEntry",
+    "SegmentationModel",
+    "coordinate_vector",
+    "get_model",
+    "list_models",
+    "region_vector",
+]

@@ -1,0 +1,188 @@
+"""Model registry: ``get_model(name, **kwargs)`` and ``list_models()``.
+
+Every registered model follows one interface (see :mod:`glaciermap.models.base` and ``docs/models.md``)::
+
+    model = get_model("glavitu", modalities={"optical": 6, "dem": 2}, num_classes=2)
+    logits = model(inputs, location=None)        # {"out": (B, K, H, W)[, "aux": (B, K, H, W)]}
+    probs = model.predict_proba(inputs)          # same keys, softmax over K
+    model.modalities, model.num_classes          # input layout and classes
+    get_model(model.arch, **model.hparams)       # rebuilds the same architecture (checkpoints store both)
+    model.set_mc_dropout(True)                   # Monte-Carlo dropout, also in eval()
+
+``inputs`` is ``{modality: (B, C_m, H, W)}`` or one stacked image; H and W must be multiples of 16. Logits
+are what losses take; ``"aux"`` is the deep-supervision output (GlaViTU only, when built with
+``deep_supervision=True``). ``location`` is only used by GlaViTU with region or coordinate encoding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from glaciermap.errors import ConfigError
+from glaciermap.models.base import SegmentationModel
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One registry entry.
+
+    Attributes:
+        name: Registry name.
+        summary: One-line description.
+        inputs: Expected inputs (modalities and channels, location).
+        outputs: Output keys and shapes.
+        citation: Paper (and section) the architecture follows.
+        factory: Returns the model class; imported lazily so listing stays fast.
+        defaults: Constructor arguments of this preset (overridable by ``get_model`` kwargs).
+    """
+
+    name: str
+    summary: str
+    inputs: str
+    outputs: str
+    citation: str
+    factory: Callable[[], type[SegmentationModel]]
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+
+def _glavitu() -> type[SegmentationModel]:
+    from glaciermap.models.glavitu import GlaViTU
+
+    return GlaViTU
+
+
+def _resunet() -> type[SegmentationModel]:
+    from glaciermap.models.resunet import FusionResUNet
+
+    return FusionResUNet
+
+
+def _setr() -> type[SegmentationModel]:
+    from glaciermap.models.setr import FusionSETR
+
+    return FusionSETR
+
+
+def _deeplab() -> type[SegmentationModel]:
+    from glaciermap.models.deeplab import DeepLabV3Plus
+
+    return DeepLabV3Plus
+
+
+def _unet_cbam() -> type[SegmentationModel]:
+    from glaciermap.models.unet_cbam import UNetCBAM
+
+    return UNetCBAM
+
+
+_GLAVITU_PAPER = (
+    "Maslov et al., Globally scalable glacier mapping by deep learning, Nat. Commun. 16:43 (2025)"
+)
+_MODALITY_INPUTS = (
+    "dict of modalities (any subset of optical, dem, thermal, sar, insar; default optical 6 + dem 2)"
+)
+
+_REGISTRY: dict[str, ModelEntry] = {
+    e.name: e
+    for e in (
+        ModelEntry(
+            "glavitu",
+            "GlaViTU: fusion block, SETR subnet, residual U-Net, deep supervision, optional location encoding",
+            _MODALITY_INPUTS + "; location (region one-hot / indices, or lat/lon degrees) when encoded",
+            "out (B,K,H,W) logits; aux (B,K,H,W) deep-supervision logits when deep_supervision=True",
+            _GLAVITU_PAPER + "; reference code spec section 1",
+            _glavitu,
+        ),
+        ModelEntry(
+            "fusion_resunet",
+            "Fusion block (64) + residual U-Net (4 poolings, bottleneck 1024) + 1x1 classifier",
+            _MODALITY_INPUTS,
+            "out (B,K,H,W) logits",
+            _GLAVITU_PAPER + "; authors' baseline FusionResUNet, spec section 2",
+            _resunet,
+        ),
+        ModelEntry(
+            "light_fusion_resunet",
+            "Fusion block (32) + residual U-Net (3 poolings, 32/64/128, bottleneck 256)",
+            _MODALITY_INPUTS,
+            "out (B,K,H,W) logits",
+            _GLAVITU_PAPER + "; authors' baseline LightFusionResUNet, spec section 2",
+            _resunet,
+            {"filters": 32, "depth": 3},
+        ),
+        ModelEntry(
+            "fusion_setr_ln16",
+            "Fusion block (32) + SETR-PUP: patch 16, E 64, 24 blocks, 4 heads, MLP 256, PUP 64",
+            _MODALITY_INPUTS,
+            "out (B,K,H,W) logits (log of the upsampled softmax, as the reference upsamples probabilities)",
+            "Zheng et al., SETR, CVPR 2021; " + _GLAVITU_PAPER + "; authors' FusionSETR_LN16, spec section 2",
+            _setr,
+        ),
+        ModelEntry(
+            "fusion_setr_b16",
+            "Fusion block (64) + SETR-PUP: patch 16, E 768, 12 blocks, 12 heads, MLP 3072, PUP 256",
+            _MODALITY_INPUTS,
+            "out (B,K,H,W) logits (log of the upsampled softmax, as the reference upsamples probabilities)",
+            "Zheng et al., SETR, CVPR 2021; " + _GLAVITU_PAPER + "; authors' FusionSETR_B16, spec section 2",
+            _setr,
+            {
+                "fusion_filters": 64,
+                "embed_dim": 768,
+                "depth": 12,
+                "num_heads": 12,
+                "mlp_dim": 3072,
+                "pup_filters": 256,
+            },
+        ),
+        ModelEntry(
+            "deeplabv3plus",
+            "DeepLabv3+ (segmentation-models-pytorch, ResNeSt-101, OS 16) behind the fusion block",
+            _MODALITY_INPUTS + " (fusion=False: concatenated into one image)",
+            "out (B,K,H,W) logits",
+            "Chen et al., DeepLabv3+, ECCV 2018; " + _GLAVITU_PAPER + "; spec section 2 (smp variant)",
+            _deeplab,
+        ),
+        ModelEntry(
+            "unet_cbam",
+            "U-Net (64..1024) with CBAM attention after every encoder level and the bottleneck",
+            "optical 4 (pan-sharpened ZY-3 B,G,R,NIR) + thermal 1 (LST) + dem 1 (slope), concatenated",
+            "out (B,3,H,W) logits: background, clean ice, debris-covered ice",
+            "Yang et al., Karakoram 2 m glacier inventory (2026), section 3.3.1; Woo et al., CBAM, ECCV 2018",
+            _unet_cbam,
+        ),
+    )
+}
+
+
+def list_models() -> list[ModelEntry]:
+    """All registered models, in registry order.
+
+    Returns:
+        The :class:`ModelEntry` of every model (name, summary, inputs, outputs, citation, defaults).
+    """
+    return list(_REGISTRY.values())
+
+
+def get_model(name: str, **kwargs: Any) -> SegmentationModel:
+    """Build a registered model.
+
+    Args:
+        name: Registry name (see :func:`list_models`).
+        **kwargs: Constructor arguments; they override the preset's defaults.
+
+    Returns:
+        The model (in training mode, randomly initialised).
+
+    Raises:
+        ConfigError: If the name is unknown or an argument is not accepted by the model.
+    """
+    if name not in _REGISTRY:
+        raise ConfigError(f"model {name!r}: unknown; available models: {', '.join(_REGISTRY)}")
+    entry = _REGISTRY[name]
+    cls = entry.factory()
+    try:
+        return cls(**{**entry.defaults, **kwargs})
+    except TypeError as err:
+        raise ConfigError(f"model {name!r}: invalid arguments {sorted(kwargs)}: {err}") from None
