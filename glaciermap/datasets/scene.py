@@ -33,13 +33,14 @@ from torch import Tensor
 from torch.utils.data import Dataset, default_collate
 from torchgeo.datasets import GeoDataset, RasterDataset
 
-from glaciermap.constants import BANDS, IGNORE_INDEX, RASTER_NODATA, SCENE_FILES
+from glaciermap.constants import BANDS, IGNORE_INDEX, SCENE_FILES
 from glaciermap.datasets.scene_folder import (
-    LABEL_VALUES,
     LABELS,
     LabelPolicy,
     SceneInfo,
+    check_label_values,
     inspect_scene,
+    invalid_pixels,
     read_scene_stats,
 )
 from glaciermap.errors import ConfigError, InputError
@@ -183,12 +184,7 @@ def map_labels(labels: Tensor, target: Target, source: str = "labels.tif") -> Te
     Raises:
         InputError: If ``labels`` holds other values.
     """
-    unexpected = set(torch.unique(labels).tolist()) - LABEL_VALUES
-    if unexpected:
-        raise InputError(
-            f"{source} holds label value(s) {sorted(unexpected)[:5]}; expected 0 background, 1 clean ice, "
-            f"2 debris-covered ice or {IGNORE_INDEX} nodata"
-        )
+    check_label_values(torch.unique(labels).tolist(), source)
     if target == "binary":
         return torch.where((labels == 1) | (labels == 2), torch.ones_like(labels), labels)
     return labels
@@ -285,6 +281,7 @@ class SceneDataset(GeoDataset):
             crs=crs,
         )
         self._res = res
+        self._crs_wkt = crs.to_wkt()
 
     @property
     def num_channels(self) -> int:
@@ -349,11 +346,7 @@ class SceneDataset(GeoDataset):
         invalid: Tensor | None = None
         for modality in self.bands_by_modality:
             data = self.rasters[modality][geo_query]["image"].float()
-            nodata = self.scene.rasters[modality].nodata
-            bad = torch.isnan(data) | (data == RASTER_NODATA)
-            if nodata is not None and not np.isnan(nodata):
-                bad |= data == nodata
-            pixel_bad = bad.any(dim=0)
+            pixel_bad = torch.from_numpy(invalid_pixels(data.numpy(), self.scene.rasters[modality].nodata))
             invalid = pixel_bad if invalid is None else invalid | pixel_bad
             images[modality] = self.normalizers[modality](data) if modality in self.normalizers else data
         assert invalid is not None
@@ -368,16 +361,15 @@ class SceneDataset(GeoDataset):
             sample["image"] = images
         if LABELS in self.rasters:
             raw = self.rasters[LABELS][geo_query]["mask"].long()
+            ignore = invalid
             label_nodata = self.scene.rasters[LABELS].nodata
             if label_nodata is not None and not np.isnan(label_nodata):
-                invalid = invalid | (raw == int(label_nodata))
+                ignore = ignore | (raw == int(label_nodata))
             target: Target = self.target or "classes"
-            mask = map_labels(
-                raw.masked_fill(invalid, IGNORE_INDEX), target, str(self.scene.rasters[LABELS].path)
-            )
-            sample["mask"] = mask
+            source = str(self.scene.rasters[LABELS].path)
+            sample["mask"] = map_labels(raw.masked_fill(ignore, IGNORE_INDEX), target, source)
         xmin, ymin, xmax, ymax = window
-        lon, lat = _to_wgs84(self.scene.crs.to_wkt()).transform((xmin + xmax) / 2, (ymin + ymax) / 2)
+        lon, lat = _to_wgs84(self._crs_wkt).transform((xmin + xmax) / 2, (ymin + ymax) / 2)
         sample["region"] = region_index(self.scene.region, self.region_codes)
         sample["location"] = torch.tensor([lat, lon], dtype=torch.float32)
         sample["crs"] = self.scene.crs

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -362,6 +362,24 @@ def inspect_scene(
     return scene
 
 
+def check_label_values(values: Iterable[int], source: str | Path) -> None:
+    """Raise if label values other than 0, 1, 2 and 255 occur.
+
+    Args:
+        values: Label values found.
+        source: The label file, for the message.
+
+    Raises:
+        InputError: Naming the file and up to five unexpected values.
+    """
+    unexpected = set(values) - LABEL_VALUES
+    if unexpected:
+        raise InputError(
+            f"{source} holds label value(s) {sorted(unexpected)[:5]}; expected 0 background, "
+            f"1 clean ice, 2 debris-covered ice or {IGNORE_INDEX} nodata"
+        )
+
+
 def invalid_pixels(data: npt.NDArray[Any], nodata: float | None) -> npt.NDArray[np.bool_]:
     """Pixels where any band is nodata: NaN, the file's nodata value or :data:`RASTER_NODATA`.
 
@@ -390,12 +408,7 @@ def _valid_mask(scene: SceneInfo, out_shape: tuple[int, int] | None) -> npt.NDAr
             ok = data[0] != IGNORE_INDEX
             if info.nodata is not None:
                 ok &= data[0] != info.nodata
-            unexpected = set(np.unique(data[0][ok]).tolist()) - LABEL_VALUES
-            if unexpected:
-                raise InputError(
-                    f"{info.path} holds label value(s) {sorted(unexpected)[:5]}; expected 0 background, "
-                    f"1 clean ice, 2 debris-covered ice or {IGNORE_INDEX} nodata"
-                )
+            check_label_values(np.unique(data[0][ok]).tolist(), info.path)
         else:
             ok = ~invalid_pixels(data, info.nodata)
         valid = ok if valid is None else valid & ok
