@@ -148,7 +148,13 @@ def test_without_normalisation_images_keep_their_units(folders: dict[str, Path])
     assert image.min() >= 4000.0 and dm.norm_stats is None
 
 
-def test_random_windows_are_reproducible_and_differ_by_epoch(folders: dict[str, Path]) -> None:
+def test_random_windows_are_reproducible_and_differ_by_epoch(
+    folders: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("PL_GLOBAL_SEED", "PL_SEED_WORKERS"):  # seed_everything sets them; restore them afterwards
+        monkeypatch.setenv(name, "0")
+        monkeypatch.delenv(name)
+
     def bounds(dm: SceneDataModule, epoch: int) -> Tensor:
         dm.setup("fit")
         loader = dm.train_dataloader()
