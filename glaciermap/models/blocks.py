@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from glaciermap.errors import ConfigError
+
 KERAS_BN_EPS = 1e-3
 """Keras ``BatchNormalization`` / ``LayerNormalization`` default epsilon (spec section 0)."""
 KERAS_BN_MOMENTUM = 0.01
@@ -68,6 +70,9 @@ class MCDropout(nn.Module):
         spatial: Drop whole channels (Keras ``SpatialDropout2D``, ``F.dropout2d``) instead of elements.
         train_active: Whether dropout is active in ``train()`` mode when MC dropout is off.
 
+    Raises:
+        ConfigError: If ``p`` is not in [0, 1).
+
     Shape:
         Any; for ``spatial=True`` the input must be (B, C, H, W).
     """
@@ -75,7 +80,7 @@ class MCDropout(nn.Module):
     def __init__(self, p: float, *, spatial: bool = False, train_active: bool = False) -> None:
         super().__init__()
         if not 0.0 <= p < 1.0:
-            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+            raise ConfigError(f"dropout: expected a rate in [0, 1), got {p}")
         self.p = p
         self.spatial = spatial
         self.train_active = train_active

@@ -191,6 +191,8 @@ def test_registry_errors() -> None:
         get_model("segformer")
     with pytest.raises(ConfigError, match="invalid arguments"):
         get_model("unet_cbam", heads=3)
+    with pytest.raises(ConfigError, match=r"dropout: expected a rate in \[0, 1\), got 2"):
+        get_model("light_fusion_resunet", dropout=2)
     model = get_model("unet_cbam", filters=8)
     with pytest.raises(InputError, match="missing modality thermal"):
         model({"optical": torch.rand(1, 4, 32, 32), "dem": torch.rand(1, 1, 32, 32)})

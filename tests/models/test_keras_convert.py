@@ -236,3 +236,19 @@ def test_command_rejects_bad_modalities_before_reading(tmp_path: Path) -> None:
         convert_command.parse_modalities(["optical6"])
     with pytest.raises(ConfigError, match="given twice"):
         convert_command.parse_modalities(["dem:2", "dem:2"])
+
+
+def test_cli_reports_bad_input_in_one_line_with_status_2(
+    keras_fixture: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from glaciermap.cli import main
+
+    h5, _ = keras_fixture
+    out = tmp_path / "out.safetensors"
+    assert main(["convert-keras", str(h5), str(out), "--modalities", "optical:6"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("glaciermap convert-keras: error: ") and "fusion branches" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert main(["convert-keras", str(h5), str(out), "--modalities", "lidar:3"]) == 2
+    assert "unknown modality 'lidar'" in capsys.readouterr().err
+    assert not out.exists()
