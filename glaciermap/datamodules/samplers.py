@@ -30,6 +30,7 @@ from torch.utils.data import Dataset, DistributedSampler
 
 from glaciermap.datasets._compat import grid_windows, random_window
 from glaciermap.datasets.scene import SceneDataset, SceneQuery
+from glaciermap.datasets.scene_folder import SceneInfo
 from glaciermap.errors import ConfigError
 
 
@@ -47,20 +48,20 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
-def check_patch_fits(scenes: Sequence[SceneDataset], patch_size: int) -> None:
+def check_patch_fits(scenes: Sequence[SceneInfo], patch_size: int) -> None:
     """Raise if a scene is smaller than the patch size.
 
     Args:
-        scenes: The scenes.
+        scenes: The scenes' metadata.
         patch_size: Patch size in pixels.
 
     Raises:
         ConfigError: Naming the first scene smaller than ``patch_size`` and both sizes.
     """
-    for ds in scenes:
-        if ds.scene.height < patch_size or ds.scene.width < patch_size:
+    for info in scenes:
+        if info.height < patch_size or info.width < patch_size:
             raise ConfigError(
-                f"scene {ds.scene.folder} is {ds.scene.width}x{ds.scene.height} px, smaller than patch_size "
+                f"scene {info.folder} is {info.width}x{info.height} px, smaller than patch_size "
                 f"{patch_size}; expected scenes of at least {patch_size}x{patch_size} px (lower patch_size, or "
                 "map small scenes with the scene mapper, which pads)"
             )
@@ -105,7 +106,7 @@ class RandomWindows(WindowSource):
             raise ConfigError(f"patch_size is {patch_size}; expected a positive number of pixels")
         if length is not None and length <= 0:
             raise ConfigError(f"samples_per_epoch is {length}; expected a positive integer")
-        check_patch_fits(scenes, patch_size)
+        check_patch_fits([ds.scene for ds in scenes], patch_size)
         self.scenes = list(scenes)
         self.patch_size = patch_size
         self.areas = torch.tensor(
@@ -158,7 +159,7 @@ class GridWindows(WindowSource):
             raise ConfigError(
                 f"patch_size {patch_size} and stride {stride}; expected positive numbers of pixels"
             )
-        check_patch_fits(scenes, patch_size)
+        check_patch_fits([ds.scene for ds in scenes], patch_size)
         self.items = [
             SceneQuery(i, x, y)
             for i, ds in enumerate(scenes)

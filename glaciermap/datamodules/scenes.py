@@ -166,7 +166,7 @@ class SceneDataModule(LightningDataModule):
     @property
     def num_classes(self) -> int:
         """2 for the binary target, 3 for the classes target."""
-        return 2 if self.target == "binary" else len(CLASS_NAMES[3])
+        return len(CLASS_NAMES[2] if self.target == "binary" else CLASS_NAMES[3])
 
     @property
     def region_codes(self) -> tuple[str, ...]:
@@ -182,10 +182,19 @@ class SceneDataModule(LightningDataModule):
 
     @property
     def norm_stats(self) -> NormStats | None:
-        """Normalisation statistics in use (``None`` when ``norm=None``); serialise with ``to_dict()``.
+        """Normalisation statistics in use; serialise with ``to_dict()``.
+
+        ``None`` when ``norm=None``, and also while ``norm="train"`` has no training scenes to compute them
+        from and no checkpoint state was loaded (:meth:`load_state_dict`); building a loader then raises a
+        :class:`~glaciermap.errors.ConfigError` instead of reading unnormalised data.
+        """
+        return self._resolve_norm_stats(required=False)
+
+    def _resolve_norm_stats(self, *, required: bool) -> NormStats | None:
+        """The statistics (computed once); see :attr:`norm_stats`.
 
         Raises:
-            ConfigError: If ``norm="train"`` and there are no training scenes.
+            ConfigError: If ``required`` and ``norm="train"`` has no training scenes.
         """
         if self._norm_stats is None and self.norm is not None:
             if isinstance(self.norm, NormStats):
@@ -193,6 +202,8 @@ class SceneDataModule(LightningDataModule):
             elif self.norm == "train":
                 infos = self._scene_infos("train")
                 if not infos:
+                    if not required:
+                        return None
                     raise ConfigError(
                         "norm='train' needs train_scenes to compute statistics from; pass train_scenes, a "
                         "statistics JSON file, or the NormStats stored in the checkpoint"
@@ -230,7 +241,10 @@ class SceneDataModule(LightningDataModule):
     # ----------------------------------------------------------------------------------------------
     # Lightning hooks
     def setup(self, stage: str) -> None:
-        """Validate the scenes of the stage and build their datasets.
+        """Validate the scenes of the stage (metadata and sizes); datasets are built when loaders are made.
+
+        Building datasets needs the normalisation statistics, which a task restoring a checkpoint hands over
+        (:meth:`load_state_dict`) after this hook, so they are only read when a loader is requested.
 
         Args:
             stage: ``"fit"``, ``"validate"``, ``"test"`` or ``"predict"``.
@@ -253,7 +267,7 @@ class SceneDataModule(LightningDataModule):
                 if split in required:
                     raise ConfigError(f"stage {stage!r} needs {split}_scenes; none were given")
                 continue
-            self.dataset(split)
+            check_patch_fits(self._scene_infos(split), self.patch_size)
         self._resolve_seed()
 
     def dataset(self, split: Split) -> SceneCollection:
@@ -280,14 +294,14 @@ class SceneDataModule(LightningDataModule):
                     target=None if split == "predict" else self.target,
                     labels="optional" if split == "predict" else "required",
                     region_codes=self.region_codes,
-                    norm=self.norm_stats,
+                    norm=self._resolve_norm_stats(required=True),
                     image_format=self.image_format,
                     fill_value=self.fill_value,
                     scene=info,
                 )
                 for info in infos
             ]
-            check_patch_fits(scenes, self.patch_size)
+            check_patch_fits(infos, self.patch_size)
             self._datasets[split] = SceneCollection(scenes)
         return self._datasets[split]
 
@@ -330,8 +344,12 @@ class SceneDataModule(LightningDataModule):
         return self._loader("predict")
 
     def state_dict(self) -> dict[str, Any]:
-        """What a checkpoint keeps of the data module: normalisation statistics and region codes."""
-        stats = self.norm_stats
+        """What a checkpoint keeps of the data module: normalisation statistics, region codes and bands.
+
+        Raises:
+            ConfigError: If ``norm="train"`` has no training scenes and no state was loaded.
+        """
+        stats = self._resolve_norm_stats(required=True)
         return {
             "norm_stats": stats.to_dict() if stats is not None else None,
             "region_codes": list(self.region_codes),

@@ -116,10 +116,11 @@ def test_state_dict_carries_statistics_into_a_test_only_module(
     state = trained.state_dict()
     assert state["region_codes"] == ["HMA", "SVAL"] and state["bands"]["dem"] == ["elevation", "slope"]
     restored = SceneDataModule(test_scenes=[folders["test"]], modalities=["optical", "dem"], patch_size=32)
+    restored.setup("test")  # as in Lightning: the task's setup hands the checkpoint's state over after this
+    assert restored.norm_stats is None, "not known yet, and asking does not raise"
     with pytest.raises(ConfigError, match="norm='train' needs train_scenes"):
-        restored.setup("test")
+        restored.test_dataloader()
     restored.load_state_dict(state)
-    restored.setup("test")
     assert restored.norm_stats == trained.norm_stats and restored.region_codes == ("HMA", "SVAL")
     batch = next(iter(restored.test_dataloader()))
     assert torch.equal(batch["region"], torch.full((4,), 2))
