@@ -201,10 +201,18 @@ def test_configuration_errors(folders: dict[str, Path]) -> None:
 class TinySegmenter(pl.LightningModule):
     """A 1x1 convolution, enough to drive the data module through Lightning's loops."""
 
-    def __init__(self, in_channels: int, num_classes: int) -> None:
+    def __init__(
+        self, in_channels: int, num_classes: int, datamodule_state: dict[str, Any] | None = None
+    ) -> None:
         super().__init__()
         self.head = nn.Conv2d(in_channels, num_classes, 1)
         self.seen: list[int] = []
+        self.datamodule_state = datamodule_state
+
+    def setup(self, stage: str) -> None:
+        # What the segmentation task does with the statistics of its checkpoint.
+        if self.datamodule_state is not None and stage != "fit":
+            self.trainer.datamodule.load_state_dict(self.datamodule_state)  # type: ignore[attr-defined]
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         self.seen.append(self.current_epoch)
@@ -214,6 +222,10 @@ class TinySegmenter(pl.LightningModule):
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         loss = nn.functional.cross_entropy(self.head(batch["image"]), batch["mask"], ignore_index=255)
         self.log("val_loss", loss, batch_size=batch["image"].shape[0])
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        loss = nn.functional.cross_entropy(self.head(batch["image"]), batch["mask"], ignore_index=255)
+        self.log("test_loss", loss, batch_size=batch["image"].shape[0])
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.SGD(self.parameters(), lr=0.01)
@@ -237,3 +249,15 @@ def test_lightning_fit_runs_epochs_with_new_windows(folders: dict[str, Path], tm
     sampler = trainer.train_dataloader.sampler  # type: ignore[union-attr]
     assert sampler.epoch == 1, "Lightning called set_epoch on the sharded sampler"
     assert np.isfinite(dm.state_dict()["norm_stats"]["modalities"]["dem"]["mean"]).all()
+
+
+def test_lightning_test_with_statistics_from_the_checkpoint(folders: dict[str, Path], tmp_path: Path) -> None:
+    trained = make(folders)
+    model = TinySegmenter(8, 2, datamodule_state=trained.state_dict())
+    test_only = SceneDataModule(test_scenes=[folders["test"]], modalities=["optical", "dem"], patch_size=32)
+    trainer = pl.Trainer(
+        accelerator="cpu", logger=False, enable_progress_bar=False, default_root_dir=tmp_path
+    )
+    (metrics,) = trainer.test(model, datamodule=test_only, verbose=False)
+    assert math.isfinite(metrics["test_loss"])
+    assert test_only.norm_stats == trained.norm_stats and test_only.region_codes == ("HMA", "SVAL")
