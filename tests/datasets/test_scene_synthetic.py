@@ -15,8 +15,7 @@ from glaciermap.constants import IGNORE_INDEX
 from glaciermap.datamodules.scenes import SceneDataModule
 from glaciermap.datasets.scene import SceneDataset
 from glaciermap.datasets.scene_folder import compute_raster_stats, inspect_scene, read_scene_stats
-
-synthetic = pytest.importorskip("glaciermap.datasets.synthetic")
+from glaciermap.datasets.synthetic import generate_scene
 
 MODALITIES = ["optical", "dem", "thermal", "sar", "insar"]
 
@@ -26,10 +25,10 @@ def scenes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A cloudy Karakoram scene with nodata stripes and a Svalbard scene, 256x256 px each."""
     root = tmp_path_factory.mktemp("synthetic")
     return {
-        "karakoram": synthetic.generate_scene(
+        "karakoram": generate_scene(
             root / "karakoram", preset="karakoram", size=(256, 256), seed=1, clouds=True, nodata_stripes=True
         ),
-        "svalbard": synthetic.generate_scene(root / "svalbard", preset="svalbard", size=(256, 256), seed=2),
+        "svalbard": generate_scene(root / "svalbard", preset="svalbard", size=(256, 256), seed=2),
     }
 
 
