@@ -34,8 +34,12 @@ class RegionPreset:
         day_of_year: Acquisition day (late ablation season), used for the sun position.
         z_floor: Elevation of the lowest valley floors (m a.s.l.); below 0 is sea when ``sea`` is set.
         z_summit: Elevation of the highest summits (m a.s.l.).
-        hypsometry: Exponent p of the hypsometric transform z = z_floor + (z_summit - z_floor) * u**p
-            (u = rank of the relief field, 0..1); p > 1 gives broad gentle valley floors and steep summits.
+        valley_gradient: Slope of the main valley floors (degrees).
+        tributary_gradient: Slope of tributary valley floors (degrees).
+        valley_width: Width of the main valley floors (m); tributaries a tenth as wide.
+        hillslope: Typical slope of valley walls (degrees).
+        accumulation_area: Share of the scene above the ELA (the terrain is shifted vertically to it,
+            except in maritime presets whose valley mouths stay at ``z_floor``).
         ela: Equilibrium-line altitude (m a.s.l.).
         mb_gradient: Mass-balance gradient db/dz below the ELA (m w.e. per m per year).
         mb_max: Maximum (accumulation) mass balance above the ELA (m w.e. per year).
@@ -59,7 +63,11 @@ class RegionPreset:
     day_of_year: int
     z_floor: float
     z_summit: float
-    hypsometry: float
+    valley_gradient: float
+    tributary_gradient: float
+    valley_width: float
+    hillslope: float
+    accumulation_area: float
     ela: float
     mb_gradient: float
     mb_max: float
@@ -85,7 +93,11 @@ PRESETS: Final[dict[str, RegionPreset]] = {
         day_of_year=237,
         z_floor=3400.0,
         z_summit=7200.0,
-        hypsometry=1.6,
+        valley_gradient=3.0,
+        tributary_gradient=12.0,
+        valley_width=800.0,
+        hillslope=38.0,
+        accumulation_area=0.35,
         ela=5350.0,
         mb_gradient=0.0055,
         mb_max=1.0,
@@ -109,7 +121,11 @@ PRESETS: Final[dict[str, RegionPreset]] = {
         day_of_year=230,
         z_floor=20.0,
         z_summit=1250.0,
-        hypsometry=1.3,
+        valley_gradient=1.5,
+        tributary_gradient=6.0,
+        valley_width=900.0,
+        hillslope=26.0,
+        accumulation_area=0.2,
         ela=420.0,
         mb_gradient=0.0045,
         mb_max=0.6,
@@ -131,9 +147,13 @@ PRESETS: Final[dict[str, RegionPreset]] = {
         year=2009,
         sensor="Landsat 5 TM",
         day_of_year=235,
-        z_floor=-350.0,
+        z_floor=-300.0,
         z_summit=2400.0,
-        hypsometry=1.25,
+        valley_gradient=2.5,
+        tributary_gradient=8.0,
+        valley_width=900.0,
+        hillslope=32.0,
+        accumulation_area=0.35,
         ela=900.0,
         mb_gradient=0.0085,
         mb_max=2.5,
@@ -157,7 +177,11 @@ PRESETS: Final[dict[str, RegionPreset]] = {
         day_of_year=240,
         z_floor=1500.0,
         z_summit=4100.0,
-        hypsometry=1.4,
+        valley_gradient=3.0,
+        tributary_gradient=12.0,
+        valley_width=700.0,
+        hillslope=33.0,
+        accumulation_area=0.3,
         ela=2950.0,
         mb_gradient=0.0075,
         mb_max=1.5,

@@ -124,6 +124,7 @@ class SceneRenderer:
         self.clouds = clouds
         self.nodata_stripes = nodata_stripes
         self.noise = PeriodicNoise(seed)
+        self.smooth_noise = PeriodicNoise(seed + 1, beta=3.4, max_wavelength=64.0, periods=(509, 419))
         self.keys = {
             name: stream_key(seed, i) for i, name in enumerate(("optical", "sar", "insar", "thermal"))
         }
@@ -164,7 +165,7 @@ class SceneRenderer:
         v = (cols[0, :] + 0.5) / f - 0.5 + w_.margin
         fld = dict(zip(FIELD_NAMES, bspline_upsample(list(w_.stack), u, v), strict=True))
         nz = self.noise.sample
-        n_edge = nz(_NOISE_EDGE, rows, cols)
+        n_edge = self.smooth_noise.sample(_NOISE_EDGE, rows, cols)
         n_alb = nz(_NOISE_ALBEDO, rows, cols)
 
         # --- surface classes -------------------------------------------------------------------------
@@ -172,7 +173,8 @@ class SceneRenderer:
         ice = ice_f > 0.5
         water = (fld["water"] + np.float32(0.08) * n_edge > 0.5) & ~ice
         sea = water & (fld["sea"] > 0.5)
-        debris_frac = np.clip(fld["debris"] + np.float32(0.16) * nz(_NOISE_DEBRIS, rows, cols), 0.0, 1.0)
+        n_deb = self.smooth_noise.sample(_NOISE_DEBRIS, rows, cols)
+        debris_frac = np.clip(fld["debris"] + np.float32(0.16) * n_deb, 0.0, 1.0)
         debris = ice & (debris_frac > 0.5)
         snow_patch = (fld["snowpot"] + np.float32(0.12) * nz(_NOISE_SNOW, rows, cols) > 0.5) & ~ice & ~water
         mel = np.where(sea, np.maximum(fld["melange"], 0.0), np.float32(0.0))
@@ -180,9 +182,13 @@ class SceneRenderer:
         f_brash = np.clip(np.float32(0.55) * mel + np.float32(0.45) * bergs, 0.0, 1.0) * (mel > 0.03)
 
         # --- elevation and slope ---------------------------------------------------------------------
-        rough = np.where(ice, np.where(debris, np.float32(0.3), np.float32(0.1)), np.float32(0.6))
-        rough = np.where(water, np.float32(0.0), rough) * np.float32(self.pixel_size)
+        # pixel-scale relief: rough rock, smooth undulating ice, hummocky debris, flat water
+        px = np.float32(self.pixel_size)
+        rough = np.where(ice | water, np.float32(0.0), np.float32(0.6) * px)
+        undulate = np.where(ice, np.where(debris, np.float32(0.35), np.float32(0.15)), np.float32(0.3)) * px
+        undulate = np.where(water, np.float32(0.0), undulate)
         z = fld["surface"] + rough * nz(_NOISE_ELEV, rows, cols)
+        z = z + undulate * self.smooth_noise.sample(0, rows, cols)
         gy, gx = np.gradient(z, self.pixel_size)  # gy: d/d(row) = towards south
         gy = gy.astype(np.float32)
         gx = gx.astype(np.float32)

@@ -19,8 +19,9 @@ B-spline and adds pixel-scale detail. The physics (see ``docs/synthetic_world.md
    H(Q) = 100 m * (Q / 1e6 m3/a)**0.3 that falls off laterally; the ice surface is smoothed, and rock that
    stands out of it is a nunatak.
 5. Debris: steep ice-free rock walls supply debris that travels with the ice and melts out in the ablation
-   zone, in proportion to the fraction of the flux already melted (Q_peak - Q) / Q_peak; debris reduces
-   ablation (Ostrem 1959), so the flux is routed a second time and debris-covered tongues reach lower.
+   zone: the cover grows with the square root of the rock-wall share of the catchment and with the depth
+   below the ELA (full cover 400 m below it); debris reduces ablation (Ostrem 1959), so the flux is routed
+   a second time and debris-covered tongues reach lower.
    Debris is kept on gentle surfaces (the Karakoram paper: 68 % of debris below 10 degrees of slope).
 6. Glaciers are split at ice divides by a marker watershed of the ice surface from its h-minima (the
    termini), the approach of Kienholz et al. (2013) used by GlaViTU.
@@ -65,7 +66,7 @@ FIELD_NAMES: tuple[str, ...] = (
 _ICE_DENSITY_G = 900.0 * 9.81
 _STEEP_ACCUMULATION = 45.0  # degrees: steeper accumulation cells shed snow (avalanches) and stay rock
 _ROCKWALL = 33.0  # degrees: ice-free cells steeper than this supply debris
-_LATERAL_SURFACE_SLOPE = math.tan(math.radians(4.0))
+_LATERAL_SURFACE_SLOPE = math.tan(math.radians(2.0))
 
 
 @dataclass
@@ -120,27 +121,75 @@ def coarse_layout(height: int, width: int, pixel_size: float) -> tuple[int, int,
 
 
 def _relief(preset: RegionPreset, shape: tuple[int, int], margin: int, cell: float, seed: int) -> F64:
-    """Bed elevation (m): fBm + ridged noise through the hypsometric transform (module step 1)."""
+    """Bed elevation (m) from a prescribed-slope (eikonal) construction (module step 1).
+
+    A target slope is set everywhere: gentle along a main valley network (the zero lines of a smooth
+    random field, wavelength lambda / 4), moderate along tributaries (zero lines at lambda / 10) and steep on
+    hillslopes (modulated by a massif field at lambda and rough noise). The elevation is the cost distance to
+    the outlets (valley mouths on the domain edge; only the southern edge for maritime presets, whose
+    valleys then drown into fjords) with that slope as local cost, i.e. the viscosity solution of the
+    eikonal equation |grad z| = tan(slope(x)) (Sethian, *Level Set Methods*, 1999, ch. 8; solved on the
+    8-neighbour grid with Dijkstra's algorithm). Every cell drains to an outlet (no pits), crests are sharp
+    where the fronts meet and valley floors are gentle: a hydrologically consistent mountain landscape.
+    """
+    from skimage.graph import MCP_Geometric
+
     rng = np.random.default_rng([seed & 0xFFFFFFFF, 1])
     lam = preset.relief_wavelength
     n_min = math.ceil(1.6 * lam / cell)
-    gy = max(shape[0] + 2 * margin, n_min)
-    gx = max(shape[1] + 2 * margin, n_min)
-    gy, gx = 16 * math.ceil(gy / 16), 16 * math.ceil(gx / 16)
-    large = spectral_field((gy, gx), rng, cell, 4.5, lam)
-    ridge_src = spectral_field((gy, gx), rng, cell, 5.5, lam / 3.0)
-    ridged = 1.0 - np.abs(ridge_src)
-    ridged = (ridged - ridged.mean()) / ridged.std()
-    detail = spectral_field((gy, gx), rng, cell, 3.0, lam / 10.0, min_wavelength=2.0 * cell)
-    h = large + 0.3 * ridged + 0.03 * detail
-    h = h[: shape[0], : shape[1]]
-    if preset.sea:  # tilt towards the south so the low end is an open coast with fjords
-        rows = np.linspace(-0.5, 0.5, shape[0])[:, None]
-        h = h + 1.4 * rows
-    core = h[margin:-margin, margin:-margin]
-    h = (h - core.mean()) / max(float(h.std()), 1e-6)
-    u = ndtr(h)
-    z: F64 = preset.z_floor + (preset.z_summit - preset.z_floor) * u**preset.hypsometry
+    gy = 16 * math.ceil(max(shape[0], n_min) / 16)
+    gx = 16 * math.ceil(max(shape[1], n_min) / 16)
+    crop = (slice(0, shape[0]), slice(0, shape[1]))
+    massif = spectral_field((gy, gx), rng, cell, 4.0, lam)[crop]
+    main = spectral_field((gy, gx), rng, cell, 4.0, lam / 4.0)[crop]
+    trib = spectral_field((gy, gx), rng, cell, 4.0, lam / 10.0)[crop]
+    rough = spectral_field((gy, gx), rng, cell, 3.0, lam / 20.0)[crop]
+
+    def tan(deg: F64 | float) -> F64:
+        out: F64 = np.tan(np.radians(deg))
+        return out
+
+    hill = tan(preset.hillslope + 5.0 * rough) * np.clip(1.0 + 0.3 * massif, 0.6, 1.6)
+
+    def floor(field_: F64, half_width: float) -> F64:
+        """1 on the floor of the valley along the zero line of ``field_``, 0 beyond ``half_width`` (m)."""
+        line = np.zeros(field_.shape, dtype=bool)
+        pos = field_ > 0
+        line[:-1] |= pos[:-1] != pos[1:]
+        line[:, :-1] |= pos[:, :-1] != pos[:, 1:]
+        d = ndimage.distance_transform_edt(~line) * cell
+        t = np.clip((d - 0.4 * half_width) / (0.6 * half_width), 0.0, 1.0)
+        out: F64 = 1.0 - t * t * (3.0 - 2.0 * t)
+        return out
+
+    main_floor = floor(main, 0.5 * preset.valley_width)
+    target = hill + (tan(preset.tributary_gradient) - hill) * floor(trib, 0.1 * preset.valley_width)
+    target = target + (tan(preset.valley_gradient) - target) * main_floor
+    edge = np.zeros(shape, dtype=bool)
+    if preset.sea:
+        edge[-1, :] = True
+    else:
+        edge[0, :] = edge[-1, :] = edge[:, 0] = edge[:, -1] = True
+    valley = main_floor > 0.99
+    sources = edge & valley
+    sources |= valley & (massif < -1.2)  # interior base levels keep relief bounded on big scenes
+    if not sources.any():
+        sources = edge
+    dist, _ = MCP_Geometric(target * cell).find_costs([tuple(p) for p in np.argwhere(sources)])
+    dist = ndimage.gaussian_filter(dist, 1.0)
+    core = dist[margin:-margin, margin:-margin]
+    if preset.sea:  # valley mouths at z_floor (fjords); relief scaled so the preset's share is above the ELA
+        q = max(float(np.quantile(core, 1.0 - preset.accumulation_area)), 1.0)
+        scale = float(np.clip((preset.ela - preset.z_floor) / q, 0.8, 3.0))
+        z: F64 = preset.z_floor + dist * scale
+    else:  # relief towards the preset's, then shifted so that the preset's share lies above the ELA
+        scale = float(
+            np.clip((preset.z_summit - preset.z_floor) / max(np.quantile(core, 0.995), 1.0), 0.8, 1.4)
+        )
+        z = dist * scale
+        z = z + (
+            preset.ela - float(np.quantile(z[margin:-margin, margin:-margin], 1.0 - preset.accumulation_area))
+        )
     return z
 
 
@@ -181,8 +230,17 @@ def _neighbour(a: F64, dy: int, dx: int, fill: float) -> F64:
     return out
 
 
-def _drain_flats(filled: F64, outlet: npt.NDArray[np.bool_]) -> F64:
-    """Give flats a tiny gradient towards their spill cells (geodesic distance; Garbrecht and Martz 1997)."""
+def _drain_flats(filled: F64, outlet: npt.NDArray[np.bool_], rise: float = 1e-4) -> F64:
+    """Give flats a gradient towards their spill cells (geodesic distance; Garbrecht and Martz 1997).
+
+    Args:
+        filled: Elevation with depressions filled (m).
+        outlet: Cells that drain out of the domain.
+        rise: Elevation added per cell of geodesic distance from the spill cell (m).
+
+    Returns:
+        The elevation with every flat draining to its spill cell.
+    """
     from skimage.graph import MCP_Geometric
 
     lower = np.zeros(filled.shape, dtype=bool)
@@ -205,7 +263,7 @@ def _drain_flats(filled: F64, outlet: npt.NDArray[np.bool_]) -> F64:
     mcp = MCP_Geometric(costs)
     dist, _ = mcp.find_costs([tuple(p) for p in starts])
     dist = np.where(np.isfinite(dist) & flat, dist, 0.0)
-    return filled + 1e-4 * dist
+    return filled + rise * dist
 
 
 def d8_receivers(z: F64, outlet: npt.NDArray[np.bool_], cell: float) -> I64:
@@ -313,7 +371,7 @@ def _route_ice(
         tot = qi + own
         qo = np.maximum(tot, 0.0)
         q[lev] = qo
-        thread[lev] = (tot > 0) & ~(acc & steep_f[lev])
+        thread[lev] = (tot > 0) & ~steep_f[lev]
         pk = np.maximum(peak_in[lev], qo)
         peak[lev] = pk
         ups = up_in[lev] + 1.0
@@ -360,17 +418,25 @@ def _glaciers(
     b = np.minimum(preset.mb_gradient * (bed - preset.ela), preset.mb_max)
     steep = slope > _STEEP_ACCUMULATION
     rockwall = slope > _ROCKWALL
+    # longitudinal slope of each flow step (degrees): debris stays on gentle tongues
+    w = bed.shape[1]
+    idx = np.arange(bed.size)
+    ok = rec >= 0
+    r = np.where(ok, rec, idx)
+    step = np.hypot(r // w - idx // w, r % w - idx % w) * cell
+    drop = bed.ravel() - bed.ravel()[r]
+    along = np.degrees(np.arctan(np.where(ok, drop / np.maximum(step, cell), 0.0))).reshape(bed.shape)
     debris = np.zeros_like(bed)
     geo = _Glaciers(np.zeros(bed.shape, dtype=bool), bed, debris, np.zeros_like(bed))
     for _ in range(2):  # second pass: debris insulation lengthens the tongues
         flux = _route_ice(levels, rec, b, steep, rockwall & ~geo.ice, debris, cell)
-        geo = _extent(preset, bed, flux, sea, cell)
+        geo = _extent(preset, bed, flux, sea, along, cell)
         debris = geo.debris
     return geo
 
 
 def _extent(
-    preset: RegionPreset, bed: F64, flux: _Flux, sea: npt.NDArray[np.bool_], cell: float
+    preset: RegionPreset, bed: F64, flux: _Flux, sea: npt.NDArray[np.bool_], along: F64, cell: float
 ) -> _Glaciers:
     """Widen the flow threads into glaciers, build the ice surface and the debris cover (steps 4 and 5)."""
     thread = flux.thread & ~sea
@@ -382,21 +448,19 @@ def _extent(
     width_n = ice_width(q_n, cell)
     h_n = ice_thickness(q_n)
     s_n = bed[iy, ix] + h_n - dist * cell * _LATERAL_SURFACE_SLOPE
-    lateral = (dist * cell <= 0.5 * width_n) & (bed <= s_n) & ~sea
+    lateral = (dist * cell <= width_n) & (bed <= s_n) & ~sea
     ice = thread | lateral
     surf0 = np.where(ice, np.maximum(s_n, bed + 1.0), bed)
-    smooth = _normalized_smooth(surf0, ice.astype(np.float64), max(1.0, 120.0 / cell))
+    smooth = _normalized_smooth(surf0, ice.astype(np.float64), max(1.0, 150.0 / cell))
     nunatak = ice & (bed > smooth + 25.0)
     ice &= ~nunatak
     ice = ndimage.binary_opening(ice, iterations=1) | thread & ~nunatak
     surface = np.where(ice, np.maximum(smooth, bed + 1.0), bed)
-    # debris: melt-out fraction of the flux times the rock-wall share of the catchment (step 5)
-    melt = np.clip(1.0 - flux.q / np.maximum(flux.q_peak, 1e-6), 0.0, 1.0)
-    cover_t = np.clip(3.2 * preset.debris_supply * np.sqrt(flux.debris_frac) * melt**0.8, 0.0, 1.0)
-    cover_t = np.where(bed < preset.ela, cover_t, 0.0)
-    cover = np.where(ice, cover_t[iy, ix], 0.0)
-    surf_slope = slope_degrees(surface, cell)
-    cover *= np.clip((16.0 - ndimage.gaussian_filter(surf_slope, 1.0)) / 8.0, 0.0, 1.0)
+    # debris: rock-wall share of the catchment, melting out progressively below the ELA (step 5)
+    below = np.clip((preset.ela - 50.0 - surface) / 350.0, 0.0, 1.0)
+    gentle = np.clip((11.0 - ndimage.gaussian_filter(along, 1.0)) / 6.0, 0.0, 1.0)
+    supply = preset.debris_supply * np.sqrt(flux.debris_frac) * gentle
+    cover = np.where(ice, np.clip(2.5 * supply[iy, ix] * below, 0.0, 1.0), 0.0)
     cover = np.where(ice, ndimage.gaussian_filter(cover, 1.0), 0.0)
     # surface velocity: flux over cross-section, parabolic across the glacier
     q_w = np.maximum(q_n, 0.0) / 0.9  # m3 ice per year
@@ -496,10 +560,12 @@ def build_coarse_world(
         sea = np.zeros(bed.shape, dtype=bool)
     outlet = edge | sea
     filled = _fill_depressions(bed, outlet)
-    routing = _drain_flats(filled, outlet)
+    # closed depressions become gently sloping plains (1.5 %) draining to their spill points
+    plain = _drain_flats(filled, outlet, rise=0.015 * cell)
+    routing = _drain_flats(plain, outlet)
     rec = d8_receivers(routing, outlet, cell)
     levels = topological_levels(rec)
-    geo = _glaciers(preset, filled, rec, levels, sea, cell)
+    geo = _glaciers(preset, plain, rec, levels, sea, cell)
     ice = geo.ice
     glacier_id, n_glaciers = _glacier_ids(ice, geo.surface, h=25.0)
     if n_glaciers:
@@ -510,7 +576,7 @@ def build_coarse_world(
 
     lake = _lakes(preset, bed, filled, ice | sea, cell)
     water = lake | sea
-    surface = np.where(ice, geo.surface, np.where(sea, 0.0, np.where(lake, filled, bed)))
+    surface = np.where(ice, geo.surface, np.where(sea, 0.0, np.where(lake, filled, plain)))
 
     rng = np.random.default_rng([seed & 0xFFFFFFFF, 2])
     # melange: calving flux from ice fronts touching the sea, spread by currents (step 7)
