@@ -24,10 +24,21 @@ from glaciermap.errors import GlaciermapError
 COMMANDS: dict[str, str] = {
     "demo": "glaciermap.commands.demo",
     "synth": "glaciermap.commands.synth",
+    "evaluate": "glaciermap.commands.evaluate",
+    "fit-band-ratio": "glaciermap.commands.fit_band_ratio",
     "convert-keras": "glaciermap.commands.convert_keras",
     "models": "glaciermap.commands.models",
 }
 """Sub-command name -> module implementing it."""
+
+
+LIGHTNING_COMMANDS: dict[str, str] = {
+    "fit": "train a model (LightningCLI: --config FILE, --print_config, ...)",
+    "validate": "validate a checkpoint on validation scenes (LightningCLI)",
+    "test": "test a checkpoint on test scenes (LightningCLI)",
+    "predict": "predict scenes with a checkpoint (LightningCLI)",
+}
+"""Sub-commands handed, with all their arguments, to LightningCLI (:mod:`glaciermap.commands.lightning`)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"glaciermap {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, help_text in LIGHTNING_COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(module_name)
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
@@ -48,6 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in LIGHTNING_COMMANDS:
+        from glaciermap.commands.lightning import run
+
+        try:
+            return run(argv)
+        except GlaciermapError as err:
+            print(f"glaciermap {argv[0]}: error: {err}", file=sys.stderr)
+            return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

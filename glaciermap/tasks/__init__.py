@@ -1,1 +1,5 @@
-"""glaciermap.tasks."""
+"""LightningModules: :class:`SegmentationTask` (glacier segmentation) and its losses and schedules."""
+
+from glaciermap.tasks.segmentation import SegmentationTask
+
+__all__ = ["SegmentationTask"]

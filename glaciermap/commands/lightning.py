@@ -1,0 +1,46 @@
+"""``glaciermap fit|validate|test|predict``: LightningCLI over the segmentation task and the scene data module.
+
+Everything after the sub-command is LightningCLI's own syntax (``--config FILE``, ``--print_config``,
+``--trainer.max_epochs 5``, ``--model.loss dice``, ...). ``seed_everything`` defaults to 0. The data module's
+modalities, bands and target are linked to the task's, and its region codes (by default the sorted codes of
+the training scenes) are passed to the model when both are built, so a config states them once.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from glaciermap.datamodules.scenes import SceneDataModule
+from glaciermap.tasks.segmentation import SegmentationTask
+
+SUBCOMMANDS: tuple[str, ...] = ("fit", "validate", "test", "predict")
+"""Sub-commands handed to LightningCLI."""
+
+
+class GlaciermapCLI(LightningCLI):
+    """LightningCLI with the data module's settings linked to the task's."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        """Link modalities, bands, target and region codes from ``data`` to ``model``."""
+        parser.link_arguments("data.init_args.modalities", "model.modalities")
+        parser.link_arguments("data.init_args.bands", "model.bands")
+        parser.link_arguments("data.init_args.target", "model.target")
+        parser.link_arguments("data.region_codes", "model.region_codes", apply_on="instantiate")
+
+
+def run(argv: Sequence[str]) -> int:
+    """Run LightningCLI with ``argv`` (starting with the sub-command); returns the exit status."""
+    GlaciermapCLI(
+        SegmentationTask,
+        SceneDataModule,
+        subclass_mode_data=True,
+        seed_everything_default=0,
+        save_config_kwargs={"overwrite": True},
+        # LightningCLI warns when given the process's own arguments explicitly.
+        args=None if list(argv) == sys.argv[1:] else list(argv),
+        auto_configure_optimizers=False,
+    )
+    return 0
