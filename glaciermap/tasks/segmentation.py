@@ -37,6 +37,7 @@ from torchmetrics.classification import (
 )
 
 from glaciermap import __version__
+from glaciermap.callbacks.throughput import Throughput
 from glaciermap.constants import CLASS_NAMES, IGNORE_INDEX, Modality
 from glaciermap.datamodules.scenes import SceneDataModule
 from glaciermap.datasets.scene import resolve_bands
@@ -189,15 +190,16 @@ class SegmentationTask(LightningModule):
             )
 
     def configure_callbacks(self) -> list[Callback]:
-        """Keep the checkpoint with the best validation glacier IoU (and the last one)."""
+        """Keep the checkpoint with the best validation glacier IoU (and the last one); show throughput."""
         return [
+            Throughput(),
             ModelCheckpoint(
                 monitor=MONITOR,
                 mode="max",
                 save_last=True,
                 filename="best-{epoch:03d}-{step}",
                 auto_insert_metric_name=False,
-            )
+            ),
         ]
 
     def configure_optimizers(self) -> Any:
