@@ -45,9 +45,10 @@ class RegionPreset:
         mb_max: Maximum (accumulation) mass balance above the ELA (m w.e. per year).
         debris_supply: Rock-wall debris supply factor (0 = clean-ice region).
         snow_patches: Amount of seasonal snow outside glaciers (0..1).
-        lake_depth_min: Minimum depression depth (m) that holds a lake; larger means fewer lakes.
+        lake_density: Mean number of lakes per km2 (proglacial lakes and tarns).
         treeline: Upper limit of vegetation (m a.s.l.), or None where there is none.
         sea: Whether the low end of the terrain is open sea (maritime region with calving fronts).
+        sea_fraction: Share of the scene below sea level in maritime presets (drowned valley mouths).
         melange: Density of ice melange and icebergs in front of calving fronts (0..1).
         t_air_sea_level: Air temperature reduced to sea level at acquisition time (K).
         relief_wavelength: Largest terrain wavelength (m); controls valley spacing.
@@ -73,9 +74,10 @@ class RegionPreset:
     mb_max: float
     debris_supply: float
     snow_patches: float
-    lake_depth_min: float
+    lake_density: float
     treeline: float | None
     sea: bool
+    sea_fraction: float
     melange: float
     t_air_sea_level: float
     relief_wavelength: float
@@ -103,9 +105,10 @@ PRESETS: Final[dict[str, RegionPreset]] = {
         mb_max=1.0,
         debris_supply=1.0,
         snow_patches=0.15,
-        lake_depth_min=4.0,
+        lake_density=0.05,
         treeline=None,
         sea=False,
+        sea_fraction=0.0,
         melange=0.0,
         t_air_sea_level=306.0,
         relief_wavelength=24000.0,
@@ -131,9 +134,10 @@ PRESETS: Final[dict[str, RegionPreset]] = {
         mb_max=0.6,
         debris_supply=0.08,
         snow_patches=0.1,
-        lake_depth_min=2.0,
+        lake_density=0.06,
         treeline=None,
         sea=False,
+        sea_fraction=0.0,
         melange=0.0,
         t_air_sea_level=279.0,
         relief_wavelength=18000.0,
@@ -153,15 +157,16 @@ PRESETS: Final[dict[str, RegionPreset]] = {
         tributary_gradient=8.0,
         valley_width=900.0,
         hillslope=32.0,
-        accumulation_area=0.35,
+        accumulation_area=0.5,
         ela=900.0,
-        mb_gradient=0.0085,
-        mb_max=2.5,
+        mb_gradient=0.0065,
+        mb_max=3.0,
         debris_supply=0.45,
         snow_patches=0.1,
-        lake_depth_min=3.0,
+        lake_density=0.08,
         treeline=550.0,
         sea=True,
+        sea_fraction=0.12,
         melange=0.8,
         t_air_sea_level=287.0,
         relief_wavelength=24000.0,
@@ -187,9 +192,10 @@ PRESETS: Final[dict[str, RegionPreset]] = {
         mb_max=1.5,
         debris_supply=0.5,
         snow_patches=0.15,
-        lake_depth_min=3.0,
+        lake_density=0.1,
         treeline=2200.0,
         sea=False,
+        sea_fraction=0.0,
         melange=0.0,
         t_air_sea_level=300.0,
         relief_wavelength=20000.0,

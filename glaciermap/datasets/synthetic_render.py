@@ -56,7 +56,7 @@ THERMAL_RESOLUTION = 60.0
 """Native resolution (m) of the thermal band; the land-surface temperature is blurred to it."""
 
 _NOISE_ELEV, _NOISE_EDGE, _NOISE_DEBRIS, _NOISE_ALBEDO, _JIT_Y, _JIT_X, _NOISE_SNOW, _NOISE_BERG = range(8)
-_NOISE_TURBID, _NOISE_LITHO = 8, 9
+_NOISE_TURBID, _NOISE_LITHO, _NOISE_CLIFF, _NOISE_POND = 8, 9, 10, 11
 
 
 @dataclass
@@ -170,8 +170,10 @@ class SceneRenderer:
 
         # --- surface classes -------------------------------------------------------------------------
         ice_f = fld["ice"] + np.float32(0.11) * n_edge
-        ice = ice_f > 0.5
-        water = (fld["water"] + np.float32(0.08) * n_edge > 0.5) & ~ice
+        water_f = fld["water"] + np.float32(0.08) * n_edge
+        wet = ice_f + water_f > 0.5  # ice and water meet without a strip of land (calving fronts)
+        ice = (ice_f > 0.5) | (wet & (ice_f >= water_f))
+        water = wet & ~ice
         sea = water & (fld["sea"] > 0.5)
         n_deb = self.smooth_noise.sample(_NOISE_DEBRIS, rows, cols)
         debris_frac = np.clip(fld["debris"] + np.float32(0.16) * n_deb, 0.0, 1.0)
@@ -185,10 +187,13 @@ class SceneRenderer:
         # pixel-scale relief: rough rock, smooth undulating ice, hummocky debris, flat water
         px = np.float32(self.pixel_size)
         rough = np.where(ice | water, np.float32(0.0), np.float32(0.6) * px)
-        undulate = np.where(ice, np.where(debris, np.float32(0.35), np.float32(0.15)), np.float32(0.3)) * px
+        undulate = np.where(ice, np.where(debris, np.float32(0.25), np.float32(0.15)), np.float32(0.3)) * px
         undulate = np.where(water, np.float32(0.0), undulate)
         z = fld["surface"] + rough * nz(_NOISE_ELEV, rows, cols)
         z = z + undulate * self.smooth_noise.sample(0, rows, cols)
+        iy = np.clip(np.rint(u), 0, w_.water_level.shape[0] - 1).astype(np.int64)
+        ix = np.clip(np.rint(v), 0, w_.water_level.shape[1] - 1).astype(np.int64)
+        z = np.where(water, w_.water_level[iy[:, None], ix[None, :]], z)  # water is flat
         gy, gx = np.gradient(z, self.pixel_size)  # gy: d/d(row) = towards south
         gy = gy.astype(np.float32)
         gx = gx.astype(np.float32)
@@ -216,6 +221,10 @@ class SceneRenderer:
         dirt = np.clip((np.float32(p.ela) - z) / np.float32(0.5 * (p.ela - p.z_floor) + 1.0), 0.0, 1.0)
         dirt = np.clip(dirt + np.float32(0.1) * n_alb, 0.0, 1.0)
         f_debris = _smoothstep(debris_frac, 0.3, 0.6)
+        # debris-covered tongues are pitted with bare ice cliffs and supraglacial ponds (a few % each)
+        cliff = debris & (nz(_NOISE_CLIFF, rows, cols) > 1.9)
+        pond = debris & ~cliff & (nz(_NOISE_POND, rows, cols) > 2.1)
+        f_debris = np.where(cliff | pond, np.float32(0.0), f_debris)
         debris_litho = np.clip(np.float32(0.45) + np.float32(0.15) * n_alb, 0.0, 1.0)
         turbid = np.where(
             sea,
@@ -241,7 +250,7 @@ class SceneRenderer:
             icev = icev + (deb_mat - icev) * f_debris
             wat = np.float32(WATER_CLEAR[b]) + np.float32(WATER_TURBID[b] - WATER_CLEAR[b]) * turbid
             wat = wat + (np.float32(BRASH_ICE[b]) - wat) * f_brash
-            rho = np.where(ice, icev, np.where(water, wat, land))
+            rho = np.where(ice & ~pond, icev, np.where(water | pond, wat, land))
             illum = np.float32(1.0 - DIFFUSE[b]) * direct + np.float32(DIFFUSE[b]) * sky
             toa = np.float32(PATH[b]) * pressure + np.float32(TRANSMIT[b]) * rho * illum
             if tau is not None:
@@ -259,7 +268,7 @@ class SceneRenderer:
         t_ice = t_ice + (np.maximum(t_debris, np.float32(273.5)) - t_ice) * f_debris
         t_water = np.float32(276.5) + np.float32(1.5) * n_alb
         t_water = t_water + (np.float32(272.8) - t_water) * f_brash
-        lst = np.where(ice, t_ice, np.where(water, t_water, t_land))
+        lst = np.where(ice & ~pond, t_ice, np.where(water | pond, t_water, t_land))
         if tau is not None:
             lst = lst + (np.float32(255.0) - lst) * tau
         if self.thermal_sigma:
@@ -274,7 +283,7 @@ class SceneRenderer:
         sig_ice = np.float32(0.035) + (np.float32(0.012) - np.float32(0.035)) * snow_cover
         sig_ice = sig_ice + (np.float32(0.10) - sig_ice) * f_debris
         sig_water = np.float32(0.004) + (np.float32(0.30) - np.float32(0.004)) * f_brash
-        sig_cls = np.where(ice, sig_ice, np.where(water, sig_water, sig_land))
+        sig_cls = np.where(ice & ~pond, sig_ice, np.where(water | pond, sig_water, sig_land))
         coh_land = np.float32(0.86) - np.float32(0.25) * np.clip(slope / np.float32(60.0), 0.0, 1.0)
         coh_land = coh_land + (np.float32(0.35) - coh_land) * veg
         coh_land = np.where(snow_patch, np.float32(0.28), coh_land)
@@ -283,7 +292,7 @@ class SceneRenderer:
         coh_deb = np.float32(0.2) + np.float32(0.22) * np.exp(-vel / np.float32(8.0))
         coh_ice = coh_ice + (coh_deb - coh_ice) * f_debris
         coh_water = np.float32(0.05) + np.float32(0.03) * f_brash
-        coh_cls = np.where(ice, coh_ice, np.where(water, coh_water, coh_land))
+        coh_cls = np.where(ice & ~pond, coh_ice, np.where(water | pond, coh_water, coh_land))
         sar = np.empty((2, hh, ww), dtype=np.float32)
         insar = np.empty((2, hh, ww), dtype=np.float32)
         cos_th = np.float32(math.cos(math.radians(SAR_INCIDENCE)))

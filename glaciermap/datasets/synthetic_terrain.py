@@ -20,12 +20,12 @@ B-spline and adds pixel-scale detail. The physics (see ``docs/synthetic_world.md
    stands out of it is a nunatak.
 5. Debris: steep ice-free rock walls supply debris that travels with the ice and melts out in the ablation
    zone: the cover grows with the square root of the rock-wall share of the catchment and with the depth
-   below the ELA (full cover 400 m below it); debris reduces ablation (Ostrem 1959), so the flux is routed
+   below the ELA (full cover 300 m below it); debris reduces ablation (Ostrem 1959), so the flux is routed
    a second time and debris-covered tongues reach lower.
    Debris is kept on gentle surfaces (the Karakoram paper: 68 % of debris below 10 degrees of slope).
 6. Glaciers are split at ice divides by a marker watershed of the ice surface from its h-minima (the
    termini), the approach of Kienholz et al. (2013) used by GlaViTU.
-7. Closed depressions deeper than a preset depth hold lakes; in maritime presets land below sea level
+7. Proglacial lakes and tarns dammed on gentle ground, mostly near glacier fronts; in maritime presets land below sea level
    connected to the domain edge is sea, ice reaching it calves, and ice melange spreads from the fronts.
 8. Cast shadows by ray marching towards the sun; thin cloud, lithology and seasonal-snow potential fields.
 """
@@ -82,6 +82,8 @@ class CoarseWorld:
             depth 0..1, snowpot a seasonal-snow potential).
         glacier_id: Id of the nearest glacier for every coarse cell (int32, 0 only where there is no glacier
             at all), so fine ice pixels at glacier margins always find their glacier.
+        water_level: Water surface elevation (m) of the nearest lake or sea cell for every coarse cell
+            (float32), so that water pixels are exactly flat.
         n_glaciers: Number of glacier ids in the domain.
         sun_azimuth: Degrees clockwise from north.
         sun_elevation: Degrees above the horizon.
@@ -92,6 +94,7 @@ class CoarseWorld:
     cell: float
     fields: dict[str, F32]
     glacier_id: npt.NDArray[np.int32]
+    water_level: F32
     n_glaciers: int
     sun_azimuth: float
     sun_elevation: float
@@ -126,8 +129,9 @@ def _relief(preset: RegionPreset, shape: tuple[int, int], margin: int, cell: flo
     A target slope is set everywhere: gentle along a main valley network (the zero lines of a smooth
     random field, wavelength lambda / 4), moderate along tributaries (zero lines at lambda / 10) and steep on
     hillslopes (modulated by a massif field at lambda and rough noise). The elevation is the cost distance to
-    the outlets (valley mouths on the domain edge; only the southern edge for maritime presets, whose
-    valleys then drown into fjords) with that slope as local cost, i.e. the viscosity solution of the
+    the outlets (valley mouths on the edge of a domain of at least 0.6 lambda a side, of which the scene
+    is a window; only the southern edge for maritime presets, whose valleys then drown into fjords) with
+    that slope as local cost, i.e. the viscosity solution of the
     eikonal equation |grad z| = tan(slope(x)) (Sethian, *Level Set Methods*, 1999, ch. 8; solved on the
     8-neighbour grid with Dijkstra's algorithm). Every cell drains to an outlet (no pits), crests are sharp
     where the fronts meet and valley floors are gentle: a hydrologically consistent mountain landscape.
@@ -136,10 +140,13 @@ def _relief(preset: RegionPreset, shape: tuple[int, int], margin: int, cell: flo
 
     rng = np.random.default_rng([seed & 0xFFFFFFFF, 1])
     lam = preset.relief_wavelength
+    # the landscape is built on at least 0.6 lambda a side, so that a small scene is a window of it
+    t_min = math.ceil(0.6 * lam / cell)
+    tshape = (max(shape[0], t_min), max(shape[1], t_min))
     n_min = math.ceil(1.6 * lam / cell)
-    gy = 16 * math.ceil(max(shape[0], n_min) / 16)
-    gx = 16 * math.ceil(max(shape[1], n_min) / 16)
-    crop = (slice(0, shape[0]), slice(0, shape[1]))
+    gy = 16 * math.ceil(max(tshape[0], n_min) / 16)
+    gx = 16 * math.ceil(max(tshape[1], n_min) / 16)
+    crop = (slice(0, tshape[0]), slice(0, tshape[1]))
     massif = spectral_field((gy, gx), rng, cell, 4.0, lam)[crop]
     main = spectral_field((gy, gx), rng, cell, 4.0, lam / 4.0)[crop]
     trib = spectral_field((gy, gx), rng, cell, 4.0, lam / 10.0)[crop]
@@ -165,23 +172,28 @@ def _relief(preset: RegionPreset, shape: tuple[int, int], margin: int, cell: flo
     main_floor = floor(main, 0.5 * preset.valley_width)
     target = hill + (tan(preset.tributary_gradient) - hill) * floor(trib, 0.1 * preset.valley_width)
     target = target + (tan(preset.valley_gradient) - target) * main_floor
-    edge = np.zeros(shape, dtype=bool)
+    edge = np.zeros(tshape, dtype=bool)
     if preset.sea:
         edge[-1, :] = True
     else:
         edge[0, :] = edge[-1, :] = edge[:, 0] = edge[:, -1] = True
     valley = main_floor > 0.99
     sources = edge & valley
-    sources |= valley & (massif < -1.2)  # interior base levels keep relief bounded on big scenes
+    if not preset.sea:  # interior base levels keep relief bounded on big scenes
+        sources |= valley & (massif < -1.2)
     if not sources.any():
         sources = edge
     dist, _ = MCP_Geometric(target * cell).find_costs([tuple(p) for p in np.argwhere(sources)])
     dist = ndimage.gaussian_filter(dist, 1.0)
+    r0 = tshape[0] - shape[0] if preset.sea else (tshape[0] - shape[0]) // 2  # maritime: keep the coast
+    c0 = (tshape[1] - shape[1]) // 2
+    dist = dist[r0 : r0 + shape[0], c0 : c0 + shape[1]]
     core = dist[margin:-margin, margin:-margin]
-    if preset.sea:  # valley mouths at z_floor (fjords); relief scaled so the preset's share is above the ELA
-        q = max(float(np.quantile(core, 1.0 - preset.accumulation_area)), 1.0)
-        scale = float(np.clip((preset.ela - preset.z_floor) / q, 0.8, 3.0))
-        z: F64 = preset.z_floor + dist * scale
+    if preset.sea:  # the lowest part of the scene is sea (fjords) and the preset's share is above the ELA
+        q_sea = float(np.quantile(core, preset.sea_fraction))
+        q_ela = float(np.quantile(core, 1.0 - preset.accumulation_area))
+        scale = preset.ela / max(q_ela - q_sea, 1.0)
+        z: F64 = (dist - q_sea) * scale
     else:  # relief towards the preset's, then shifted so that the preset's share lies above the ELA
         scale = float(
             np.clip((preset.z_summit - preset.z_floor) / max(np.quantile(core, 0.995), 1.0), 0.8, 1.4)
@@ -457,10 +469,10 @@ def _extent(
     ice = ndimage.binary_opening(ice, iterations=1) | thread & ~nunatak
     surface = np.where(ice, np.maximum(smooth, bed + 1.0), bed)
     # debris: rock-wall share of the catchment, melting out progressively below the ELA (step 5)
-    below = np.clip((preset.ela - 50.0 - surface) / 350.0, 0.0, 1.0)
-    gentle = np.clip((11.0 - ndimage.gaussian_filter(along, 1.0)) / 6.0, 0.0, 1.0)
+    below = np.clip((preset.ela - 30.0 - surface) / 270.0, 0.0, 1.0)
+    gentle = np.clip((10.0 - ndimage.gaussian_filter(along, 1.0)) / 5.0, 0.0, 1.0)
     supply = preset.debris_supply * np.sqrt(flux.debris_frac) * gentle
-    cover = np.where(ice, np.clip(2.5 * supply[iy, ix] * below, 0.0, 1.0), 0.0)
+    cover = np.where(ice, np.clip(3.5 * supply[iy, ix] * below, 0.0, 1.0), 0.0)
     cover = np.where(ice, ndimage.gaussian_filter(cover, 1.0), 0.0)
     # surface velocity: flux over cross-section, parabolic across the glacier
     q_w = np.maximum(q_n, 0.0) / 0.9  # m3 ice per year
@@ -492,18 +504,53 @@ def _glacier_ids(ice: npt.NDArray[np.bool_], surface: F64, h: float) -> tuple[np
 
 
 def _lakes(
-    preset: RegionPreset, bed: F64, filled: F64, excluded: npt.NDArray[np.bool_], cell: float
-) -> npt.NDArray[np.bool_]:
-    """Lakes: closed depressions deeper than the preset's depth and at most 1 km2 (larger ones are plains)."""
-    deep = ndimage.binary_opening((filled - bed > preset.lake_depth_min) & ~excluded)
-    lab, n = ndimage.label(deep)
+    preset: RegionPreset,
+    z: F64,
+    ice: npt.NDArray[np.bool_],
+    sea: npt.NDArray[np.bool_],
+    margin: int,
+    cell: float,
+    rng: np.random.Generator,
+) -> tuple[npt.NDArray[np.bool_], F64]:
+    """Proglacial lakes and tarns on gentle ice-free ground (module step 7).
+
+    Lakes are dammed (moraines, bedrock sills): each is a disc of radius 60-250 m, with a ragged shore,
+    around a seeded centre, flooded up to 2 m above the ground at the centre. Centres are drawn with
+    probability proportional to gentle (< 8 degrees) ice-free ground below ELA + 200 m, five times more
+    near glacier fronts (< 600 m), ``lake_density`` per km2 on average.
+
+    Returns:
+        (lake mask, water level in m where there is a lake).
+    """
+    lake = np.zeros(z.shape, dtype=bool)
+    level = np.zeros_like(z)
+    slope = slope_degrees(z, cell)
+    ok = ~ice & ~sea & (slope < 8.0) & (z < preset.ela + 200.0)
+    ok[:margin, :] = ok[-margin:, :] = ok[:, :margin] = ok[:, -margin:] = False
+    if not ok.any() or preset.lake_density <= 0:
+        return lake, level
+    near = ndimage.distance_transform_edt(~ice) * cell < 600.0 if ice.any() else np.zeros_like(ok)
+    weight = np.where(ok, 1.0 + 4.0 * near, 0.0).ravel()
+    area_km2 = (z.shape[0] - 2 * margin) * (z.shape[1] - 2 * margin) * cell * cell / 1e6
+    n = min(int(rng.poisson(preset.lake_density * area_km2)), int(ok.sum()))
     if n == 0:
-        return deep
-    area = np.bincount(lab.ravel(), minlength=n + 1) * cell * cell
-    keep = (area <= 1.0e6) & (area >= 4 * cell * cell)
-    keep[0] = False
-    out: npt.NDArray[np.bool_] = keep[lab]
-    return out
+        return lake, level
+    centres: I64 = rng.choice(weight.size, size=n, replace=False, p=weight / weight.sum())
+    radii = rng.uniform(60.0, 250.0, size=len(centres))
+    wobble = rng.uniform(0.0, 2.0 * math.pi, size=(len(centres), 3))
+    for k, (c, radius) in enumerate(zip(centres, radii, strict=True)):
+        cy, cx = divmod(int(c), z.shape[1])
+        rc = math.ceil(1.4 * radius / cell) + 1
+        ys = slice(max(cy - rc, 0), min(cy + rc + 1, z.shape[0]))
+        xs = slice(max(cx - rc, 0), min(cx + rc + 1, z.shape[1]))
+        yy, xx = np.mgrid[ys, xs]
+        ang = np.arctan2(yy - cy, xx - cx)
+        shore = radius * (1.0 + 0.25 * np.sin(2 * ang + wobble[k, 0]) + 0.15 * np.sin(3 * ang + wobble[k, 1]))
+        lvl = z[cy, cx] + 2.0
+        disc = (np.hypot(yy - cy, xx - cx) * cell <= shore) & (z[ys, xs] <= lvl) & ok[ys, xs]
+        lake[ys, xs] |= disc
+        level[ys, xs] = np.where(disc, lvl, level[ys, xs])
+    return lake, level
 
 
 def _cast_shadow(surface: F64, cell: float, azimuth: float, elevation: float) -> F64:
@@ -574,11 +621,15 @@ def build_coarse_world(
     else:
         id_fill = glacier_id
 
-    lake = _lakes(preset, bed, filled, ice | sea, cell)
-    water = lake | sea
-    surface = np.where(ice, geo.surface, np.where(sea, 0.0, np.where(lake, filled, plain)))
-
     rng = np.random.default_rng([seed & 0xFFFFFFFF, 2])
+    lake, lake_level = _lakes(preset, plain, ice, sea, margin, cell, rng)
+    water = lake | sea
+    surface = np.where(ice, geo.surface, np.where(sea, 0.0, np.where(lake, lake_level, plain)))
+    if water.any():
+        _, (wy, wx) = ndimage.distance_transform_edt(~water, return_indices=True)
+        level_fill = np.where(sea, 0.0, lake_level)[wy, wx]
+    else:
+        level_fill = np.zeros_like(bed)
     # melange: calving flux from ice fronts touching the sea, spread by currents (step 7)
     melange = np.zeros_like(bed)
     if ice.any():
@@ -638,6 +689,7 @@ def build_coarse_world(
         cell=cell,
         fields={k: v.astype(np.float32) for k, v in fields.items()},
         glacier_id=id_fill.astype(np.int32),
+        water_level=level_fill.astype(np.float32),
         n_glaciers=n_glaciers,
         sun_azimuth=az,
         sun_elevation=el,
