@@ -1,0 +1,346 @@
+"""Reading the inventory's inputs: the class raster, the DEM on the class grid, and the pixel geometry.
+
+* :func:`read_classes` reads a class raster (``0`` background, ``1`` clean ice, ``2`` debris-covered ice,
+  ``255``/nodata outside the scene; a binary 0/1 glacier map works too) strip by strip, checks its values
+  and optionally median-filters it, returning a ``uint8`` array and its :class:`ClassGrid`.
+* :class:`DemReader` reads DEM windows *on the class grid*: directly when the DEM already shares that grid,
+  otherwise through a GDAL warped VRT (bilinear) that reprojects and resamples only the windows asked for.
+* :class:`ClassGrid` knows the ground size of every pixel in metres: constant for projected CRSs, per row on
+  the ellipsoid for geographic (longitude/latitude) CRSs, so areas are in km2 either way.
+
+Every problem with the inputs raises :class:`~glaciermap.errors.InputError` naming the file and what was
+expected.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.enums import Resampling
+from rasterio.errors import RasterioError
+from rasterio.vrt import WarpedVRT
+from rasterio.warp import transform_bounds
+from rasterio.windows import Window
+
+from glaciermap.constants import BACKGROUND, CLEAN_ICE, DEBRIS_ICE, IGNORE_INDEX
+from glaciermap.errors import InputError
+from glaciermap.io import open_raster
+
+STRIP_ROWS = 1024
+"""Rows read at a time when scanning a whole raster (bounds the memory of the scan)."""
+
+
+@dataclass(frozen=True)
+class ClassGrid:
+    """The grid of the class raster, on which the whole inventory is computed.
+
+    Attributes:
+        path: The class raster file.
+        crs: Its coordinate reference system.
+        transform: Its affine transform (north-up, no rotation).
+        height: Number of rows.
+        width: Number of columns.
+        row_area_m2: Ground area of one pixel of each row, m2, shape (height,).
+        row_dx_m: Ground width (east-west) of one pixel of each row, m, shape (height,).
+        row_dy_m: Ground height (north-south) of one pixel of each row, m, shape (height,).
+    """
+
+    path: Path
+    crs: CRS
+    transform: Affine
+    height: int
+    width: int
+    row_area_m2: npt.NDArray[np.float64]
+    row_dx_m: npt.NDArray[np.float64]
+    row_dy_m: npt.NDArray[np.float64]
+
+    @property
+    def geographic(self) -> bool:
+        """Whether the CRS is geographic (longitude/latitude in degrees)."""
+        return bool(self.crs.is_geographic)
+
+    @property
+    def pixel_size_m(self) -> float:
+        """Mean ground pixel size, m (the geometric mean of the mean pixel width and height)."""
+        return float(math.sqrt(float(np.mean(self.row_dx_m)) * float(np.mean(self.row_dy_m))))
+
+    def window_transform(self, row0: int, col0: int) -> Affine:
+        """Affine transform of a window whose top-left pixel is (``row0``, ``col0``)."""
+        t = self.transform
+        return Affine(t.a, 0.0, t.c + t.a * col0, 0.0, t.e, t.f + t.e * row0)
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """``(left, bottom, right, top)`` of the grid in its CRS."""
+        t = self.transform
+        return (t.c, t.f + t.e * self.height, t.c + t.a * self.width, t.f)
+
+    def xy(self, row: float, col: float) -> tuple[float, float]:
+        """CRS coordinates of a (fractional) pixel position; ``(row + 0.5, col + 0.5)`` is a pixel centre."""
+        t = self.transform
+        return t.c + t.a * col, t.f + t.e * row
+
+
+def ellipsoid_row_geometry(
+    transform: Affine, height: int, crs: CRS
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Ground area, width and height of the pixels of each row of a geographic (lon/lat) grid.
+
+    The area of a cell bounded by two meridians and two parallels on the ellipsoid is
+    ``b**2 * dlon / 2 * (q(lat2) - q(lat1))`` with the authalic function
+    ``q(phi) = sin(phi) / (1 - e2 sin2(phi)) + ln((1 + e sin(phi)) / (1 - e sin(phi))) / (2 e)``
+    (Snyder 1987, *Map Projections: A Working Manual*, Eq. 3-12 and the zone area that follows from it).
+    Widths use the radius of the parallel ``N cos(phi)`` and heights the meridional radius ``M``
+    (Snyder 1987, Eqs. 4-18 and 4-20) at the row centre.
+
+    Args:
+        transform: North-up affine transform in degrees.
+        height: Number of rows.
+        crs: The geographic CRS (its ellipsoid is used).
+
+    Returns:
+        ``(area_m2, dx_m, dy_m)``, each of shape (height,).
+    """
+    from pyproj import CRS as ProjCRS
+
+    ell = ProjCRS.from_user_input(crs.to_wkt()).ellipsoid
+    a, b = (6378137.0, 6356752.314245) if ell is None else (ell.semi_major_metre, ell.semi_minor_metre)
+    e2 = 1.0 - (b * b) / (a * a)
+    e = math.sqrt(e2)
+    dlon = math.radians(abs(transform.a))
+    lat_top = transform.f + transform.e * np.arange(height, dtype=np.float64)
+    lat_bot = lat_top + transform.e
+    phi1 = np.radians(np.minimum(lat_top, lat_bot))
+    phi2 = np.radians(np.maximum(lat_top, lat_bot))
+
+    def q(phi: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        s = np.sin(phi)
+        if e == 0.0:
+            return 2.0 * s
+        out: npt.NDArray[np.float64] = s / (1.0 - e2 * s * s) + np.log((1.0 + e * s) / (1.0 - e * s)) / (
+            2.0 * e
+        )
+        return out
+
+    area = np.abs(b * b * dlon / 2.0 * (q(phi2) - q(phi1)))
+    phic = (phi1 + phi2) / 2.0
+    w = 1.0 - e2 * np.sin(phic) ** 2
+    n_radius = a / np.sqrt(w)
+    m_radius = a * (1.0 - e2) / w**1.5
+    dx = n_radius * np.cos(phic) * dlon
+    dy = m_radius * np.radians(abs(transform.e))
+    return area, dx, dy
+
+
+def make_grid(path: Path, crs: Any, transform: Affine, height: int, width: int) -> ClassGrid:
+    """Build the :class:`ClassGrid` of a raster, checking that it can carry an inventory.
+
+    Args:
+        path: The raster file (for messages).
+        crs: Its CRS.
+        transform: Its affine transform.
+        height: Rows.
+        width: Columns.
+
+    Returns:
+        The grid with per-row pixel sizes in metres.
+
+    Raises:
+        InputError: If the raster has no CRS, is rotated, or uses a projected CRS whose unit is unknown.
+    """
+    if crs is None:
+        raise InputError(f"{path}: the class raster has no CRS (expected a georeferenced GeoTIFF)")
+    crs = CRS.from_user_input(crs)
+    if transform.b != 0 or transform.d != 0 or transform.a <= 0 or transform.e >= 0:
+        raise InputError(
+            f"{path}: expected a north-up raster without rotation, got transform {tuple(transform)[:6]}"
+        )
+    if crs.is_geographic:
+        area, dx, dy = ellipsoid_row_geometry(transform, height, crs)
+    else:
+        factor = crs.linear_units_factor[1] if crs.linear_units_factor else 1.0
+        dx = np.full(height, transform.a * factor)
+        dy = np.full(height, -transform.e * factor)
+        area = dx * dy
+    return ClassGrid(Path(path), crs, transform, height, width, area, dx, dy)
+
+
+def read_classes(
+    path: str | os.PathLike[str], median_filter: int = 0, strip_rows: int = STRIP_ROWS
+) -> tuple[npt.NDArray[np.uint8], ClassGrid]:
+    """Read a class raster strip by strip into ``uint8`` classes 0/1/2 with 255 for nodata.
+
+    Any value 1 or 2 is glacier, 2 is debris-covered ice; the raster's nodata value and 255 become 255.
+
+    Args:
+        path: A single-band integer GeoTIFF of classes (our mapper's output or a scene's ``labels.tif``).
+        median_filter: Odd window size of the median filter applied before vectorising (0 or 1: none),
+            see :func:`glaciermap.inventory.filtering.median_filter_classes`.
+        strip_rows: Rows read at a time.
+
+    Returns:
+        ``(classes, grid)``.
+
+    Raises:
+        InputError: If the file is missing or unreadable, not an integer raster, holds values other than
+            0, 1, 2 and nodata, or is nodata everywhere.
+    """
+    from glaciermap.inventory.filtering import median_filter_classes
+
+    p = Path(path)
+    what = "glacier classes (0 background, 1 clean ice, 2 debris, 255 nodata)"
+    try:
+        with open_raster(p, what) as src:
+            if np.dtype(src.dtypes[0]).kind not in "iu":
+                raise InputError(f"{p}: expected an integer class raster ({what}), got dtype {src.dtypes[0]}")
+            grid = make_grid(p, src.crs, src.transform, src.height, src.width)
+            nodata = src.nodata
+            classes = np.empty((src.height, src.width), dtype=np.uint8)
+            counts = np.zeros(4, dtype=np.int64)
+            for r0 in range(0, src.height, strip_rows):
+                h = min(strip_rows, src.height - r0)
+                raw = src.read(1, window=Window(0, r0, src.width, h))
+                classes[r0 : r0 + h] = _to_classes(raw, nodata, p, what)
+                c = np.bincount(classes[r0 : r0 + h].ravel(), minlength=256)
+                counts += [c[BACKGROUND], c[CLEAN_ICE], c[DEBRIS_ICE], c[IGNORE_INDEX]]
+    except RasterioError as err:
+        raise InputError(f"{p}: could not read the class raster ({what}): {err}") from None
+    if counts[:3].sum() == 0:
+        raise InputError(f"{p}: the class raster is nodata everywhere (expected some pixels with {what})")
+    if median_filter > 1:
+        if median_filter % 2 == 0:
+            from glaciermap.errors import ConfigError
+
+            raise ConfigError(f"median_filter must be an odd window size, got {median_filter}")
+        classes = median_filter_classes(classes, median_filter, strip_rows=strip_rows)
+    return classes, grid
+
+
+def _to_classes(raw: npt.NDArray[Any], nodata: float | None, path: Path, what: str) -> npt.NDArray[np.uint8]:
+    """Map raw class values to 0/1/2/255, rejecting anything else."""
+    arr = raw.astype(np.int64, copy=False)
+    nd = np.zeros(arr.shape, dtype=bool) if nodata is None else arr == int(nodata)
+    nd |= arr == IGNORE_INDEX
+    bad = ~nd & ((arr < 0) | (arr > DEBRIS_ICE))
+    if bad.any():
+        values = np.unique(arr[bad])[:5].tolist()
+        raise InputError(f"{path}: unexpected class values {values} (expected {what})")
+    out = arr.astype(np.uint8)
+    out[nd] = IGNORE_INDEX
+    return out
+
+
+class DemReader:
+    """Read windows of a DEM's elevation band on the class grid (metres, NaN where nodata).
+
+    When the DEM's CRS, transform and size equal the class raster's, windows are read directly;
+    otherwise the DEM is reprojected and resampled (bilinear) to the class grid through a GDAL
+    ``WarpedVRT``, which warps only the windows that are read.
+
+    Args:
+        path: The DEM GeoTIFF; band 1 is elevation in m (a scene's ``dem.tif`` has slope in band 2,
+            which is not used: slope is recomputed from elevation on the class grid).
+        grid: The class grid.
+
+    Raises:
+        InputError: If the DEM is missing, unreadable, has no CRS, or does not overlap the class raster.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], grid: ClassGrid) -> None:
+        self.path = Path(path)
+        self.grid = grid
+        self._src = open_raster(self.path, "DEM (band 1: elevation in m)")
+        self._vrt: WarpedVRT | None = None
+        try:
+            self._setup()
+        except BaseException:
+            self._src.close()
+            raise
+
+    def _setup(self) -> None:
+        src, grid = self._src, self.grid
+        if src.crs is None:
+            raise InputError(
+                f"{self.path}: the DEM has no CRS, so it cannot be aligned with the class grid {grid.path}"
+            )
+        if np.dtype(src.dtypes[0]).kind not in "iuf":
+            raise InputError(f"{self.path}: expected a numeric DEM, got dtype {src.dtypes[0]}")
+        self.nodata = src.nodata
+        self.same_grid = (
+            CRS.from_user_input(src.crs) == grid.crs
+            and src.transform.almost_equals(grid.transform, precision=1e-9)
+            and (src.height, src.width) == (grid.height, grid.width)
+        )
+        if self.same_grid:
+            return
+        try:
+            left, bottom, right, top = transform_bounds(src.crs, grid.crs, *src.bounds, densify_pts=21)
+        except Exception as err:
+            raise InputError(
+                f"{self.path}: the DEM's CRS {src.crs} cannot be transformed to the class raster's CRS "
+                f"{grid.crs}: {err}"
+            ) from None
+        g_left, g_bottom, g_right, g_top = grid.bounds
+        if not (left < g_right and right > g_left and bottom < g_top and top > g_bottom):
+            raise InputError(
+                f"{self.path}: the DEM (bounds {src.bounds} in {src.crs}) does not overlap the class raster "
+                f"{grid.path} (expected a DEM covering the glaciers)"
+            )
+        self._vrt = WarpedVRT(
+            src,
+            crs=grid.crs,
+            transform=grid.transform,
+            width=grid.width,
+            height=grid.height,
+            resampling=Resampling.bilinear,
+            src_nodata=self.nodata if self.nodata is not None else None,
+            nodata=np.nan,
+            dtype="float32",
+        )
+
+    def read(self, row0: int, col0: int, height: int, width: int) -> npt.NDArray[np.float32]:
+        """Read a window of elevations on the class grid, NaN where the DEM has no data.
+
+        Args:
+            row0: First row of the window (class grid).
+            col0: First column.
+            height: Rows (the window must lie inside the class grid).
+            width: Columns.
+
+        Returns:
+            Elevation in m, shape (height, width), float32.
+
+        Raises:
+            InputError: If the DEM cannot be read (e.g. a corrupt block).
+        """
+        window = Window(col0, row0, width, height)
+        try:
+            if self._vrt is not None:
+                z = self._vrt.read(1, window=window).astype(np.float32, copy=False)
+            else:
+                z = self._src.read(1, window=window).astype(np.float32, copy=False)
+        except RasterioError as err:
+            raise InputError(f"{self.path}: could not read DEM window {window}: {err}") from None
+        if self.nodata is not None and not np.isnan(self.nodata):
+            z = np.where(z == np.float32(self.nodata), np.float32(np.nan), z)
+        return z
+
+    def close(self) -> None:
+        """Close the DEM (and its warped view)."""
+        if self._vrt is not None:
+            self._vrt.close()
+        self._src.close()
+
+    def __enter__(self) -> DemReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,54 @@
+"""Surface slope and aspect from elevation, with the ground pixel spacing of every row.
+
+Horn's (1981) third-order finite difference over the 3x3 neighbourhood (Horn, B. K. P., 1981, Hill
+shading and the reflectance map, Proc. IEEE 69(1), Eqs. for p = dz/dx and q = dz/dy, the weights 1-2-1 used
+by GDAL ``gdaldem`` and ArcGIS). The spacing may vary by row, so geographic (lon/lat) grids get slopes in
+degrees from metres, not from degrees of arc.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+
+def slope_aspect(
+    z: npt.NDArray[np.floating],
+    dx_m: npt.NDArray[np.float64] | float,
+    dy_m: npt.NDArray[np.float64] | float,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """Slope and aspect of a north-up elevation grid.
+
+    Args:
+        z: Elevation in m, shape (H, W), NaN for nodata. Row 0 is the northern edge.
+        dx_m: Pixel width in m, a scalar or one value per row, shape (H,).
+        dy_m: Pixel height in m, a scalar or one value per row, shape (H,).
+
+    Returns:
+        ``(slope_deg, aspect_deg)``, float32 of shape (H, W). Slope in [0, 90) degrees; aspect is the
+        azimuth of the downslope direction, degrees clockwise from north in [0, 360), NaN where the
+        surface is flat. Both are NaN on the outer rows/columns, at nodata and next to it.
+    """
+    zz = np.asarray(z, dtype=np.float32)
+    h, w = zz.shape
+    slope = np.full((h, w), np.nan, dtype=np.float32)
+    aspect = np.full((h, w), np.nan, dtype=np.float32)
+    if h < 3 or w < 3:
+        return slope, aspect
+    dx = np.broadcast_to(np.asarray(dx_m, dtype=np.float64), (h,))[1:-1, None]
+    dy = np.broadcast_to(np.asarray(dy_m, dtype=np.float64), (h,))[1:-1, None]
+    a, b, c = zz[:-2, :-2], zz[:-2, 1:-1], zz[:-2, 2:]
+    d, f = zz[1:-1, :-2], zz[1:-1, 2:]
+    g, hh, i = zz[2:, :-2], zz[2:, 1:-1], zz[2:, 2:]
+    # p: increase of z towards the east; q: increase of z towards the north (rows run southwards).
+    p = ((c + 2 * f + i) - (a + 2 * d + g)) / (8.0 * dx)
+    q = ((a + 2 * b + c) - (g + 2 * hh + i)) / (8.0 * dy)
+    grad = np.hypot(p, q)
+    slope[1:-1, 1:-1] = np.degrees(np.arctan(grad))
+    asp = np.degrees(np.arctan2(-p, -q)) % 360.0  # azimuth of (-p, -q): the steepest descent
+    asp[grad == 0] = np.nan
+    aspect[1:-1, 1:-1] = asp
+    nodata = ~np.isfinite(zz)
+    slope[nodata] = np.nan
+    aspect[nodata] = np.nan
+    return slope, aspect
