@@ -28,6 +28,8 @@ COMMANDS: dict[str, str] = {
     "fit-band-ratio": "glaciermap.commands.fit_band_ratio",
     "convert-keras": "glaciermap.commands.convert_keras",
     "models": "glaciermap.commands.models",
+    "inventory": "glaciermap.commands.inventory",
+    "compare-inventory": "glaciermap.commands.compare_inventory",
 }
 """Sub-command name -> module implementing it."""
 
