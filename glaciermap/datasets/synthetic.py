@@ -106,19 +106,21 @@ class _RunningStats:
 
     def update(self, data: npt.NDArray[np.float32], valid: npt.NDArray[np.bool_]) -> None:
         """Merge the valid pixels of one block, ``data`` of shape (bands, h, w)."""
-        vals = data[:, valid].astype(np.float64)
+        vals = data.reshape(data.shape[0], -1) if valid.all() else data[:, valid]
         n_b = vals.shape[1]
         if n_b == 0:
             return
-        mean_b = vals.mean(axis=1)
-        m2_b = ((vals - mean_b[:, None]) ** 2).sum(axis=1)
+        mean_b = vals.sum(axis=1, dtype=np.float64) / n_b
+        centred = vals - mean_b.astype(np.float32)[:, None]
+        m2_b = np.square(centred).sum(axis=1, dtype=np.float64)
+        m2_b -= centred.sum(axis=1, dtype=np.float64) ** 2 / n_b  # rounding of the float32 mean
         n = self.count + n_b
         delta = mean_b - self.mean
         self.mean = self.mean + delta * (n_b / n)
         self.m2 = self.m2 + m2_b + delta**2 * (self.count * n_b / n)
         self.count = n
-        self.vmin = np.minimum(self.vmin, vals.min(axis=1))
-        self.vmax = np.maximum(self.vmax, vals.max(axis=1))
+        self.vmin = np.minimum(self.vmin, vals.min(axis=1).astype(np.float64))
+        self.vmax = np.maximum(self.vmax, vals.max(axis=1).astype(np.float64))
 
     def as_dict(self) -> dict[str, Any]:
         """The statistics as JSON-ready lists (population standard deviation)."""
@@ -144,8 +146,8 @@ def _validate(
         raise ConfigError(
             f"size must be between {MIN_SIZE} and {MAX_SIZE} pixels a side, got {height} x {width}"
         )
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= seed < 2**32:
+        raise ConfigError(f"seed must be an integer between 0 and 2**32 - 1, got {seed!r}")
     if not (isinstance(pixel_size, (int, float)) and math.isfinite(pixel_size) and 0.5 <= pixel_size <= 1000):
         raise ConfigError(f"pixel_size must be a number of metres between 0.5 and 1000, got {pixel_size!r}")
     if block_size < 16:
@@ -196,7 +198,7 @@ def generate_scene(
         preset: Region preset name, one of :data:`PRESETS` (``karakoram``, ``svalbard``, ``alaska``,
             ``alps``).
         size: Scene (height, width) in pixels, each 64..100,000.
-        seed: Non-negative seed; the same arguments give byte-identical files.
+        seed: Seed, 0 .. 2**32 - 1; the same arguments give byte-identical files.
         pixel_size: Pixel size (m).
         clouds: Draw thin cloud (raises visible and SWIR reflectance; labels 255 where it is thick).
         nodata_stripes: Draw scan-line-corrector-off nodata stripes (-9999 in every float raster, 255 in
@@ -235,6 +237,7 @@ def generate_scene(
         "crs": crs,
         "transform": transform,
         "compress": "deflate",
+        "zlevel": 1,  # noisy float bands barely compress further; level 6 doubles the writing time
         "tiled": tiled,
     }
     if tiled:

@@ -32,14 +32,15 @@ class RegionPreset:
         year: Acquisition year written to ``scene.json``.
         sensor: Optical sensor the spectra imitate.
         day_of_year: Acquisition day (late ablation season), used for the sun position.
-        z_floor: Elevation of the lowest valley floors (m a.s.l.); below 0 is sea when ``sea`` is set.
-        z_summit: Elevation of the highest summits (m a.s.l.).
+        z_floor: Nominal lowest elevation (m a.s.l.); with ``z_summit`` it sets the relief the terrain is
+            scaled towards (non-maritime presets) and the down-glacier darkening of bare ice.
+        z_summit: Nominal highest elevation (m a.s.l.).
         valley_gradient: Slope of the main valley floors (degrees).
         tributary_gradient: Slope of tributary valley floors (degrees).
         valley_width: Width of the main valley floors (m); tributaries a tenth as wide.
         hillslope: Typical slope of valley walls (degrees).
-        accumulation_area: Share of the scene above the ELA (the terrain is shifted vertically to it,
-            except in maritime presets whose valley mouths stay at ``z_floor``).
+        accumulation_area: Share of the scene above the ELA (the terrain is shifted, or for maritime
+            presets scaled, vertically to it).
         ela: Equilibrium-line altitude (m a.s.l.).
         mb_gradient: Mass-balance gradient db/dz below the ELA (m w.e. per m per year).
         mb_max: Maximum (accumulation) mass balance above the ELA (m w.e. per year).
