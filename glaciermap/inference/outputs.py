@@ -1,0 +1,443 @@
+"""The files of a mapped scene, written from a stream of blended strips.
+
+:func:`write_outputs` consumes a :class:`~glaciermap.inference.predictor.SceneStream` and writes, into the
+output folder::
+
+    classes.tif                 uint8, 1 band: argmax class (0 background, 1 glacier; or 0 background,
+                                1 clean ice, 2 debris-covered ice), 255 nodata
+    confidence.tif              float32, 1 band: GlaViTU paper Eq. 3, 1 + sum_i p_i log_C p_i, in [0, 1]
+    calibrated_confidence.tif   float32, 1 band: the checkpoint's calibrator applied to confidence (only
+                                when the checkpoint carries one)
+    probabilities.tif           float32, K bands: blended class probabilities (only when asked for)
+    mc_std.tif                  float32, K bands: Monte-Carlo dropout spread per class (only with MC)
+    quicklook.png               false colour (SWIR1/NIR/red) with class outlines, and the confidence
+    summary.json                area by class (km2), mean confidence, time, throughput, windows, device,
+                                model
+
+Every raster is a Cloud-Optimised GeoTIFF on the scene's grid (CRS, transform, width, height), DEFLATE
+compressed with internal overviews. Float rasters declare the scene's nodata value (``-9999`` unless the
+input declares NaN or another value outside ``[0, 1]``); a pixel that is nodata or NaN in any input
+modality is nodata in every output.
+
+Each file is first written under a temporary name beside its final one (:func:`glaciermap.io.atomic_output`)
+and all are renamed together at the very end (``summary.json`` last), so an interrupted run never leaves a
+file that looks complete, and leaves no temporary file either.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import rasterio
+import rasterio.errors
+from rasterio.enums import Resampling
+
+from glaciermap import __version__
+from glaciermap.constants import BANDS, IGNORE_INDEX, RASTER_NODATA, SCENE_FILES
+from glaciermap.datasets.scene_folder import SceneInfo
+from glaciermap.inference.checkpoint import MappingModel
+from glaciermap.inference.confidence import entropy_confidence
+from glaciermap.inference.predictor import SceneStream, Strip
+from glaciermap.inference.writers import StreamingRaster
+from glaciermap.io import atomic_output
+
+QUICKLOOK_SIDE = 1024
+"""Longest side of the quick-look panels (pixels); larger scenes are decimated for it."""
+
+EARTH_RADIUS_M = 6_371_008.8
+"""Mean Earth radius (m), for pixel areas of geographic (lon/lat) grids."""
+
+CLASS_COLOURS: dict[str, tuple[int, int, int, int]] = {
+    "background": (0, 0, 0, 255),
+    "glacier": (0, 200, 255, 255),
+    "clean_ice": (0, 200, 255, 255),
+    "debris_ice": (255, 140, 0, 255),
+}
+"""Colour table of ``classes.tif`` by class name (nodata 255 is transparent)."""
+
+ProgressCallback = Callable[[float], None]
+"""Called with the area (km2) of every strip written."""
+
+
+@dataclass
+class MapResult:
+    """What :func:`write_outputs` produced.
+
+    Attributes:
+        out_dir: The output folder.
+        files: Output name (``"classes"``, ``"confidence"``, ...) -> final path.
+        summary: The content of ``summary.json``.
+    """
+
+    out_dir: Path
+    files: dict[str, Path] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def float_nodata(scene: SceneInfo) -> float:
+    """Nodata value of the float outputs: the input's, unless it could be a valid value in ``[0, 1]``.
+
+    Args:
+        scene: The scene (its first raster's declared nodata is used).
+
+    Returns:
+        NaN or a value outside ``[0, 1]`` (``-9999`` by default).
+    """
+    nodata = next(iter(scene.rasters.values())).nodata
+    if nodata is not None and (math.isnan(nodata) or not 0.0 <= nodata <= 1.0):
+        return float(nodata)
+    return RASTER_NODATA
+
+
+def row_areas_km2(scene: SceneInfo) -> npt.NDArray[np.float64]:
+    """Area (km2) of one pixel of every row of the scene.
+
+    Projected grids: ``|a e|`` in the CRS's linear unit, converted to m. Geographic grids: the area of a
+    cell between two meridians and two parallels on a sphere of radius :data:`EARTH_RADIUS_M`,
+    ``R^2 dlon |sin(lat1) - sin(lat2)|`` (dlon in radians).
+
+    Args:
+        scene: The scene.
+
+    Returns:
+        ``(H,)`` pixel areas in km2.
+    """
+    t = scene.transform
+    if scene.crs.is_geographic:
+        top = t.f + t.e * np.arange(scene.height, dtype=np.float64)
+        lat1, lat2 = np.radians(top), np.radians(top + t.e)
+        area_m2 = EARTH_RADIUS_M**2 * math.radians(abs(t.a)) * np.abs(np.sin(lat1) - np.sin(lat2))
+        return np.asarray(area_m2 / 1e6, dtype=np.float64)
+    axes = scene.crs.axis_info
+    factor = float(axes[0].unit_conversion_factor) if axes and axes[0].unit_conversion_factor else 1.0
+    return np.full(scene.height, abs(t.a * t.e) * factor * factor / 1e6)
+
+
+class _Tally:
+    """Running totals over strips: area per class, valid area, confidence sums."""
+
+    def __init__(self, num_classes: int) -> None:
+        self.class_km2 = np.zeros(num_classes, dtype=np.float64)
+        self.nodata_km2 = 0.0
+        self.pixels = 0
+        self.valid_pixels = 0
+        self.confidence_sum = 0.0
+        self.calibrated_sum = 0.0
+
+    def add(
+        self,
+        classes: npt.NDArray[np.uint8],
+        areas: npt.NDArray[np.float64],
+        confidence: npt.NDArray[np.float32],
+        calibrated: npt.NDArray[np.float32] | None,
+        valid: npt.NDArray[np.bool_],
+    ) -> None:
+        for c in range(self.class_km2.size):
+            self.class_km2[c] += float((classes == c).sum(axis=1) @ areas)
+        self.nodata_km2 += float((~valid).sum(axis=1) @ areas)
+        self.pixels += classes.size
+        self.valid_pixels += int(valid.sum())
+        self.confidence_sum += float(confidence[valid].sum(dtype=np.float64))
+        if calibrated is not None:
+            self.calibrated_sum += float(calibrated[valid].sum(dtype=np.float64))
+
+    def mean(self, total: float) -> float | None:
+        return total / self.valid_pixels if self.valid_pixels else None
+
+
+def _colormap(class_names: tuple[str, ...]) -> dict[int, tuple[int, int, int, int]]:
+    cmap = {i: CLASS_COLOURS.get(name, (128, 128, 128, 255)) for i, name in enumerate(class_names)}
+    cmap[IGNORE_INDEX] = (0, 0, 0, 0)
+    return cmap
+
+
+def _outline_masks(classes: npt.NDArray[np.uint8], class_names: tuple[str, ...]) -> dict[str, Any]:
+    return {name.replace("_", " "): classes == i for i, name in enumerate(class_names) if i > 0}
+
+
+def _has_optical(scene: SceneInfo) -> bool:
+    """Whether the scene has a readable six-band ``optical.tif`` for the quick-look's false colour."""
+    path = scene.folder / SCENE_FILES["optical"]
+    if not path.is_file():
+        return False
+    try:
+        with rasterio.open(path) as src:
+            return bool(src.count == len(BANDS["optical"]))
+    except rasterio.errors.RasterioIOError:
+        return False
+
+
+def _quicklook(
+    path: Path,
+    scene: SceneInfo,
+    classes_tif: Path,
+    confidence_tif: Path,
+    class_names: tuple[str, ...],
+    title: str,
+) -> None:
+    """Write the quick-look PNG from decimated reads of the scene's optical bands and the outputs."""
+    from glaciermap.visualisation import save_quicklook
+
+    scale = max(1.0, max(scene.height, scene.width) / QUICKLOOK_SIDE)
+    shape = (max(1, round(scene.height / scale)), max(1, round(scene.width / scale)))
+    with rasterio.open(scene.folder / SCENE_FILES["optical"]) as src:
+        optical = src.read(out_shape=(6, *shape), resampling=Resampling.nearest, out_dtype=np.float32)
+        if src.nodata is not None and not math.isnan(src.nodata):
+            optical[optical == src.nodata] = np.nan
+    with rasterio.open(classes_tif) as src:
+        classes = src.read(1, out_shape=shape, resampling=Resampling.nearest)
+    with rasterio.open(confidence_tif) as src:
+        confidence = src.read(1, out_shape=shape, resampling=Resampling.nearest, masked=True)
+    save_quicklook(
+        path,
+        optical,
+        _outline_masks(classes, class_names),
+        confidence=np.ma.filled(confidence.astype(np.float32), np.nan),
+        title=title,
+    )
+
+
+def write_outputs(
+    stream: SceneStream,
+    mapping: MappingModel,
+    out_dir: str | os.PathLike[str],
+    *,
+    write_probabilities: bool = False,
+    quicklook: bool = True,
+    progress: ProgressCallback | None = None,
+    extra_summary: dict[str, Any] | None = None,
+    start_time: float | None = None,
+) -> MapResult:
+    """Consume a scene's strips and write all its outputs (see the module docstring).
+
+    Args:
+        stream: The scene's blended strips (from :meth:`~glaciermap.inference.predictor.ScenePredictor.stream`).
+        mapping: The model the stream was predicted with (classes, calibrator, description).
+        out_dir: The output folder (created).
+        write_probabilities: Also write ``probabilities.tif``.
+        quicklook: Also write ``quicklook.png`` (needs the scene's ``optical.tif``).
+        progress: Called with the area (km2) of every strip written.
+        extra_summary: More items for ``summary.json`` (options used).
+        start_time: ``time.perf_counter()`` when mapping started (default: now), for the throughput.
+
+    Returns:
+        The written files and the summary.
+
+    Raises:
+        InputError: From reading the scene.
+        Exception: Whatever the model raises; no output file is left behind in that case.
+    """
+    t0 = time.perf_counter() if start_time is None else start_time
+    scene, grid = stream.scene, stream.grid
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    names = mapping.class_names
+    k = len(names)
+    nodata = float_nodata(scene)
+    calibrator = mapping.calibrator
+    areas = row_areas_km2(scene)
+    tally = _Tally(k)
+
+    specs: dict[str, dict[str, Any]] = {
+        "classes": {
+            "count": 1,
+            "dtype": "uint8",
+            "nodata": IGNORE_INDEX,
+            "descriptions": ["class"],
+            "tags": {f"class_{i}": n for i, n in enumerate(names)} | {"nodata_class": str(IGNORE_INDEX)},
+            "colormap": _colormap(names),
+            "resampling": "NEAREST",
+        },
+        "confidence": {
+            "count": 1,
+            "dtype": "float32",
+            "nodata": nodata,
+            "descriptions": ["confidence"],
+            "tags": {"definition": "1 + sum_i p_i log_C p_i (GlaViTU paper Eq. 3)"},
+            "resampling": "AVERAGE",
+        },
+    }
+    if calibrator is not None:
+        specs["calibrated_confidence"] = {
+            "count": 1,
+            "dtype": "float32",
+            "nodata": nodata,
+            "descriptions": ["calibrated_confidence"],
+            "tags": {"definition": "calibrator(confidence) (GlaViTU paper Eq. 4)"},
+            "resampling": "AVERAGE",
+        }
+    if write_probabilities:
+        specs["probabilities"] = {
+            "count": k,
+            "dtype": "float32",
+            "nodata": nodata,
+            "descriptions": list(names),
+            "resampling": "AVERAGE",
+        }
+    if stream.mc_passes > 1:
+        specs["mc_std"] = {
+            "count": k,
+            "dtype": "float32",
+            "nodata": nodata,
+            "descriptions": [f"{n}_std" for n in names],
+            "tags": {"definition": "sqrt of the blended per-window variance over Monte-Carlo dropout passes"},
+            "resampling": "AVERAGE",
+        }
+
+    files = {name: out / f"{name}.tif" for name in specs}
+    with contextlib.ExitStack() as stack:
+        # Entered first, renamed last: summary.json marks a complete output folder.
+        summary_tmp = stack.enter_context(atomic_output(out / "summary.json"))
+        do_quicklook = quicklook and _has_optical(scene)
+        quicklook_tmp = stack.enter_context(atomic_output(out / "quicklook.png")) if do_quicklook else None
+        cog_tmp = {name: stack.enter_context(atomic_output(path)) for name, path in files.items()}
+        token = uuid.uuid4().hex[:8]
+        sinks: dict[str, StreamingRaster] = {}
+        for name, spec in specs.items():
+            stream_path = out / f".{name}.stream-{token}.tif"
+            stack.callback(_remove, stream_path)
+            sinks[name] = stack.enter_context(
+                StreamingRaster(
+                    stream_path,
+                    crs=scene.crs,
+                    transform=scene.transform,
+                    height=scene.height,
+                    width=scene.width,
+                    count=spec["count"],
+                    dtype=spec["dtype"],
+                    nodata=spec["nodata"],
+                    descriptions=spec["descriptions"],
+                    tags=spec.get("tags"),
+                    colormap=spec.get("colormap"),
+                )
+            )
+        stack.callback(stream.close)
+        for strip in _strips(stream):
+            _write_strip(strip, sinks, tally, areas, calibrator, nodata)
+            if progress is not None:
+                progress(float(areas[strip.row : strip.row + strip.invalid.shape[0]].sum() * scene.width))
+        for name, sink in sinks.items():
+            sink.to_cog(cog_tmp[name], resampling=specs[name]["resampling"])
+        title = f"{scene.name}: {mapping.info.get('model', 'model')}"
+        if quicklook_tmp is not None:
+            _quicklook(
+                quicklook_tmp,
+                scene,
+                cog_tmp["classes"],
+                cog_tmp.get("calibrated_confidence", cog_tmp["confidence"]),
+                names,
+                title,
+            )
+        seconds = time.perf_counter() - t0
+        scene_km2 = float(areas.sum() * scene.width)
+        summary: dict[str, Any] = {
+            "scene": scene.name,
+            "scene_dir": str(scene.folder),
+            "region": scene.region,
+            "crs": scene.crs.to_string(),
+            "height": scene.height,
+            "width": scene.width,
+            "pixel_size_m": [abs(scene.transform.a), abs(scene.transform.e)],
+            "class_names": list(names),
+            "area_km2": {n: round(float(a), 6) for n, a in zip(names, tally.class_km2)},
+            "glacier_area_km2": round(float(tally.class_km2[1:].sum()), 6),
+            "scene_area_km2": round(scene_km2, 6),
+            "nodata_area_km2": round(tally.nodata_km2, 6),
+            "nodata_fraction": round(1.0 - tally.valid_pixels / max(tally.pixels, 1), 6),
+            "mean_confidence": tally.mean(tally.confidence_sum),
+            "mean_calibrated_confidence": tally.mean(tally.calibrated_sum)
+            if calibrator is not None
+            else None,
+            "seconds": round(seconds, 3),
+            "km2_per_s": round(scene_km2 / seconds, 3) if seconds > 0 else None,
+            "predict_seconds": round(stream.stats.get("seconds", 0.0), 3),
+            "windows": int(stream.stats.get("windows", 0)),
+            "forward_passes": int(stream.stats.get("forward_passes", 0)),
+            "window_size": grid.size,
+            "stride": grid.stride,
+            "padded_shape": list(grid.padded_shape),
+            "blending": grid.kind,
+            "device": str(stream.device),
+            "precision": stream.precision,
+            "channels_last": stream.channels_last,
+            "location": stream.location,
+            "model": dict(mapping.info),
+            "outputs": sorted([f"{n}.tif" for n in files] + (["quicklook.png"] if do_quicklook else [])),
+            "nodata": {"classes": IGNORE_INDEX, "float": None if math.isnan(nodata) else nodata},
+            "glaciermap_version": __version__,
+            **(extra_summary or {}),
+        }
+        summary_tmp.write_text(json.dumps(summary, indent=2, default=_json_default))
+    result_files = dict(files)
+    if do_quicklook:
+        result_files["quicklook"] = out / "quicklook.png"
+    result_files["summary"] = out / "summary.json"
+    return MapResult(out_dir=out, files=result_files, summary=summary)
+
+
+def _strips(stream: SceneStream) -> Iterator[Strip]:
+    yield from stream
+
+
+def _write_strip(
+    strip: Strip,
+    sinks: dict[str, StreamingRaster],
+    tally: _Tally,
+    areas: npt.NDArray[np.float64],
+    calibrator: Any,
+    nodata: float,
+) -> None:
+    """Class map, confidences, probabilities and spread of one strip, written and tallied."""
+    probs, invalid = strip.probabilities, strip.invalid
+    valid = ~invalid
+    classes = probs.argmax(axis=0).astype(np.uint8)
+    classes[invalid] = IGNORE_INDEX
+    confidence = entropy_confidence(probs, axis=0)
+    calibrated = None
+    if calibrator is not None:
+        calibrated = np.clip(np.asarray(calibrator(confidence), dtype=np.float32), 0.0, 1.0)
+        calibrated[invalid] = nodata
+    confidence[invalid] = nodata
+    rows = areas[strip.row : strip.row + probs.shape[1]]
+    tally.add(classes, rows, confidence, calibrated, valid)
+    sinks["classes"].write(strip.row, classes)
+    sinks["confidence"].write(strip.row, confidence)
+    if calibrated is not None:
+        sinks["calibrated_confidence"].write(strip.row, calibrated)
+    if "probabilities" in sinks:
+        out = probs.copy()
+        out[:, invalid] = nodata
+        sinks["probabilities"].write(strip.row, out)
+    if "mc_std" in sinks:
+        if strip.spread is None:
+            raise ValueError("Monte-Carlo output requested but the strip carries no spread")
+        spread = strip.spread.astype(np.float32, copy=True)
+        spread[:, invalid] = nodata
+        sinks["mc_std"].write(strip.row, spread)
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    for aux in path.parent.glob(path.name + ".*"):
+        with contextlib.suppress(FileNotFoundError):
+            aux.unlink()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

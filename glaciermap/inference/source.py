@@ -1,0 +1,227 @@
+"""Reading a scene for mapping: padded, normalised full-width row chunks, read once, in a background thread.
+
+:class:`SceneReader` reads rows of the padded scene grid (see :mod:`glaciermap.inference.windows`) from every
+modality raster with rasterio, marks invalid pixels with the datasets' rule
+(:func:`~glaciermap.datasets.scene_folder.invalid_pixels`: a pixel is invalid where any requested band of any
+modality is NaN, the file's nodata value or -9999), normalises with the model's statistics
+(:class:`~glaciermap.transforms.normalisation.Normalize`) and sets invalid and padding pixels to the fill
+value, exactly as :class:`~glaciermap.datasets.scene.SceneDataset` does for training windows.
+
+:class:`Prefetcher` runs an iterator in a background thread with a small queue, so the next rows are read while
+the model works on the current ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+from collections.abc import Iterator, Mapping
+from types import TracebackType
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from rasterio.windows import Window
+
+from glaciermap.constants import BANDS
+from glaciermap.datasets.scene_folder import SceneInfo, invalid_pixels
+from glaciermap.io import open_raster
+from glaciermap.transforms.normalisation import Normalize, NormStats
+
+T = TypeVar("T")
+
+Chunk = tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]
+"""``(image (C, h, D_cols) float32, invalid (h, D_cols) bool)`` rows of the padded scene."""
+
+
+class SceneReader:
+    """Reads rows of the padded scene: normalised image and invalid mask.
+
+    Files are opened on first use by the thread that reads (rasterio datasets are not shared across
+    threads) and closed by :meth:`close`.
+
+    Args:
+        scene: The validated scene.
+        bands: Bands to read per modality, in channel order (canonical names).
+        norm: Statistics to normalise with, or ``None`` to keep the bands' units.
+        fill_value: Value of invalid and padding pixels (after normalisation).
+        pad_top: Padding rows above the scene.
+        pad_left: Padding columns left of the scene.
+        padded_width: Width of the padded grid (columns).
+    """
+
+    def __init__(
+        self,
+        scene: SceneInfo,
+        bands: Mapping[str, tuple[str, ...]],
+        norm: NormStats | None,
+        fill_value: float,
+        *,
+        pad_top: int,
+        pad_left: int,
+        padded_width: int,
+    ) -> None:
+        self.scene = scene
+        self.bands = dict(bands)
+        self.fill_value = float(fill_value)
+        self.pad_top = pad_top
+        self.pad_left = pad_left
+        self.padded_width = padded_width
+        self.indexes = {m: [BANDS[m].index(b) + 1 for b in names] for m, names in self.bands.items()}
+        self.normalizers = (
+            {m: Normalize(norm.modalities[m], norm.method) for m in self.bands} if norm is not None else {}
+        )
+        self.channels = sum(len(b) for b in self.bands.values())
+        self._sources: dict[str, Any] = {}
+
+    def _open(self) -> dict[str, Any]:
+        if not self._sources:
+            for m in self.bands:
+                info = self.scene.rasters[m]
+                self._sources[m] = open_raster(info.path, f"{m} bands")
+        return self._sources
+
+    def close(self) -> None:
+        """Close the rasters."""
+        for src in self._sources.values():
+            src.close()
+        self._sources = {}
+
+    def read(self, start: int, stop: int) -> Chunk:
+        """Read padded rows ``[start, stop)`` over the full padded width.
+
+        Args:
+            start: First padded row.
+            stop: One past the last padded row.
+
+        Returns:
+            ``(image (C, h, D_cols), invalid (h, D_cols))``: normalised float32 bands in channel order, with
+            the fill value where ``invalid`` is True (nodata, NaN, or padding outside the scene).
+        """
+        h = stop - start
+        image = np.full((self.channels, h, self.padded_width), self.fill_value, dtype=np.float32)
+        invalid = np.ones((h, self.padded_width), dtype=bool)
+        r0 = max(0, start - self.pad_top)
+        r1 = min(self.scene.height, stop - self.pad_top)
+        if r1 <= r0:
+            return image, invalid
+        y0 = r0 + self.pad_top - start
+        rows = slice(y0, y0 + r1 - r0)
+        cols = slice(self.pad_left, self.pad_left + self.scene.width)
+        window = Window(0, r0, self.scene.width, r1 - r0)
+        bad = np.zeros((r1 - r0, self.scene.width), dtype=bool)
+        channel = 0
+        for m, src in self._open().items():
+            data = src.read(self.indexes[m], window=window, out_dtype=np.float32)
+            bad |= invalid_pixels(data, self.scene.rasters[m].nodata)
+            if m in self.normalizers:
+                data = self.normalizers[m](torch.from_numpy(data)).numpy()
+            image[channel : channel + data.shape[0], rows, cols] = data
+            channel += data.shape[0]
+        block = image[:, rows, cols]
+        block[:, bad] = self.fill_value
+        invalid[rows, cols] = bad
+        return image, invalid
+
+    def chunks(self, bounds: list[tuple[int, int]]) -> Iterator[Chunk]:
+        """Read the padded row ranges ``bounds`` in order, then close the rasters.
+
+        Args:
+            bounds: ``[(start, stop), ...]`` padded row ranges.
+
+        Yields:
+            One :data:`Chunk` per range.
+        """
+        try:
+            for start, stop in bounds:
+                yield self.read(start, stop)
+        finally:
+            self.close()
+
+
+class _Failure:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+_DONE = object()
+
+
+class Prefetcher(Generic[T]):
+    """Iterate ``items`` in a background thread, keeping at most ``depth`` items ready.
+
+    Exceptions raised by ``items`` are re-raised in the consuming thread. Use as a context manager (or call
+    :meth:`close`) so that the thread stops when the consumer stops early.
+
+    Args:
+        items: The iterator to run in the background (created by the caller, advanced only by the thread).
+        depth: Queue length (>= 1).
+    """
+
+    def __init__(self, items: Iterator[T], depth: int = 2) -> None:
+        self._items = items
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="glaciermap-prefetch", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            for item in self._items:
+                if not self._put(item):
+                    break
+            else:
+                self._put(_DONE)
+        except BaseException as err:  # handed to the consumer
+            self._put(_Failure(err))
+        finally:
+            close = getattr(self._items, "close", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    close()
+
+    def __iter__(self) -> Prefetcher[T]:
+        """Return self."""
+        return self
+
+    def __next__(self) -> T:
+        """The next item (blocks until the thread has read it)."""
+        item = self._queue.get()
+        if item is _DONE:
+            self._queue.put(_DONE)
+            raise StopIteration
+        if isinstance(item, _Failure):
+            self.close()
+            raise item.error
+        return item  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        """Stop the thread and wait for it."""
+        self._stop.set()
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        self._thread.join()
+
+    def __enter__(self) -> Prefetcher[T]:
+        """Return self."""
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """Stop the thread."""
+        self.close()

@@ -1,0 +1,381 @@
+"""map_scene end to end with stand-in models: grid, exact crop-back, seams, nodata, options, interruption."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from pyproj import Transformer
+
+from glaciermap.constants import RASTER_NODATA
+from glaciermap.errors import ConfigError, InputError
+from glaciermap.inference.checkpoint import MappingModel
+from glaciermap.inference.confidence import entropy_confidence
+from glaciermap.inference.mapping import map_scene
+from glaciermap.inference.predictor import MapOptions, ScenePredictor
+from glaciermap.inference.source import SceneReader
+from tests.datasets.scene_factory import write_scene
+from tests.inference.helpers import (
+    ConvModel,
+    PointwiseModel,
+    normalised_scene,
+    read,
+    scene_stats,
+    whole_scene_probabilities,
+    write_constant_scene,
+)
+
+FAST = {"device": "cpu", "quicklook": False, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An odd-sized scene (75 x 101) with a -9999 box in optical and a NaN box in dem."""
+    return write_scene(
+        tmp_path_factory.mktemp("scenes") / "odd",
+        size=(75, 101),
+        modalities=("optical", "dem"),
+        labels=False,
+        nodata_box=(5, 12, 60, 80),
+        nan_box=(40, 44, 0, 101),
+    )
+
+
+def _outputs(out: Path) -> dict[str, np.ndarray]:
+    return {p.stem: read(p)[0] for p in out.glob("*.tif")}
+
+
+@pytest.mark.parametrize(
+    ("size", "overlap", "layout", "window"),
+    [
+        (32, 0.5, "compact", "gaussian"),
+        (48, 0.25, "reference", "cosine"),
+        (128, 0.5, "compact", "gaussian"),  # the scene is smaller than one window
+    ],
+)
+def test_blended_pointwise_prediction_equals_the_whole_scene_prediction(
+    scene: Path, tmp_path: Path, size: int, overlap: float, layout: str, window: str
+) -> None:
+    """Grid, padding and exact crop-back: a 1x1 model must give the same probabilities as on the whole scene."""
+    stats = scene_stats(scene)
+    model = PointwiseModel()
+    result = map_scene(
+        MappingModel.from_model(model, stats),
+        scene,
+        tmp_path,
+        window_size=size,
+        overlap=overlap,
+        layout=layout,  # type: ignore[arg-type]
+        window=window,  # type: ignore[arg-type]
+        write_probabilities=True,
+        **FAST,  # type: ignore[arg-type]
+    )
+    image, invalid = normalised_scene(scene, stats)
+    expected = whole_scene_probabilities(model, image)
+    out = _outputs(tmp_path)
+    valid = ~invalid
+    np.testing.assert_allclose(out["probabilities"][:, valid], expected[:, valid], atol=2e-6)
+    np.testing.assert_array_equal(out["classes"][0][valid], expected.argmax(0)[valid])
+    np.testing.assert_allclose(out["confidence"][0][valid], entropy_confidence(expected)[valid], atol=2e-6)
+    # nodata propagation: -9999 in optical and NaN in dem are nodata in every output
+    assert invalid[5:12, 60:80].all() and invalid[40:44].all()
+    assert (out["classes"][0][invalid] == 255).all()
+    assert (out["confidence"][0][invalid] == RASTER_NODATA).all()
+    assert (out["probabilities"][:, invalid] == RASTER_NODATA).all()
+    # output grid == input grid
+    with rasterio.open(scene / "optical.tif") as src:
+        grid = (src.crs, src.transform, src.width, src.height)
+    for name in ("classes", "confidence", "probabilities"):
+        with rasterio.open(tmp_path / f"{name}.tif") as dst:
+            assert (dst.crs, dst.transform, dst.width, dst.height) == grid
+            assert dst.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+    summary = result.summary
+    assert summary["windows"] == summary["forward_passes"] > 0
+    assert summary["scene_area_km2"] == pytest.approx(75 * 101 * 100 / 1e6)
+    glacier_px = int(((out["classes"][0] == 1) & valid).sum())
+    assert summary["area_km2"]["glacier"] == pytest.approx(glacier_px * 100 / 1e6)
+    assert summary["nodata_fraction"] == pytest.approx(invalid.mean(), abs=1e-6)
+    assert json.loads((tmp_path / "summary.json").read_text())["windows"] == summary["windows"]
+
+
+def test_constant_scene_gives_a_seam_free_constant_output(tmp_path: Path) -> None:
+    """A translation-equivariant 3x3 model on a constant scene: no seams, no edge effects, odd size."""
+    folder = write_constant_scene(tmp_path / "const", (77, 90))
+    stats = scene_stats(folder)
+    map_scene(
+        MappingModel.from_model(ConvModel(), stats),
+        folder,
+        tmp_path / "out",
+        window_size=32,
+        overlap=0.5,
+        write_probabilities=True,
+        **FAST,  # type: ignore[arg-type]
+    )
+    probs = read(tmp_path / "out" / "probabilities.tif")[0]
+    assert probs.shape == (2, 77, 90)
+    assert np.ptp(probs[0]) < 1e-6 and np.ptp(probs[1]) < 1e-6
+    assert 0.01 < probs[0, 0, 0] < 0.99  # a real, non-saturated constant
+
+
+def test_batching_channels_last_and_reading_each_row_once(
+    scene: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stats = scene_stats(scene)
+    rows_read: list[int] = []
+    original = SceneReader.read
+
+    def counting_read(self: SceneReader, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        rows_read.extend(range(start, stop))
+        return original(self, start, stop)
+
+    monkeypatch.setattr(SceneReader, "read", counting_read)
+    model = ConvModel(symmetric=False)
+    outs = []
+    for i, kwargs in enumerate(
+        ({"batch_size": 1}, {"batch_size": 5}, {"batch_size": 3, "channels_last": True})
+    ):
+        rows_read.clear()
+        result = map_scene(
+            MappingModel.from_model(model, stats),
+            scene,
+            tmp_path / str(i),
+            window_size=32,
+            write_probabilities=True,
+            **kwargs,  # type: ignore[arg-type]
+            **FAST,  # type: ignore[arg-type]
+        )
+        padded_rows = result.summary["padded_shape"][0]
+        assert sorted(rows_read) == list(range(padded_rows))  # every padded row read exactly once
+        outs.append(read(tmp_path / str(i) / "probabilities.tif")[0])
+    np.testing.assert_allclose(outs[0], outs[1], atol=1e-6)
+    np.testing.assert_allclose(outs[0], outs[2], atol=1e-5)
+
+
+def test_bf16_autocast_is_close_to_float32(scene: Path, tmp_path: Path) -> None:
+    """CPU bf16 autocast stands in for the GPU path: same numbers up to bf16 precision."""
+    stats = scene_stats(scene)
+    model = ConvModel(symmetric=False)
+    probs = {}
+    for precision in ("32", "bf16"):
+        result = map_scene(
+            MappingModel.from_model(model, stats),
+            scene,
+            tmp_path / precision,
+            window_size=32,
+            precision=precision,  # type: ignore[arg-type]
+            write_probabilities=True,
+            **FAST,  # type: ignore[arg-type]
+        )
+        assert result.summary["precision"] == precision
+        probs[precision] = read(tmp_path / precision / "probabilities.tif")[0]
+    valid = probs["32"] != RASTER_NODATA
+    diff = np.abs(probs["32"][valid] - probs["bf16"][valid])
+    assert diff.max() < 3e-2
+    assert diff.max() > 0  # bf16 really was used
+
+
+def test_tta_of_an_equivariant_model_equals_no_tta_and_changes_others(scene: Path, tmp_path: Path) -> None:
+    stats = scene_stats(scene)
+
+    def run(model: torch.nn.Module, tta: bool, name: str) -> np.ndarray:
+        result = map_scene(
+            MappingModel.from_model(model, stats),  # type: ignore[arg-type]
+            scene,
+            tmp_path / name,
+            window_size=32,
+            tta=tta,
+            write_probabilities=True,
+            **FAST,  # type: ignore[arg-type]
+        )
+        assert result.summary["forward_passes"] == result.summary["windows"] * (8 if tta else 1)
+        return read(tmp_path / name / "probabilities.tif")[0]
+
+    symmetric = ConvModel(symmetric=True)
+    np.testing.assert_allclose(run(symmetric, True, "s_tta"), run(symmetric, False, "s"), atol=1e-5)
+    skewed = ConvModel(symmetric=False)
+    assert np.abs(run(skewed, True, "k_tta") - run(skewed, False, "k")).max() > 1e-3
+
+
+def test_mc_dropout_spread(scene: Path, tmp_path: Path) -> None:
+    stats = scene_stats(scene)
+    _, invalid = normalised_scene(scene, stats)
+    runs = {}
+    for name, dropout, passes in (("off", 0.0, 3), ("on", 0.5, 4), ("single", 0.0, 0)):
+        model = ConvModel(dropout=dropout)
+        result = map_scene(
+            MappingModel.from_model(model, stats),
+            scene,
+            tmp_path / name,
+            window_size=32,
+            mc_passes=passes,
+            write_probabilities=True,
+            **FAST,  # type: ignore[arg-type]
+        )
+        assert not model.mc_dropout  # switched back off afterwards
+        runs[name] = _outputs(tmp_path / name)
+        assert ("mc_std" in runs[name]) == (passes > 1)
+        assert result.summary["forward_passes"] == result.summary["windows"] * max(1, passes)
+    for name in ("off", "on"):
+        assert runs[name]["mc_std"].shape == (2, 75, 101)
+        assert (runs[name]["mc_std"][:, invalid] == RASTER_NODATA).all()
+    np.testing.assert_array_equal(runs["off"]["mc_std"][:, ~invalid], 0.0)
+    np.testing.assert_allclose(runs["off"]["probabilities"], runs["single"]["probabilities"], atol=1e-6)
+    spread = runs["on"]["mc_std"][:, ~invalid]
+    assert spread.min() >= 0 and spread.mean() > 1e-3
+    np.testing.assert_allclose(spread[0], spread[1], atol=1e-6)  # binary: both classes spread alike
+
+
+def test_mc_dropout_is_reproducible_with_a_seed(scene: Path, tmp_path: Path) -> None:
+    stats = scene_stats(scene)
+    model = ConvModel(dropout=0.5)
+    outs = []
+    for i in range(2):
+        map_scene(
+            MappingModel.from_model(model, stats),
+            scene,
+            tmp_path / str(i),
+            window_size=64,
+            mc_passes=2,
+            seed=7,
+            **FAST,  # type: ignore[arg-type]
+        )
+        outs.append(read(tmp_path / str(i) / "mc_std.tif")[0])
+    np.testing.assert_array_equal(outs[0], outs[1])
+
+
+def test_an_interrupted_run_leaves_no_file(
+    scene: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The model fails midway: no final-named output and no temporary file remain."""
+    model = PointwiseModel()
+    calls = {"n": 0}
+    forward = model.forward
+
+    def failing(*args: object, **kwargs: object) -> dict[str, torch.Tensor]:
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise RuntimeError("simulated crash")
+        return forward(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(model, "forward", failing)
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        map_scene(
+            MappingModel.from_model(model, scene_stats(scene)),
+            scene,
+            out,
+            window_size=32,
+            write_probabilities=True,
+            device="cpu",
+            progress=False,
+        )
+    assert calls["n"] == 4
+    assert sorted(p.name for p in out.iterdir()) == []
+
+
+def test_an_earlier_complete_output_is_kept_when_a_rerun_fails(
+    scene: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stats = scene_stats(scene)
+    map_scene(MappingModel.from_model(PointwiseModel(), stats), scene, tmp_path, window_size=32, **FAST)  # type: ignore[arg-type]
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    broken = PointwiseModel()
+    monkeypatch.setattr(broken, "forward", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
+    with pytest.raises(RuntimeError, match="boom"):
+        map_scene(MappingModel.from_model(broken, stats), scene, tmp_path, window_size=32, **FAST)  # type: ignore[arg-type]
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_coordinate_encoding_gets_window_centres_in_degrees(scene: Path, tmp_path: Path) -> None:
+    stats = scene_stats(scene)
+    model = PointwiseModel()
+    mapping = MappingModel.from_model(model, stats)
+    mapping.location_encoding = "coordinates"
+    predictor = ScenePredictor(mapping, MapOptions(window_size=64, overlap=0.5, device="cpu", batch_size=8))
+    stream = predictor.stream(scene)
+    for _ in stream:
+        pass
+    grid = stream.grid
+    assert len(model.locations) == grid.rows.count  # one batch per row of windows
+    first = model.locations[0]
+    assert first is not None and first.shape == (grid.cols.count, 2)
+    # centre of window (row 0, col 1) in scene pixels, then to lat/lon
+    col = grid.cols.starts[1] + 32 - grid.cols.pad_before
+    row = grid.rows.starts[0] + 32 - grid.rows.pad_before
+    x, y = stream.scene.transform @ (col, row)
+    lon, lat = Transformer.from_crs(stream.scene.crs, "EPSG:4326", always_xy=True).transform(x, y)
+    np.testing.assert_allclose(first[1].numpy(), [lat, lon], atol=1e-4)
+
+
+def test_region_encoding_location(scene: Path) -> None:
+    stats = scene_stats(scene)  # the scene's region is "HMA"
+    model = PointwiseModel()
+    mapping = MappingModel.from_model(model, stats)
+    mapping.location_encoding, mapping.region_codes = "region", ("ALP", "HMA")
+
+    def vector(**kwargs: object) -> list[float]:
+        predictor = ScenePredictor(mapping, MapOptions(window_size=128, device="cpu", **kwargs))  # type: ignore[arg-type]
+        model.locations.clear()
+        for _ in predictor.stream(scene):
+            pass
+        loc = model.locations[0]
+        assert loc is not None
+        return loc[0].tolist()
+
+    assert vector() == [0.0, 1.0, 0.0]
+    assert vector(region="ALP") == [1.0, 0.0, 0.0]
+    assert vector(region="unseen") == [0.0, 0.0, 1.0]
+    assert vector(region_vector=[0.2, 0.3, 0.5]) == pytest.approx([0.2, 0.3, 0.5])
+    mapping.region_codes = ("ALP", "SVAL")
+    assert vector() == [0.0, 0.0, 1.0]  # the scene's region is unknown to the model: "unseen"
+    with pytest.raises(ConfigError, match="not one of the model's regions"):
+        ScenePredictor(mapping, MapOptions(region="HMA"))
+    with pytest.raises(ConfigError, match="region vector"):
+        ScenePredictor(mapping, MapOptions(region_vector=[0.5, 0.5]))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"window_size": 40}, "multiple of 16"),
+        ({"overlap": 1.0}, "overlap"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"mc_passes": -1}, "mc_passes"),
+        ({"device": "tpu:banana"}, "device"),
+        ({"precision": "16"}, "precision"),
+    ],
+)
+def test_bad_options_raise_config_errors(
+    scene: Path, tmp_path: Path, kwargs: dict[str, object], match: str
+) -> None:
+    with pytest.raises(ConfigError, match=match):
+        map_scene(
+            MappingModel.from_model(PointwiseModel(), scene_stats(scene)),
+            scene,
+            tmp_path,
+            **{**FAST, **kwargs},  # type: ignore[arg-type]
+        )
+    assert not any(tmp_path.iterdir())
+
+
+def test_bad_scenes_raise_input_errors(scene: Path, tmp_path: Path) -> None:
+    mapping = MappingModel.from_model(PointwiseModel(), scene_stats(scene))
+    no_dem = write_scene(tmp_path / "no_dem", size=(40, 40), modalities=("optical",), labels=False)
+    with pytest.raises(InputError, match=r"no dem\.tif"):
+        map_scene(mapping, no_dem, tmp_path / "o1", **FAST)  # type: ignore[arg-type]
+    empty = write_scene(
+        tmp_path / "empty",
+        size=(40, 40),
+        modalities=("optical", "dem"),
+        labels=False,
+        nodata_box=(0, 40, 0, 40),
+    )
+    with pytest.raises(InputError, match="no valid pixel"):
+        map_scene(mapping, empty, tmp_path / "o2", **FAST)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="not found"):
+        map_scene(mapping, tmp_path / "missing", tmp_path / "o3", **FAST)  # type: ignore[arg-type]
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
