@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "models": "glaciermap.commands.models",
     "inventory": "glaciermap.commands.inventory",
     "compare-inventory": "glaciermap.commands.compare_inventory",
+    "map": "glaciermap.commands.map",
 }
 """Sub-command name -> module implementing it."""
 

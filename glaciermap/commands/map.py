@@ -1,0 +1,220 @@
+"""``glaciermap map``: map scene folders of any size into class, confidence and probability COGs.
+
+    glaciermap map --checkpoint model.ckpt --scene SCENE_DIR --out OUT_DIR [--tta] [--mc-passes N] ...
+    glaciermap map --model band-ratio --scene SCENE_DIR --out OUT_DIR
+
+With one scene folder the outputs go straight into ``OUT_DIR``; with several ``--scene`` folders, or a folder of
+scene folders, each scene's go into ``OUT_DIR/<scene name>``.
+The files (``classes.tif``, ``confidence.tif``, optional ``probabilities.tif``, ``calibrated_confidence.tif``,
+``mc_std.tif``, ``quicklook.png``, ``summary.json``) are described in ``docs/mapping.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "map scene folders of any size: class map, confidence (GlaViTU Eq. 3), quick-look and summary"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the command's arguments."""
+    model = parser.add_mutually_exclusive_group(required=True)
+    model.add_argument("--checkpoint", type=Path, metavar="CKPT", help="a .ckpt written by 'glaciermap fit'")
+    model.add_argument(
+        "--model",
+        choices=["band-ratio"],
+        help="a model that needs no checkpoint: 'band-ratio' (red/swir1 > th1 and blue > th2)",
+    )
+    parser.add_argument(
+        "--band-ratio-thresholds",
+        type=Path,
+        metavar="JSON",
+        help="thresholds written by 'glaciermap fit-band-ratio' (default: the paper's 3.2 and 0.17)",
+    )
+    parser.add_argument(
+        "--scene",
+        type=Path,
+        nargs="+",
+        required=True,
+        metavar="SCENE_DIR",
+        help="scene folder(s), or folder(s) of scene folders",
+    )
+    parser.add_argument("--out", type=Path, required=True, metavar="OUT_DIR", help="output folder")
+    parser.add_argument(
+        "--overlap",
+        type=float,
+        default=0.5,
+        help="fraction of a window shared with its neighbour (default 0.5)",
+    )
+    parser.add_argument(
+        "--window-size",
+        type=int,
+        default=None,
+        metavar="PX",
+        help="window side (default: the model's, else 384)",
+    )
+    parser.add_argument(
+        "--window",
+        choices=["gaussian", "cosine"],
+        default="gaussian",
+        help="blending weight (default gaussian)",
+    )
+    parser.add_argument(
+        "--layout",
+        choices=["compact", "reference"],
+        default="compact",
+        help="padding: fewest windows (compact) or the GlaViTU code's (reference)",
+    )
+    parser.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default 8)")
+    parser.add_argument(
+        "--tta", action="store_true", help="test-time augmentation: 8 flips/rotations, averaged"
+    )
+    parser.add_argument(
+        "--mc-passes",
+        type=int,
+        default=0,
+        metavar="N",
+        help="Monte-Carlo dropout passes (0: off); writes mc_std.tif",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of Monte-Carlo dropout (default 0)")
+    parser.add_argument("--probabilities", action="store_true", help="also write probabilities.tif")
+    parser.add_argument("--no-quicklook", action="store_true", help="do not write quicklook.png")
+    parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
+    parser.add_argument(
+        "--precision",
+        choices=["auto", "32", "bf16"],
+        default="auto",
+        help="auto: bf16 autocast on CUDA, float32 on CPU",
+    )
+    parser.add_argument(
+        "--region",
+        default=None,
+        metavar="CODE",
+        help="region of a region-encoding model (default: the scene's region if the model knows it, else unseen)",
+    )
+    parser.add_argument(
+        "--region-vector",
+        type=Path,
+        default=None,
+        metavar="JSON",
+        help="soft region vector (JSON list, or object with 'region_vector'), e.g. from bias optimisation",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary lines")
+
+
+def read_region_vector(path: Path) -> list[float]:
+    """Read a soft region vector: a JSON list of numbers, or an object with a ``"region_vector"`` list.
+
+    Args:
+        path: The JSON file.
+
+    Returns:
+        The vector.
+
+    Raises:
+        InputError: If the file is missing, not JSON, or holds no list of numbers.
+    """
+    import json
+
+    from glaciermap.errors import InputError
+
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(
+            f"--region-vector {path}: file not found (expected a JSON list of numbers)"
+        ) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(f"--region-vector {path}: not valid JSON ({err})") from None
+    if isinstance(data, dict):
+        data = data.get("region_vector")
+    if (
+        not isinstance(data, list)
+        or not data
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in data)
+    ):
+        raise InputError(
+            f"--region-vector {path}: expected a JSON list of numbers or an object with 'region_vector'"
+        )
+    return [float(v) for v in data]
+
+
+def _holds_scenes(path: Path) -> bool:
+    """Whether ``path`` is a folder of scene folders rather than a scene folder."""
+    return (
+        path.is_dir()
+        and not (path / "scene.json").is_file()
+        and any((p / "scene.json").is_file() for p in path.iterdir())
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    """Map the scenes; returns the exit status."""
+    from rich.console import Console
+
+    from glaciermap.errors import ConfigError
+    from glaciermap.inference.mapping import (
+        BAND_RATIO,
+        expand_scene_dirs,
+        map_scene,
+        map_scenes,
+        resolve_model,
+    )
+
+    if args.band_ratio_thresholds is not None and args.model != BAND_RATIO:
+        raise ConfigError("--band-ratio-thresholds needs --model band-ratio")
+    mapping = resolve_model(
+        args.checkpoint if args.checkpoint is not None else args.model,
+        band_ratio_thresholds=args.band_ratio_thresholds,
+    )
+    options = {
+        "overlap": args.overlap,
+        "window_size": args.window_size,
+        "window": args.window,
+        "layout": args.layout,
+        "batch_size": args.batch_size,
+        "tta": args.tta,
+        "mc_passes": args.mc_passes,
+        "seed": args.seed,
+        "device": args.device,
+        "precision": args.precision,
+        "region": args.region,
+        "region_vector": read_region_vector(args.region_vector) if args.region_vector else None,
+    }
+    if len(args.scene) == 1 and not _holds_scenes(args.scene[0]):
+        # One scene: its outputs go straight into --out.
+        results = [
+            map_scene(
+                mapping,
+                args.scene[0],
+                args.out,
+                write_probabilities=args.probabilities,
+                quicklook=not args.no_quicklook,
+                progress=not args.quiet,
+                **options,
+            )
+        ]
+    else:
+        results = map_scenes(
+            mapping,
+            expand_scene_dirs(args.scene),
+            args.out,
+            rank=0,
+            world_size=1,
+            progress=not args.quiet,
+            write_probabilities=args.probabilities,
+            quicklook=not args.no_quicklook,
+            **options,
+        )
+    if not args.quiet:
+        console = Console()
+        for result in results:
+            s = result.summary
+            conf = s["mean_confidence"]
+            console.print(
+                f"{s['scene']}: glacier {s['glacier_area_km2']:.3f} km2 of {s['scene_area_km2']:.3f} km2, "
+                f"mean confidence {conf if conf is None else round(conf, 3)}, {s['seconds']:.1f} s "
+                f"({s['km2_per_s']} km2/s) -> {result.out_dir}"
+            )
+    return 0
