@@ -1,0 +1,92 @@
+"""Mapping many scenes through Lightning: the scene sampler, the prediction writer and the example config."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from lightning.pytorch import Trainer
+
+from glaciermap.baselines import band_ratio_classes
+from glaciermap.inference.lightning import (
+    SceneList,
+    SceneMappingDataModule,
+    SceneMappingTask,
+    ScenePredictionWriter,
+    SceneShardSampler,
+)
+from tests.datasets.scene_factory import write_scene
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "predict_scenes.yaml"
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("many")
+    for i, size in enumerate(((40, 50), (64, 30), (33, 33))):
+        write_scene(root / f"scene{i}", size=size, modalities=("optical",), labels=False)
+    return root
+
+
+def test_scene_sampler_shards_without_padding(scenes: Path) -> None:
+    dataset = SceneList(sorted(str(p) for p in scenes.iterdir()))
+    shards = [list(SceneShardSampler(dataset, rank=r, world_size=2)) for r in range(2)]
+    assert set(shards[0]).isdisjoint(shards[1]) and sorted(shards[0] + shards[1]) == [0, 1, 2]
+    assert [len(SceneShardSampler(dataset, rank=r, world_size=2)) for r in range(2)] == [
+        len(s) for s in shards
+    ]
+    assert list(SceneShardSampler(dataset, rank=0, world_size=5)) != list(
+        SceneShardSampler(dataset, rank=1, world_size=5)
+    )
+
+
+def test_trainer_predict_maps_every_scene_once(scenes: Path, tmp_path: Path) -> None:
+    writer = ScenePredictionWriter(str(tmp_path / "maps"), quicklook=False)
+    trainer = Trainer(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[writer],
+    )
+    task = SceneMappingTask("band-ratio", window_size=32, overlap=0.5)
+    trainer.predict(task, datamodule=SceneMappingDataModule([str(scenes)]), return_predictions=False)
+    index = json.loads((tmp_path / "maps" / "index.json").read_text())
+    assert index["scenes"] == 3 and [s["scene"] for s in index["summaries"]] == ["scene0", "scene1", "scene2"]
+    assert not list((tmp_path / "maps").glob(".index-rank*"))
+    for folder in sorted(scenes.iterdir()):
+        with rasterio.open(tmp_path / "maps" / folder.name / "classes.tif") as src:
+            np.testing.assert_array_equal(src.read(1), band_ratio_classes(folder))
+
+
+def test_example_config_runs_with_lightning_cli(scenes: Path, tmp_path: Path) -> None:
+    from lightning.pytorch.cli import LightningCLI
+
+    out = tmp_path / "maps"
+    LightningCLI(
+        SceneMappingTask,
+        SceneMappingDataModule,
+        args=[
+            "predict",
+            "--config",
+            str(EXAMPLE),
+            "--trainer.accelerator",
+            "cpu",
+            f"--data.scenes=[{scenes}]",
+            f"--trainer.callbacks.init_args.output_dir={out}",
+            "--trainer.callbacks.init_args.quicklook=false",
+        ],
+        save_config_callback=None,
+    )
+    index = json.loads((out / "index.json").read_text())
+    assert index["scenes"] == 3
+    assert all(s["window_size"] == 256 for s in index["summaries"])
+    assert sorted(p.name for p in (out / "scene1").iterdir()) == [
+        "classes.tif",
+        "confidence.tif",
+        "summary.json",
+    ]
