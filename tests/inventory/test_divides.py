@@ -51,10 +51,12 @@ def tributaries() -> tuple[np.ndarray, np.ndarray]:
     return ice, z
 
 
+@pytest.mark.parametrize("outlets", ["minima", "gutter"])
 @pytest.mark.parametrize("noise", [0.0, 3.0])
-def test_col_complex_split_at_the_col(noise: float) -> None:
+def test_col_complex_split_at_the_col(noise: float, outlets: str) -> None:
     ice, z = col_valley(noise)
-    labels = split_complex(ice, z, "flowshed", PX, *_rows(ice.shape[0]), DivideParams())
+    params = DivideParams(outlets=outlets)  # type: ignore[arg-type]
+    labels = split_complex(ice, z, "flowshed", PX, *_rows(ice.shape[0]), params)
     assert labels.max() == 2
     assert set(np.unique(labels[ice])) == {1, 2}
     west, east = labels[70, 60], labels[70, 440]
@@ -67,9 +69,11 @@ def test_col_complex_split_at_the_col(noise: float) -> None:
     assert (labels[ice] > 0).all() and (labels[~ice] == 0).all()
 
 
-def test_tributaries_split_at_the_ridge() -> None:
+@pytest.mark.parametrize("outlets", ["minima", "gutter"])
+def test_tributaries_split_at_the_ridge(outlets: str) -> None:
     ice, z = tributaries()
-    labels = split_complex(ice, z, "flowshed", PX, *_rows(ice.shape[0]), DivideParams())
+    params = DivideParams(outlets=outlets)  # type: ignore[arg-type]
+    labels = split_complex(ice, z, "flowshed", PX, *_rows(ice.shape[0]), params)
     assert labels.max() == 2
     north, south = labels[40, 100], labels[100, 100]
     assert north != south
@@ -116,16 +120,21 @@ def test_merge_radius_and_min_pour_area() -> None:
 
 
 def test_merge_rules_on_a_wide_terminus() -> None:
-    # One glacier with a 2 km wide, slightly wavy terminus has several gutter outlets: they are merged.
+    # One glacier with a 2.4 km wide, slightly wavy terminus has several outlets: they are merged.
     h, w = 260, 300
     y = (np.arange(h) + 0.5) * PX
     x = (np.arange(w) + 0.5) * PX
     xx, yy = np.meshgrid(x, y)
     z = 3000 + 0.3 * xx + 3.0 * np.sin(yy / 120.0)
     ice = (xx > 300) & (xx < 2700) & (yy > 200) & (yy < 2400)
-    for rule in ("pour_points", "flowsheds"):
-        labels = flowshed_split(ice, condition_dem(z, 1.0), PX, DivideParams(merge_rule=rule))  # type: ignore[arg-type]
-        assert np.unique(labels[ice]).size == 1
+    for outlets in ("minima", "gutter"):
+        for rule in ("pour_points", "flowsheds"):
+            params = DivideParams(merge_rule=rule, outlets=outlets)  # type: ignore[arg-type]
+            assert np.unique(flowshed_split(ice, condition_dem(z, 1.0), PX, params)[ice]).size == 1
+    # Shallow minima (the 6 m waves) are not outlets; with a depth threshold below 6 m they are, and
+    # the distance merge joins them (all pour points lie within the others' radii).
+    deep = DivideParams(min_depth_m=1.0)
+    assert np.unique(flowshed_split(ice, condition_dem(z, 1.0), PX, deep)[ice]).size == 1
 
 
 def test_copy_split_follows_the_reference() -> None:
