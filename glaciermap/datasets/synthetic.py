@@ -238,6 +238,7 @@ def generate_scene(
         "transform": transform,
         "compress": "deflate",
         "zlevel": 1,  # noisy float bands barely compress further; level 6 doubles the writing time
+        "bigtiff": "IF_SAFER",  # BigTIFF when a file might pass 4 GB (20,000 px scenes)
         "tiled": tiled,
     }
     if tiled:

@@ -47,6 +47,8 @@ MAX_COARSE_SIDE = 1536
 """Largest number of coarse cells along a side of the scene; sets the coarse factor of big scenes."""
 MIN_FACTOR = 4
 """Smallest number of pixels per coarse cell."""
+MIN_CELL = 20.0
+"""Smallest coarse cell (m): metre-scale pixels share one landscape model at 20 m."""
 FIELD_NAMES: tuple[str, ...] = (
     "surface",
     "ice",
@@ -115,7 +117,9 @@ def coarse_layout(height: int, width: int, pixel_size: float) -> tuple[int, int,
     Returns:
         (factor, margin, cell, Hc, Wc): pixels per cell, margin in cells, cell size (m), grid shape.
     """
-    factor = max(MIN_FACTOR, math.ceil(max(height, width) / MAX_COARSE_SIDE))
+    factor = max(
+        MIN_FACTOR, math.ceil(MIN_CELL / pixel_size), math.ceil(max(height, width) / MAX_COARSE_SIDE)
+    )
     cell = factor * pixel_size
     margin = max(6, math.ceil(1500.0 / cell) + 3)
     hc = math.ceil(height / factor) + 2 * margin
@@ -647,7 +651,8 @@ def build_coarse_world(
     az, el = sun
     shadow = _cast_shadow(surface, cell, az, el)
     if clouds:
-        c = spectral_field(bed.shape, rng, cell, 3.0, 5000.0)
+        cloud_rng = np.random.default_rng([seed & 0xFFFFFFFF, 3])  # own stream: clouds change nothing else
+        c = spectral_field(bed.shape, cloud_rng, cell, 3.0, 5000.0)
         cloud = np.clip((c - 0.45) * 0.6, 0.0, 0.7)
     else:
         cloud = np.zeros_like(bed)

@@ -328,3 +328,21 @@ def test_plot_scene_example_draws_the_docs_figure(features: Path, tmp_path: Path
     with Image.open(out) as img:
         assert img.size == (600, 416) and img.mode == "P"
         assert len(img.getcolors(256) or []) > 50  # not a blank canvas
+
+
+def test_thin_cloud_brightens_optical_and_cools_thermal_but_not_radar(features: Path, tmp_path: Path) -> None:
+    clear = generate_scene(tmp_path / "clear", **{**FEATURES, "clouds": False})
+    labels = _read(features, SCENE_FILES["labels"])[0]
+    stripes = _read(features, SCENE_FILES["optical"])[0] == RASTER_NODATA
+    thick = (labels == IGNORE_INDEX) & ~stripes
+    assert thick.sum() > 100
+    cloudy_opt, clear_opt = _read(features, "optical.tif"), _read(clear, "optical.tif")
+    assert (cloudy_opt[4][thick] > clear_opt[4][thick]).mean() > 0.95  # swir1 up: the ratio suffers
+    assert (cloudy_opt[0][thick] > 0.3).mean() > 0.9
+    assert np.median(_read(features, "thermal.tif")[0][thick]) < np.median(
+        _read(clear, "thermal.tif")[0][thick]
+    )
+    for name in ("sar.tif", "insar.tif", "dem.tif"):
+        np.testing.assert_array_equal(_read(features, name)[:, ~stripes], _read(clear, name)[:, ~stripes])
+    clear_labels = _read(clear, SCENE_FILES["labels"])[0]
+    np.testing.assert_array_equal(labels[~thick & ~stripes], clear_labels[~thick & ~stripes])
