@@ -16,8 +16,9 @@ pixels inside the glacier on the class grid, nodata pixels left out:
 * ``aspect_sec``: RGI aspect sector of ``aspect_deg``: 1 N (337.5-22.5), 2 NE, 3 E, 4 SE, 5 S, 6 SW, 7 W,
   8 NW; 0 when undefined.
 * ``lmax_m``: longest flow line, approximated by the longest path inside the outline from the lowest pixel
-  (the terminus) to any other pixel (8-connected geodesic distance in the map plane). RGI 7 uses OGGM
-  centrelines, which stay in the middle of the ice, so ours is somewhat shorter on curved tongues, m.
+  (the terminus) to any other pixel (8-connected geodesic distance in the map plane; the straight distance
+  for glaciers of at most 300 pixels). RGI 7 uses OGGM centrelines, which stay in the middle of the ice,
+  so ours is somewhat shorter on curved tongues, m.
 * ``hypso_50m``: JSON ``{"<band lower bound, m>": area km2}`` of 50 m elevation bands (the RGI hypsometry
   bands; RGI 6 gives them in per mille of the area, we give km2).
 * ``cenlon`` / ``cenlat``: representative point of the outline (inside it and roughly central, not the
@@ -42,8 +43,11 @@ HYPSOMETRY_BAND_M = 50.0
 ASPECT_SECTORS: tuple[str, ...] = ("N", "NE", "E", "SE", "S", "SW", "W", "NW")
 """Names of the RGI aspect sectors 1..8."""
 
-LMAX_MAX_PIXELS = 50_000
+LMAX_MAX_PIXELS = 20_000
 """Glaciers with more pixels are coarsened (block maximum) before the flow-line search, to bound the cost."""
+
+LMAX_STRAIGHT_PIXELS = 300
+"""Glaciers with at most this many pixels use the straight distance from the terminus (no path search)."""
 
 
 def aspect_sector(aspect_deg: float) -> int:
@@ -107,7 +111,8 @@ def longest_flowline_m(
     """Longest path inside a glacier from its terminus: the largest 8-connected geodesic distance, m.
 
     Large glaciers (more than :data:`LMAX_MAX_PIXELS` pixels) are searched on a grid coarsened by an
-    integer factor (a coarse cell belongs to the glacier if any of its pixels does).
+    integer factor (a coarse cell belongs to the glacier if any of its pixels does); for small ones (at
+    most :data:`LMAX_STRAIGHT_PIXELS` pixels, compact at that size) the straight distance is used.
 
     Args:
         mask: The glacier's pixels, shape (H, W).
@@ -120,6 +125,9 @@ def longest_flowline_m(
     """
     m = np.asarray(mask, dtype=bool)
     n = int(m.sum())
+    if n <= LMAX_STRAIGHT_PIXELS:
+        rows, cols = np.nonzero(m)
+        return float(np.sqrt((((rows - start[0]) * dy_m) ** 2 + ((cols - start[1]) * dx_m) ** 2).max()))
     f = max(1, math.ceil(math.sqrt(n / LMAX_MAX_PIXELS))) if n > LMAX_MAX_PIXELS else 1
     if f > 1:
         h, w = m.shape

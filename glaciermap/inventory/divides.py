@@ -304,7 +304,10 @@ def _surface_outlets(
     if n == 0:
         return cmask.astype(np.int32), {}, np.zeros(2)
     basins = watershed(img, markers, mask=cmask, connectivity=2).astype(np.int64)
-    depth = np.asarray(ndi.minimum(img, markers, np.arange(1, n + 1)), dtype=np.float64)
+    flat = markers.ravel()
+    first = np.flatnonzero(flat)
+    _, where = np.unique(flat[first], return_index=True)  # labels 1..n, in order
+    depth = img.ravel()[first[where]].astype(np.float64)  # a minimum's elevation: any of its pixels
     area = np.bincount(basins.ravel(), minlength=n + 1)[1:].astype(np.float64) * pixel_size_m * pixel_size_m
     # Passes: the lowest max(z_p, z_q) over 8-neighbour pixel pairs joining two basins.
     us, vs, ss = [], [], []
@@ -323,10 +326,10 @@ def _surface_outlets(
     parent = np.arange(n + 1)
     if u.size:
         code = u * (n + 1) + v
-        order = np.lexsort((s, code))
+        order = np.argsort(code, kind="stable")
         code, s = code[order], s[order]
-        first = np.r_[True, code[1:] != code[:-1]]
-        code, s = code[first], s[first]  # the lowest pass of each pair
+        starts = np.flatnonzero(np.r_[True, code[1:] != code[:-1]])
+        code, s = code[starts], np.minimum.reduceat(s, starts)  # the lowest pass of each pair
         by_height = np.argsort(s, kind="stable")
         lo_min = np.r_[0.0, depth]
         size = np.r_[0.0, area]

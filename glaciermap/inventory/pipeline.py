@@ -32,6 +32,7 @@ import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import rasterio
 import rasterio.features
 import scipy.ndimage as ndi
 import shapely
@@ -338,11 +339,22 @@ def _run(job: _Job, workers: int) -> Iterator[_ComplexResult]:
     )
     if workers > 1 and len(ks) > 1 and "fork" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(workers) as pool:
+        with ctx.Pool(workers, initializer=_enter_gdal_env) as pool:
             yield from pool.imap_unordered(_process_complex, ks, chunksize=8)
     else:
-        for k in ks:
-            yield _process_complex(k)
+        with rasterio.Env():  # one GDAL environment for all the windows, not one per call
+            for k in ks:
+                yield _process_complex(k)
+
+
+_WORKER_ENV: list[rasterio.Env] = []
+
+
+def _enter_gdal_env() -> None:
+    """Worker initializer: enter one GDAL environment for the worker's lifetime."""
+    env = rasterio.Env()
+    env.__enter__()
+    _WORKER_ENV.append(env)
 
 
 def _process_complex(k: int) -> _ComplexResult:
@@ -380,8 +392,8 @@ def _process_complex(k: int) -> _ComplexResult:
         reference=reference,
         open_edges=open_edges,
     )
-    slope, aspect = slope_aspect(z, dx, dy)
-    debris = cls == DEBRIS_ICE
+    slope, aspect = slope_aspect(z, dx, dy, where=glaciers > 0)
+    debris = (cls == DEBRIS_ICE) & (glaciers > 0)
     attrs: list[dict[str, Any]] = []
     for i, sl in enumerate(ndi.find_objects(glaciers), start=1):
         assert sl is not None
@@ -401,7 +413,12 @@ def _process_complex(k: int) -> _ComplexResult:
     unc = buffer_uncertainty_m2(job.to_metric(np.asarray(polygons, dtype=object)), job.buffer_m) / 1e6
     for a, u in zip(attrs, unc):
         a["area_unc_km2"] = float(u)
-    debris_pairs = [(v, g) for g, v in iter_polygons(np.where(debris, glaciers, 0), transform)]
+    debris_pairs: list[tuple[int, Any]] = []
+    if debris.any():
+        rows, cols = np.nonzero(debris.any(axis=1))[0], np.nonzero(debris.any(axis=0))[0]
+        d0, d1, e0, e1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        debris_ids = np.where(debris[d0:d1, e0:e1], glaciers[d0:d1, e0:e1], 0)
+        debris_pairs = [(v, g) for g, v in iter_polygons(debris_ids, grid.window_transform(r0 + d0, c0 + e0))]
     debris_m = job.to_metric(np.asarray([g for _, g in debris_pairs], dtype=object))
     debris_area = shapely.area(debris_m) / 1e6 if len(debris_m) else np.zeros(0)
     debris_unc = buffer_uncertainty_m2(debris_m, job.buffer_m) / 1e6

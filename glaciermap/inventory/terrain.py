@@ -16,6 +16,7 @@ def slope_aspect(
     z: npt.NDArray[np.floating],
     dx_m: npt.NDArray[np.float64] | float,
     dy_m: npt.NDArray[np.float64] | float,
+    where: npt.NDArray[np.bool_] | None = None,
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     """Slope and aspect of a north-up elevation grid.
 
@@ -23,6 +24,7 @@ def slope_aspect(
         z: Elevation in m, shape (H, W), NaN for nodata. Row 0 is the northern edge.
         dx_m: Pixel width in m, a scalar or one value per row, shape (H,).
         dy_m: Pixel height in m, a scalar or one value per row, shape (H,).
+        where: Only compute these pixels (the others are NaN); None: all.
 
     Returns:
         ``(slope_deg, aspect_deg)``, float32 of shape (H, W). Slope in [0, 90) degrees; aspect is the
@@ -35,20 +37,23 @@ def slope_aspect(
     aspect = np.full((h, w), np.nan, dtype=np.float32)
     if h < 3 or w < 3:
         return slope, aspect
-    dx = np.broadcast_to(np.asarray(dx_m, dtype=np.float64), (h,))[1:-1, None]
-    dy = np.broadcast_to(np.asarray(dy_m, dtype=np.float64), (h,))[1:-1, None]
-    a, b, c = zz[:-2, :-2], zz[:-2, 1:-1], zz[:-2, 2:]
-    d, f = zz[1:-1, :-2], zz[1:-1, 2:]
-    g, hh, i = zz[2:, :-2], zz[2:, 1:-1], zz[2:, 2:]
+    inner = np.zeros((h, w), dtype=bool)
+    inner[1:-1, 1:-1] = True
+    if where is not None:
+        inner &= np.asarray(where, dtype=bool)
+    r, c = np.nonzero(inner & np.isfinite(zz))
+    dx = np.broadcast_to(np.asarray(dx_m, dtype=np.float64), (h,))[r]
+    dy = np.broadcast_to(np.asarray(dy_m, dtype=np.float64), (h,))[r]
+
+    def at(dr: int, dc: int) -> npt.NDArray[np.float64]:
+        return zz[r + dr, c + dc].astype(np.float64)
+
     # p: increase of z towards the east; q: increase of z towards the north (rows run southwards).
-    p = ((c + 2 * f + i) - (a + 2 * d + g)) / (8.0 * dx)
-    q = ((a + 2 * b + c) - (g + 2 * hh + i)) / (8.0 * dy)
+    p = ((at(-1, 1) + 2 * at(0, 1) + at(1, 1)) - (at(-1, -1) + 2 * at(0, -1) + at(1, -1))) / (8.0 * dx)
+    q = ((at(-1, -1) + 2 * at(-1, 0) + at(-1, 1)) - (at(1, -1) + 2 * at(1, 0) + at(1, 1))) / (8.0 * dy)
     grad = np.hypot(p, q)
-    slope[1:-1, 1:-1] = np.degrees(np.arctan(grad))
+    slope[r, c] = np.degrees(np.arctan(grad))
     asp = np.degrees(np.arctan2(-p, -q)) % 360.0  # azimuth of (-p, -q): the steepest descent
     asp[grad == 0] = np.nan
-    aspect[1:-1, 1:-1] = asp
-    nodata = ~np.isfinite(zz)
-    slope[nodata] = np.nan
-    aspect[nodata] = np.nan
+    aspect[r, c] = asp
     return slope, aspect

@@ -78,6 +78,9 @@ def test_slope_with_row_spacing_and_nodata() -> None:
 
 
 def test_longest_flowline_straight_bent_and_coarsened(monkeypatch: pytest.MonkeyPatch) -> None:
+    import glaciermap.inventory.attributes as attributes
+
+    monkeypatch.setattr(attributes, "LMAX_STRAIGHT_PIXELS", 0)  # path search even for small shapes
     strip = np.zeros((5, 60), dtype=bool)
     strip[2, 5:55] = True
     assert longest_flowline_m(strip, (2, 5), 10.0, 10.0) == pytest.approx(490.0)
@@ -85,13 +88,13 @@ def test_longest_flowline_straight_bent_and_coarsened(monkeypatch: pytest.Monkey
     ell[0:30, 0] = True
     ell[29, 0:30] = True  # an L: the path goes round the corner, cutting it with one diagonal step
     assert longest_flowline_m(ell, (0, 0), 10.0, 10.0) == pytest.approx(280.0 + 10 * math.sqrt(2) + 280.0)
-    import glaciermap.inventory.attributes as attributes
-
     monkeypatch.setattr(attributes, "LMAX_MAX_PIXELS", 100)
     big = np.zeros((50, 400), dtype=bool)
     big[20:30, 0:400] = True
     coarse = longest_flowline_m(big, (25, 0), 10.0, 10.0)
     assert coarse == pytest.approx(3990.0, rel=0.02)
+    monkeypatch.setattr(attributes, "LMAX_STRAIGHT_PIXELS", 300)
+    assert longest_flowline_m(ell, (0, 0), 10.0, 20.0) == pytest.approx(math.hypot(290.0, 580.0))
 
 
 def test_glacier_attributes_of_a_tilted_rectangle() -> None:
@@ -118,7 +121,7 @@ def test_glacier_attributes_of_a_tilted_rectangle() -> None:
         "4100": pytest.approx(0.001),
     }
     assert a["term_col"] == 1  # the lowest column
-    assert a["lmax_m"] == pytest.approx(190.0 + (math.sqrt(2) - 1) * 90.0)
+    assert a["lmax_m"] == pytest.approx(math.hypot(190.0, 90.0))  # 200 px: the straight distance
     assert a["dem_cover"] == 1.0
     none = glacier_attributes(mask, np.full((h, w), np.nan), slope, aspect, debris, *rows)
     assert math.isnan(none["zmean_m"]) and none["aspect_sec"] == 0 and none["term_row"] == -1
