@@ -266,3 +266,23 @@ def test_atomic_write_leaves_nothing_on_error(scene: tuple[Path, Path], tmp_path
     with pytest.raises(OSError, match="disk full"):
         build_inventory(*scene, tmp_path / "inv.gpkg")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_workers_give_the_same_inventory(scene: tuple[Path, Path], inventory) -> None:  # type: ignore[no-untyped-def]
+    parallel = build_inventory(*scene, None, workers=2, date="2021-08-15", dem_source="hand-made DEM")
+    cols = [c for c in GLACIER_COLUMNS if c != "hypso_50m"]
+    pd.testing.assert_frame_equal(
+        pd.DataFrame(parallel.glaciers[cols]), pd.DataFrame(inventory.glaciers[cols]), check_exact=False
+    )
+    assert parallel.glaciers.geometry.geom_equals(inventory.glaciers.geometry).all()
+
+
+def test_no_glacier_above_the_minimum_area_gives_empty_layers(tmp_path: Path) -> None:
+    cls = np.zeros((scenes.HEIGHT, scenes.WIDTH), np.uint8)
+    cls[5:7, 5:7] = 1  # 0.0004 km2
+    classes, dem = scenes.write_scene(tmp_path, cls=cls)
+    inv = build_inventory(classes, dem, tmp_path / "empty.gpkg")
+    assert inv.summary["n_glaciers"] == 0 and inv.summary["area_km2"] == 0.0
+    for layer in ("glaciers", "debris", "divides"):
+        assert len(gpd.read_file(tmp_path / "empty.gpkg", layer=layer)) == 0
+    assert pd.read_csv(tmp_path / "empty.csv").columns.tolist() == list(GLACIER_COLUMNS)
