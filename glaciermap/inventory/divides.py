@@ -303,7 +303,7 @@ def _surface_outlets(
     markers, n = ndi.label(minima, structure=EIGHT_CONNECTED)
     if n == 0:
         return cmask.astype(np.int32), {}, np.zeros(2)
-    basins = watershed(img, markers, mask=cmask, connectivity=2).astype(np.int64)
+    basins = watershed(img, markers, mask=cmask, connectivity=2).astype(np.int32)
     flat = markers.ravel()
     first = np.flatnonzero(flat)
     _, where = np.unique(flat[first], return_index=True)  # labels 1..n, in order
@@ -319,8 +319,8 @@ def _surface_outlets(
     ):
         a, b = basins[sa], basins[sb]
         sel = (a != b) & (a > 0) & (b > 0)
-        us.append(np.minimum(a[sel], b[sel]))
-        vs.append(np.maximum(a[sel], b[sel]))
+        us.append(np.minimum(a[sel], b[sel]).astype(np.int64))
+        vs.append(np.maximum(a[sel], b[sel]).astype(np.int64))
         ss.append(np.maximum(img[sa][sel], img[sb][sel]))
     u, v, s = np.concatenate(us), np.concatenate(vs), np.concatenate(ss)
     parent = np.arange(n + 1)

@@ -144,7 +144,7 @@ def region_geometry(
         dict mapping a label pair ``(u, v)`` with ``u < v`` to the length of their common boundary, m.
         Perimeters include the boundaries of holes and of the raster's edge.
     """
-    lab = np.asarray(labels, dtype=np.int64)
+    lab = np.asarray(labels, dtype=np.int32)
     n = int(lab.max(initial=0))
     w = lab.shape[1]
     area: npt.NDArray[np.float64] = np.bincount(
@@ -174,8 +174,8 @@ def region_geometry(
     )
     perimeter[0] = 0.0
     both = (u > 0) & (v > 0)
-    lo = np.minimum(u[both], v[both])
-    hi = np.maximum(u[both], v[both])
+    lo = np.minimum(u[both], v[both]).astype(np.int64)
+    hi = np.maximum(u[both], v[both]).astype(np.int64)
     codes = lo * (n + 1) + hi
     uniq, inv = np.unique(codes, return_inverse=True)
     sums = np.bincount(inv, weights=length[both])
