@@ -65,7 +65,6 @@ FIELD_NAMES: tuple[str, ...] = (
 )
 """Coarse fields that the fine stage interpolates, in this order."""
 
-_ICE_DENSITY_G = 900.0 * 9.81
 _STEEP_ACCUMULATION = 45.0  # degrees: steeper accumulation cells shed snow (avalanches) and stay rock
 _ROCKWALL = 33.0  # degrees: ice-free cells steeper than this supply debris
 _LATERAL_SURFACE_SLOPE = math.tan(math.radians(2.0))
