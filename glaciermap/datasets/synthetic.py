@@ -71,7 +71,7 @@ __all__ = [
     "generate_scene",
 ]
 
-GENERATOR_VERSION: Final[str] = f"glaciermap-synthetic/1 (glaciermap {__version__})"
+GENERATOR_VERSION: Final[str] = f"glaciermap-synthetic/2 (glaciermap {__version__})"
 """Written to ``scene.json``; bump the leading number whenever the same seed would give a different world."""
 GLACIER_FILE: Final[str] = "glaciers.tif"
 """Per-pixel glacier ids (ground truth of the inventory's ice-divide splitting)."""

@@ -239,6 +239,8 @@ def _neighbour(a: F64, dy: int, dx: int, fill: float) -> F64:
     """``a`` shifted so that out[i, j] = a[i + dy, j + dx] (``fill`` outside)."""
     out = np.full_like(a, fill)
     h, w = a.shape
+    if abs(dy) >= h or abs(dx) >= w:
+        return out
     out[max(0, -dy) : h - max(0, dy), max(0, -dx) : w - max(0, dx)] = a[
         max(0, dy) : h - max(0, -dy), max(0, dx) : w - max(0, -dx)
     ]

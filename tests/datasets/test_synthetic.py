@@ -346,3 +346,13 @@ def test_thin_cloud_brightens_optical_and_cools_thermal_but_not_radar(features: 
         np.testing.assert_array_equal(_read(features, name)[:, ~stripes], _read(clear, name)[:, ~stripes])
     clear_labels = _read(clear, SCENE_FILES["labels"])[0]
     np.testing.assert_array_equal(labels[~thick & ~stripes], clear_labels[~thick & ~stripes])
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_smallest_scenes_of_every_preset(tmp_path: Path, preset: str) -> None:
+    """64 px scenes: the shadow ray march reaches past the coarse grid at low sun (Svalbard)."""
+    folder = generate_scene(tmp_path / preset, preset=preset, size=(64, 96), seed=11)
+    labels = _read(folder, SCENE_FILES["labels"])[0]
+    optical = _read(folder, SCENE_FILES["optical"])
+    assert labels.shape == (64, 96) and set(np.unique(labels)) <= {0, 1, 2}
+    assert np.isfinite(optical).all() and 0.0 < optical.min() and optical.max() <= 1.6
