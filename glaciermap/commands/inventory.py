@@ -36,7 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--buffer-pixels", type=float, default=1.0, help="buffer of the area uncertainty, pixels"
     )
     parser.add_argument("--dem-source", help="text of the dem_source field (default: the DEM file name)")
-    parser.add_argument("--date", help="acquisition date for src_date, ISO 8601 (YYYY[-MM[-DD]])")
+    parser.add_argument(
+        "--date",
+        help="acquisition date for src_date, ISO 8601 YYYY[-MM[-DD]] (default: a scene.json beside CLASSES)",
+    )
     parser.add_argument(
         "--workers", type=int, default=1, help="processes for the glacier complexes (default 1)"
     )

@@ -19,6 +19,7 @@ Workflow (``docs/inventory.md``):
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import multiprocessing
 import os
@@ -38,7 +39,7 @@ import scipy.ndimage as ndi
 import shapely
 from pyproj import CRS, Transformer
 
-from glaciermap.constants import DEBRIS_ICE
+from glaciermap.constants import DEBRIS_ICE, SCENE_METADATA
 from glaciermap.errors import ConfigError, InputError
 from glaciermap.inventory.attributes import glacier_attributes
 from glaciermap.inventory.divides import (
@@ -188,7 +189,9 @@ def build_inventory(
         reference: Reference outlines (.gpkg/.shp) whose divides the ``"copy"`` method transfers.
         buffer_pixels: Buffer width N (pixels) of the area uncertainty (Karakoram paper 3.3.3).
         dem_source: Text for the ``dem_source`` field (default: the DEM file name).
-        date: Acquisition date of the class raster, ISO 8601 (``YYYY-MM-DD`` or ``YYYY``), for ``src_date``.
+        date: Acquisition date of the class raster, ISO 8601 (``YYYY-MM-DD`` or ``YYYY``), for ``src_date``;
+            default: the ``date`` or ``year`` of a ``scene.json`` beside the class raster (a scene folder),
+            else empty.
         divide_params: Parameters of the ice-divide methods.
         workers: Processes used for the glacier complexes (1: in this process).
 
@@ -203,7 +206,7 @@ def build_inventory(
     times: dict[str, float] = {}
     t0 = time.perf_counter()
     method = _check_options(out_path, min_area_km2, median_filter, method, reference, buffer_pixels, workers)
-    src_date = _check_date(date)
+    src_date = _check_date(date if date is not None else _scene_date(Path(classes_path)))
     params = divide_params or DivideParams()
     classes, grid = read_classes(classes_path, median_filter=median_filter)
     times["read_classes_s"] = time.perf_counter() - t0
@@ -290,6 +293,17 @@ def _check_options(
     if chosen != "copy" and reference is not None:
         raise ConfigError(f"a reference inventory is only used by method 'copy', not {chosen!r}")
     return chosen
+
+
+def _scene_date(classes_path: Path) -> str | None:
+    """The ``date`` (or ``year``) of the ``scene.json`` beside a scene folder's class raster, if any."""
+    meta = classes_path.parent / SCENE_METADATA
+    try:
+        info = json.loads(meta.read_text())
+    except (OSError, ValueError):
+        return None
+    value = info.get("date", info.get("year")) if isinstance(info, dict) else None
+    return None if value is None else str(value)
 
 
 def _check_date(date: str | None) -> str:

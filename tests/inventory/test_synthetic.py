@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +54,12 @@ def test_areas_and_elevations_equal_direct_values(scene: Path, inventory) -> Non
         assert row.zmax_m == pytest.approx(zz.max(), abs=1e-3)
         assert row.zmean_m == pytest.approx(zz.mean(), abs=1e-2)
         assert row.zmed_m == pytest.approx(np.median(zz), abs=1e-2)
+
+
+def test_date_from_the_scene_metadata(scene: Path, inventory) -> None:  # type: ignore[no-untyped-def]
+    year = str(json.loads((scene / "scene.json").read_text())["year"])
+    assert (inventory.glaciers.src_date == year).all()
+    assert (inventory.glaciers.dem_source == "dem.tif").all()
 
 
 def test_complex_split_matches_the_true_glaciers(scene: Path, inventory) -> None:  # type: ignore[no-untyped-def]
