@@ -211,7 +211,8 @@ def generate_scene(
         The scene folder.
 
     Raises:
-        ConfigError: If the preset is unknown or an argument is out of range.
+        ConfigError: If the preset is unknown, an argument is out of range or ``out_dir`` cannot be
+            created (e.g. it is an existing file).
     """
     import rasterio
 
@@ -220,14 +221,17 @@ def generate_scene(
 
     region = get_preset(preset)
     height, width = _validate(size, seed, pixel_size, block_size, year)
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"{out}: cannot create the scene folder ({err.strerror or err})") from None
     seed = int(seed)
     pixel_size = float(pixel_size)
     sun = sun_position(region.center_lat, region.day_of_year)
     world = build_coarse_world(region, height, width, pixel_size, seed, sun, clouds)
     renderer = SceneRenderer(world, region, pixel_size, seed, height, width, clouds, nodata_stripes)
     crs, transform = _grid(region, height, width, pixel_size)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
 
     tiled = height >= TILE and width >= TILE
     base: dict[str, Any] = {

@@ -356,3 +356,11 @@ def test_smallest_scenes_of_every_preset(tmp_path: Path, preset: str) -> None:
     optical = _read(folder, SCENE_FILES["optical"])
     assert labels.shape == (64, 96) and set(np.unique(labels)) <= {0, 1, 2}
     assert np.isfinite(optical).all() and 0.0 < optical.min() and optical.max() <= 1.6
+
+
+def test_an_output_folder_that_is_a_file_is_a_config_error(tmp_path: Path) -> None:
+    target = tmp_path / "taken"
+    target.write_text("not a folder")
+    with pytest.raises(ConfigError, match="cannot create the scene folder"):
+        generate_scene(target, size=(64, 64))
+    assert target.read_text() == "not a folder"
