@@ -35,9 +35,7 @@ from glaciermap.errors import ConfigError
 from glaciermap.inventory.outlines import AREA_FIELDS, ID_FIELDS, find_field
 from glaciermap.inventory.uncertainty import metric_crs
 from glaciermap.io import atomic_output
-
-MATCH_FRACTION = 0.5
-"""Both glaciers must have more than this fraction of their area in the intersection (GlaViTU)."""
+from glaciermap.metrics.objects import MATCH_FRACTION, match_glaciers
 
 
 @dataclass
@@ -102,32 +100,21 @@ def compare_inventories(
     id_a_name, id_a = _ids(ours)
     id_b_name, id_b = _ids(reference)
 
-    tree = shapely.STRtree(b)
-    ia, ib = (
-        tree.query(a, predicate="intersects") if len(a) and len(b) else (np.zeros(0, int), np.zeros(0, int))
-    )
-    inter = shapely.area(shapely.intersection(a[ia], b[ib])) * to_km2 if len(ia) else np.zeros(0)
-    ok = (inter > MATCH_FRACTION * area_a[ia]) & (inter > MATCH_FRACTION * area_b[ib])
-    order = np.argsort(-inter[ok], kind="stable")
-    used_a: set[int] = set()
-    used_b: set[int] = set()
-    pairs: list[tuple[int, int, float]] = []
-    for i, j, o in zip(ia[ok][order], ib[ok][order], inter[ok][order]):
-        if int(i) in used_a or int(j) in used_b:
-            continue
-        used_a.add(int(i))
-        used_b.add(int(j))
-        pairs.append((int(i), int(j), float(o)))
-    pairs.sort()
-    pa = np.asarray([p[0] for p in pairs], dtype=np.int64)
-    pb = np.asarray([p[1] for p in pairs], dtype=np.int64)
+    matching = match_glaciers(
+        gpd.GeoSeries(a, crs=crs), gpd.GeoSeries(b, crs=crs), fraction=MATCH_FRACTION
+    )  # positional index: pred_id / ref_id are row numbers of ours / reference
+    pa = matching.pairs["pred_id"].to_numpy(dtype=np.int64)
+    pb = matching.pairs["ref_id"].to_numpy(dtype=np.int64)
+    order = np.lexsort((pb, pa))
+    pa, pb = pa[order], pb[order]
+    pairs = matching.pairs.iloc[order]
     matches = pd.DataFrame(
         {
             "id_ours": id_a[pa],
             "id_ref": id_b[pb],
             "area_ours_km2": area_a[pa],
             "area_ref_km2": area_b[pb],
-            "overlap_km2": np.asarray([p[2] for p in pairs], dtype=np.float64),
+            "overlap_km2": pairs["intersection_km2"].to_numpy(dtype=np.float64) * (1e6 * to_km2),
         }
     )
     matches["d_area_km2"] = matches["area_ours_km2"] - matches["area_ref_km2"]
@@ -141,7 +128,7 @@ def compare_inventories(
     omitted = pd.DataFrame({"id_ref": id_b[not_b], "area_ref_km2": area_b[not_b]})
 
     cells, transform = cell_differences(a, b, cell_size_km * 1000.0 / unit, to_km2)
-    n_m = len(pairs)
+    n_m = len(matches)
     precision = n_m / len(a) if len(a) else math.nan
     recall = n_m / len(b) if len(b) else math.nan
     f1 = 2 * n_m / (len(a) + len(b)) if (len(a) + len(b)) else math.nan
