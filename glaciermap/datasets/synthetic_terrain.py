@@ -126,7 +126,9 @@ def coarse_layout(height: int, width: int, pixel_size: float) -> tuple[int, int,
     return factor, margin, cell, hc, wc
 
 
-def _relief(preset: RegionPreset, shape: tuple[int, int], margin: int, cell: float, seed: int) -> F64:
+def _relief(
+    preset: RegionPreset, shape: tuple[int, int], margin: int, cell: float, seed: int
+) -> tuple[F64, F64]:
     """Bed elevation (m) from a prescribed-slope (eikonal) construction (module step 1).
 
     A target slope is set everywhere: gentle along a main valley network (the zero lines of a smooth
@@ -138,6 +140,10 @@ def _relief(preset: RegionPreset, shape: tuple[int, int], margin: int, cell: flo
     eikonal equation |grad z| = tan(slope(x)) (Sethian, *Level Set Methods*, 1999, ch. 8; solved on the
     8-neighbour grid with Dijkstra's algorithm). Every cell drains to an outlet (no pits), crests are sharp
     where the fronts meet and valley floors are gentle: a hydrologically consistent mountain landscape.
+
+    Returns:
+        (elevation in m, design slope in degrees): the design slope does not flatten as cells grow, so
+        slope thresholds stay meaningful on the coarse grids of big scenes.
     """
     from skimage.graph import MCP_Geometric
 
@@ -191,6 +197,7 @@ def _relief(preset: RegionPreset, shape: tuple[int, int], margin: int, cell: flo
     r0 = tshape[0] - shape[0] if preset.sea else (tshape[0] - shape[0]) // 2  # maritime: keep the coast
     c0 = (tshape[1] - shape[1]) // 2
     dist = dist[r0 : r0 + shape[0], c0 : c0 + shape[1]]
+    target = target[r0 : r0 + shape[0], c0 : c0 + shape[1]]
     core = dist[margin:-margin, margin:-margin]
     if preset.sea:  # the lowest part of the scene is sea (fjords) and the preset's share is above the ELA
         q_sea = float(np.quantile(core, preset.sea_fraction))
@@ -205,7 +212,8 @@ def _relief(preset: RegionPreset, shape: tuple[int, int], margin: int, cell: flo
         z = z + (
             preset.ela - float(np.quantile(z[margin:-margin, margin:-margin], 1.0 - preset.accumulation_area))
         )
-    return z
+    design: F64 = np.degrees(np.arctan(target * scale))
+    return z, design
 
 
 def slope_degrees(z: F64, cell: float) -> F64:
@@ -428,10 +436,14 @@ def _glaciers(
     rec: I64,
     levels: list[I64],
     sea: npt.NDArray[np.bool_],
+    design_slope: F64,
     cell: float,
 ) -> _Glaciers:
     """Ice extent, surface, debris cover and velocity (module steps 3 to 5)."""
     slope = slope_degrees(bed, cell)
+    # cells coarser than the 40 m the thresholds were set for flatten the slopes: lean on the design slope
+    w_design = float(np.clip((cell - 40.0) / 100.0, 0.0, 1.0))
+    slope = slope + w_design * (np.maximum(slope, design_slope) - slope)
     b = np.minimum(preset.mb_gradient * (bed - preset.ela), preset.mb_max)
     steep = slope > _STEEP_ACCUMULATION
     rockwall = slope > _ROCKWALL
@@ -601,7 +613,7 @@ def build_coarse_world(
         The coarse world.
     """
     factor, margin, cell, hc, wc = coarse_layout(height, width, pixel_size)
-    bed = _relief(preset, (hc, wc), margin, cell, seed)
+    bed, design_slope = _relief(preset, (hc, wc), margin, cell, seed)
     edge = np.zeros(bed.shape, dtype=bool)
     edge[0, :] = edge[-1, :] = edge[:, 0] = edge[:, -1] = True
     if preset.sea:
@@ -617,7 +629,7 @@ def build_coarse_world(
     routing = _drain_flats(plain, outlet)
     rec = d8_receivers(routing, outlet, cell)
     levels = topological_levels(rec)
-    geo = _glaciers(preset, plain, rec, levels, sea, cell)
+    geo = _glaciers(preset, plain, rec, levels, sea, design_slope, cell)
     ice = geo.ice
     glacier_id, n_glaciers = _glacier_ids(ice, geo.surface, h=25.0)
     if n_glaciers:
