@@ -150,7 +150,8 @@ class GridWindows(WindowSource):
         stride: Step between windows in pixels (default: ``patch_size``, no overlap).
 
     Raises:
-        ConfigError: If a scene is smaller than the patch or ``stride``/``patch_size`` is not positive.
+        ConfigError: If a scene is smaller than the patch, ``stride``/``patch_size`` is not positive, or
+            the stride exceeds the patch (the grid would leave gaps and windows past the scene edge).
     """
 
     def __init__(self, scenes: Sequence[SceneDataset], patch_size: int, stride: int | None = None) -> None:
@@ -158,6 +159,11 @@ class GridWindows(WindowSource):
         if patch_size <= 0 or stride <= 0:
             raise ConfigError(
                 f"patch_size {patch_size} and stride {stride}; expected positive numbers of pixels"
+            )
+        if stride > patch_size:
+            raise ConfigError(
+                f"eval stride {stride} is larger than the patch size {patch_size}; expected at most the patch "
+                "size so that the evaluation grid covers every pixel"
             )
         check_patch_fits([ds.scene for ds in scenes], patch_size)
         self.items = [

@@ -26,6 +26,7 @@ def _small(root: Path, out: Path) -> list[str]:
         f"--data.init_args.root={root}",
         "--data.init_args.scene_size=[128,128]",
         "--data.init_args.patch_size=64",
+        "--data.init_args.eval_stride=64",
         "--data.init_args.batch_size=2",
         "--data.init_args.num_workers=0",
         "--trainer.accelerator=cpu",
@@ -101,7 +102,7 @@ def test_fit_then_test_with_checkpoint_reproduces_metrics(scene_cache: Path, tmp
     from glaciermap.datamodules import SceneDataModule, SyntheticDataModule
 
     cfg = str(EXAMPLES / "synthetic_cpu.yaml")
-    common = [*_small(scene_cache, tmp_path), "--data.init_args.eval_stride=64"]
+    common = _small(scene_cache, tmp_path)
     fit = ["fit", "--config", cfg, *common, "--trainer.max_steps=3", "--data.init_args.samples_per_epoch=6"]
     assert main([*fit, "--trainer.logger=false"]) == 0
     ckpt = tmp_path / "checkpoints" / "last.ckpt"

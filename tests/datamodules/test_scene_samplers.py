@@ -136,3 +136,5 @@ def test_scene_smaller_than_the_patch(scenes: list[SceneDataset]) -> None:
         RandomWindows(scenes, patch_size=16, length=0)
     with pytest.raises(ConfigError, match="stride -1"):
         GridWindows(scenes, patch_size=16, stride=-1)
+    with pytest.raises(ConfigError, match="eval stride 32 is larger than the patch size 16"):
+        GridWindows(scenes, patch_size=16, stride=32)
