@@ -31,10 +31,14 @@ import numpy.typing as npt
 import torch
 
 from glaciermap.constants import BANDS, CLASS_NAMES
-from glaciermap.datasets.scene import DEFAULT_FILL
 from glaciermap.errors import ConfigError, GlaciermapError, InputError
 from glaciermap.models.base import SegmentationModel
 from glaciermap.transforms.normalisation import NormStats
+
+FILL_VALUE: float = 0.0
+"""Value of invalid and padding pixels after normalisation: the training datasets' fill value
+(``glaciermap.datasets.scene.DEFAULT_FILL``, repeated here so that mapping does not import torchgeo; a test
+checks that the two agree)."""
 
 
 @runtime_checkable
@@ -128,7 +132,7 @@ class MappingModel:
     region_codes: tuple[str, ...] = ()
     location_encoding: str = "none"
     calibrator: Calibrator | None = None
-    fill_value: float = DEFAULT_FILL
+    fill_value: float = FILL_VALUE
     info: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

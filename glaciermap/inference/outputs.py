@@ -32,7 +32,7 @@ import math
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,11 +46,16 @@ from rasterio.enums import Resampling
 from glaciermap import __version__
 from glaciermap.constants import BANDS, IGNORE_INDEX, RASTER_NODATA, SCENE_FILES
 from glaciermap.datasets.scene_folder import SceneInfo
+from glaciermap.errors import InputError
 from glaciermap.inference.checkpoint import MappingModel
 from glaciermap.inference.confidence import entropy_confidence
 from glaciermap.inference.predictor import SceneStream, Strip
+from glaciermap.inference.source import Prefetcher
 from glaciermap.inference.writers import StreamingRaster
 from glaciermap.io import atomic_output
+
+GDAL_CACHE_BASE_MB = 64
+"""Fixed part of the GDAL block cache while a scene is mapped (MB); see :func:`gdal_cache_bytes`."""
 
 QUICKLOOK_SIDE = 1024
 """Longest side of the quick-look panels (pixels); larger scenes are decimated for it."""
@@ -98,6 +103,28 @@ def float_nodata(scene: SceneInfo) -> float:
     if nodata is not None and (math.isnan(nodata) or not 0.0 <= nodata <= 1.0):
         return float(nodata)
     return RASTER_NODATA
+
+
+def gdal_cache_bytes(scene: SceneInfo, block_rows: int = 512) -> int:
+    """GDAL block cache size for mapping a scene: enough for two rows of input tiles, and no more.
+
+    GDAL's default (5 % of RAM) lets the cache grow to gigabytes on large scenes. The mapper reads rows top to
+    bottom in chunks shorter than a tile, so a tile row is used by several consecutive chunks: the cache must
+    hold two full-width rows of tiles of every input raster (assumed at most ``block_rows`` tall), plus
+    :data:`GDAL_CACHE_BASE_MB`. Bounded by the width, independent of the height.
+
+    Args:
+        scene: The scene.
+        block_rows: Assumed tile height of the inputs (rows).
+
+    Returns:
+        The cache size in bytes.
+    """
+    row_bytes = sum(
+        info.count * np.dtype(info.dtype).itemsize * info.width * block_rows
+        for info in scene.rasters.values()
+    )
+    return int(GDAL_CACHE_BASE_MB * 2**20 + 2 * row_bytes)
 
 
 def row_areas_km2(scene: SceneInfo) -> npt.NDArray[np.float64]:
@@ -241,6 +268,7 @@ def write_outputs(
     t0 = time.perf_counter() if start_time is None else start_time
     scene, grid = stream.scene, stream.grid
     out = Path(out_dir)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     names = mapping.class_names
     k = len(names)
@@ -295,99 +323,113 @@ def write_outputs(
             "resampling": "AVERAGE",
         }
 
-    files = {name: out / f"{name}.tif" for name in specs}
-    with contextlib.ExitStack() as stack:
-        # Entered first, renamed last: summary.json marks a complete output folder.
-        summary_tmp = stack.enter_context(atomic_output(out / "summary.json"))
-        do_quicklook = quicklook and _has_optical(scene)
-        quicklook_tmp = stack.enter_context(atomic_output(out / "quicklook.png")) if do_quicklook else None
-        cog_tmp = {name: stack.enter_context(atomic_output(path)) for name, path in files.items()}
-        token = uuid.uuid4().hex[:8]
-        sinks: dict[str, StreamingRaster] = {}
-        for name, spec in specs.items():
-            stream_path = out / f".{name}.stream-{token}.tif"
-            stack.callback(_remove, stream_path)
-            sinks[name] = stack.enter_context(
-                StreamingRaster(
-                    stream_path,
-                    crs=scene.crs,
-                    transform=scene.transform,
-                    height=scene.height,
-                    width=scene.width,
-                    count=spec["count"],
-                    dtype=spec["dtype"],
-                    nodata=spec["nodata"],
-                    descriptions=spec["descriptions"],
-                    tags=spec.get("tags"),
-                    colormap=spec.get("colormap"),
+    try:
+        files = {name: out / f"{name}.tif" for name in specs}
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(rasterio.Env(GDAL_CACHEMAX=gdal_cache_bytes(scene)))  # bytes
+            # Entered first, renamed last: summary.json marks a complete output folder.
+            summary_tmp = stack.enter_context(atomic_output(out / "summary.json"))
+            do_quicklook = quicklook and _has_optical(scene)
+            quicklook_tmp = (
+                stack.enter_context(atomic_output(out / "quicklook.png")) if do_quicklook else None
+            )
+            cog_tmp = {name: stack.enter_context(atomic_output(path)) for name, path in files.items()}
+            token = uuid.uuid4().hex[:8]
+            sinks: dict[str, StreamingRaster] = {}
+            for name, spec in specs.items():
+                stream_path = out / f".{name}.stream-{token}.tif"
+                stack.callback(_remove, stream_path)
+                sinks[name] = stack.enter_context(
+                    StreamingRaster(
+                        stream_path,
+                        crs=scene.crs,
+                        transform=scene.transform,
+                        height=scene.height,
+                        width=scene.width,
+                        count=spec["count"],
+                        dtype=spec["dtype"],
+                        nodata=spec["nodata"],
+                        descriptions=spec["descriptions"],
+                        tags=spec.get("tags"),
+                        colormap=spec.get("colormap"),
+                    )
                 )
-            )
-        stack.callback(stream.close)
-        for strip in _strips(stream):
-            _write_strip(strip, sinks, tally, areas, calibrator, nodata)
-            if progress is not None:
-                progress(float(areas[strip.row : strip.row + strip.invalid.shape[0]].sum() * scene.width))
-        for name, sink in sinks.items():
-            sink.to_cog(cog_tmp[name], resampling=specs[name]["resampling"])
-        title = f"{scene.name}: {mapping.info.get('model', 'model')}"
-        if quicklook_tmp is not None:
-            _quicklook(
-                quicklook_tmp,
-                scene,
-                cog_tmp["classes"],
-                cog_tmp.get("calibrated_confidence", cog_tmp["confidence"]),
-                names,
-                title,
-            )
-        seconds = time.perf_counter() - t0
-        scene_km2 = float(areas.sum() * scene.width)
-        summary: dict[str, Any] = {
-            "scene": scene.name,
-            "scene_dir": str(scene.folder),
-            "region": scene.region,
-            "crs": scene.crs.to_string(),
-            "height": scene.height,
-            "width": scene.width,
-            "pixel_size_m": [abs(scene.transform.a), abs(scene.transform.e)],
-            "class_names": list(names),
-            "area_km2": {n: round(float(a), 6) for n, a in zip(names, tally.class_km2)},
-            "glacier_area_km2": round(float(tally.class_km2[1:].sum()), 6),
-            "scene_area_km2": round(scene_km2, 6),
-            "nodata_area_km2": round(tally.nodata_km2, 6),
-            "nodata_fraction": round(1.0 - tally.valid_pixels / max(tally.pixels, 1), 6),
-            "mean_confidence": tally.mean(tally.confidence_sum),
-            "mean_calibrated_confidence": tally.mean(tally.calibrated_sum)
-            if calibrator is not None
-            else None,
-            "seconds": round(seconds, 3),
-            "km2_per_s": round(scene_km2 / seconds, 3) if seconds > 0 else None,
-            "predict_seconds": round(stream.stats.get("seconds", 0.0), 3),
-            "windows": int(stream.stats.get("windows", 0)),
-            "forward_passes": int(stream.stats.get("forward_passes", 0)),
-            "window_size": grid.size,
-            "stride": grid.stride,
-            "padded_shape": list(grid.padded_shape),
-            "blending": grid.kind,
-            "device": str(stream.device),
-            "precision": stream.precision,
-            "channels_last": stream.channels_last,
-            "location": stream.location,
-            "model": dict(mapping.info),
-            "outputs": sorted([f"{n}.tif" for n in files] + (["quicklook.png"] if do_quicklook else [])),
-            "nodata": {"classes": IGNORE_INDEX, "float": None if math.isnan(nodata) else nodata},
-            "glaciermap_version": __version__,
-            **(extra_summary or {}),
-        }
-        summary_tmp.write_text(json.dumps(summary, indent=2, default=_json_default))
+            stack.callback(stream.close)
+            # Prediction runs in a background thread while this one writes the finished strips.
+            strips = stack.enter_context(Prefetcher(iter(stream), depth=2))
+            for strip in strips:
+                _write_strip(strip, sinks, tally, areas, calibrator, nodata)
+                if progress is not None:
+                    progress(float(areas[strip.row : strip.row + strip.invalid.shape[0]].sum() * scene.width))
+            if tally.valid_pixels == 0:
+                files_list = ", ".join(info.path.name for info in scene.rasters.values())
+                raise InputError(
+                    f"scene {scene.folder} has no valid pixel: every pixel is nodata ({RASTER_NODATA:g} or NaN) in "
+                    f"at least one of {files_list}; expected some valid data"
+                )
+            for name, sink in sinks.items():
+                sink.to_cog(cog_tmp[name], resampling=specs[name]["resampling"])
+            title = f"{scene.name}: {mapping.info.get('model', 'model')}"
+            if quicklook_tmp is not None:
+                _quicklook(
+                    quicklook_tmp,
+                    scene,
+                    cog_tmp["classes"],
+                    cog_tmp.get("calibrated_confidence", cog_tmp["confidence"]),
+                    names,
+                    title,
+                )
+            seconds = time.perf_counter() - t0
+            scene_km2 = float(areas.sum() * scene.width)
+            summary: dict[str, Any] = {
+                "scene": scene.name,
+                "scene_dir": str(scene.folder),
+                "region": scene.region,
+                "crs": scene.crs.to_string(),
+                "height": scene.height,
+                "width": scene.width,
+                "pixel_size_m": [abs(scene.transform.a), abs(scene.transform.e)],
+                "class_names": list(names),
+                "area_km2": {n: round(float(a), 6) for n, a in zip(names, tally.class_km2)},
+                "glacier_area_km2": round(float(tally.class_km2[1:].sum()), 6),
+                "scene_area_km2": round(scene_km2, 6),
+                "nodata_area_km2": round(tally.nodata_km2, 6),
+                "nodata_fraction": round(1.0 - tally.valid_pixels / max(tally.pixels, 1), 6),
+                "mean_confidence": tally.mean(tally.confidence_sum),
+                "mean_calibrated_confidence": tally.mean(tally.calibrated_sum)
+                if calibrator is not None
+                else None,
+                "seconds": round(seconds, 3),
+                "km2_per_s": round(scene_km2 / seconds, 3) if seconds > 0 else None,
+                "predict_seconds": round(stream.stats.get("seconds", 0.0), 3),
+                "windows": int(stream.stats.get("windows", 0)),
+                "skipped_windows": int(stream.stats.get("skipped_windows", 0)),
+                "forward_passes": int(stream.stats.get("forward_passes", 0)),
+                "window_size": grid.size,
+                "stride": grid.stride,
+                "padded_shape": list(grid.padded_shape),
+                "blending": grid.kind,
+                "device": str(stream.device),
+                "precision": stream.precision,
+                "channels_last": stream.channels_last,
+                "location": stream.location,
+                "model": dict(mapping.info),
+                "outputs": sorted([f"{n}.tif" for n in files] + (["quicklook.png"] if do_quicklook else [])),
+                "nodata": {"classes": IGNORE_INDEX, "float": None if math.isnan(nodata) else nodata},
+                "glaciermap_version": __version__,
+                **(extra_summary or {}),
+            }
+            summary_tmp.write_text(json.dumps(summary, indent=2, default=_json_default))
+    except BaseException:
+        if created:  # leave no empty output folder behind
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        raise
     result_files = dict(files)
     if do_quicklook:
         result_files["quicklook"] = out / "quicklook.png"
     result_files["summary"] = out / "summary.json"
     return MapResult(out_dir=out, files=result_files, summary=summary)
-
-
-def _strips(stream: SceneStream) -> Iterator[Strip]:
-    yield from stream
 
 
 def _write_strip(

@@ -5,7 +5,8 @@ blended class probabilities, top to bottom. The scene is processed one row of wi
 (:mod:`glaciermap.inference.windows` defines the grid):
 
 1. A background thread reads each input row of the padded scene exactly once (:mod:`~.source`); the rows of
-   the current row of windows live in a ring buffer of ``S`` rows (``S`` = window size) and full width.
+   the current row of windows live in a ring buffer of ``S`` rows (``S`` = window size) and full width on the
+   compute device, so each input pixel is also copied to the device once.
 2. The windows of that row are cut from the buffer, batched, predicted (optionally with test-time
    augmentation and Monte-Carlo dropout), multiplied by the blending weight and added into an accumulator of
    ``S`` rows x full width x ``K`` classes on the compute device.
@@ -161,7 +162,8 @@ class SceneStream:
         mc_passes: Monte-Carlo dropout passes per window (strips carry a spread when > 1).
         tta: Whether test-time augmentation was used.
         strips: The strip iterator.
-        stats: Filled while iterating: ``windows``, ``forward_passes``, ``seconds`` (model and IO time).
+        stats: Filled while iterating: ``windows`` (predicted), ``skipped_windows`` (without a valid pixel),
+            ``forward_passes``, ``batches``, ``seconds`` (from the first strip asked for to the last).
     """
 
     scene: SceneInfo
@@ -393,7 +395,11 @@ class ScenePredictor:
         Raises:
             InputError: If the scene folder is not what the model needs.
         """
-        scene = inspect_scene(Path(scene_dir), list(self.mapping.bands), labels="ignore")
+        # The scan for "no valid pixel at all" would read the whole scene once more; it is done while mapping
+        # instead (windows without valid pixels are skipped, and the writer raises if nothing was valid).
+        scene = inspect_scene(
+            Path(scene_dir), list(self.mapping.bands), labels="ignore", check_valid_pixels=False
+        )
         grid = self.grid(scene)
         location: dict[str, Any] = {}
         if self.mapping.location_encoding == "region":
@@ -448,28 +454,37 @@ class ScenePredictor:
             self.model.set_mc_dropout(True)
             if opts.seed is not None:
                 torch.manual_seed(opts.seed)
-        buf = np.empty((reader.channels, size, grid.cols.padded), dtype=np.float32)
+        # The input ring buffer lives on the compute device: each input row is copied there once.
+        buf = torch.empty((reader.channels, size, grid.cols.padded), dtype=torch.float32, device=dev)
         invalid = np.empty((size, grid.cols.padded), dtype=bool)
         acc = torch.zeros((classes, size, grid.cols.padded), dtype=torch.float32, device=dev)
         acc_var = torch.zeros_like(acc) if mc else None
-        stats.update(windows=0.0, forward_passes=0.0, batches=0.0)
+        stats.update(windows=0.0, skipped_windows=0.0, forward_passes=0.0, batches=0.0)
+        col_starts = grid.cols.starts
         start_time = time.perf_counter()
         chunks = Prefetcher(reader.chunks(bounds), opts.prefetch)
         try:
             for i, (image, bad) in enumerate(chunks):
                 keep = size - stride
+                rows = torch.from_numpy(image).to(dev, non_blocking=True)
                 if i == 0:
-                    buf[...] = image
+                    buf.copy_(rows)
                     invalid[...] = bad
                 else:
-                    buf[:, :keep] = buf[:, stride:]
-                    buf[:, keep:] = image
+                    buf[:, :keep] = buf[:, stride:].clone()
+                    buf[:, keep:] = rows
                     invalid[:keep] = invalid[stride:]
                     invalid[keep:] = bad
-                for b0 in range(0, n_cols, opts.batch_size):
-                    cols = list(range(b0, min(n_cols, b0 + opts.batch_size)))
-                    starts = [grid.cols.starts[j] for j in cols]
-                    x = torch.from_numpy(np.stack([buf[:, :, c : c + size] for c in starts])).to(dev)
+                # Windows without a single valid pixel are skipped: every pixel they cover is written as
+                # nodata, so their contribution could never be seen.
+                active = [
+                    j for j in range(n_cols) if not invalid[:, col_starts[j] : col_starts[j] + size].all()
+                ]
+                stats["skipped_windows"] += n_cols - len(active)
+                for b0 in range(0, len(active), opts.batch_size):
+                    cols = active[b0 : b0 + opts.batch_size]
+                    starts = [col_starts[j] for j in cols]
+                    x = torch.stack([buf[:, :, c : c + size] for c in starts])
                     location: Tensor | None = None
                     if coords is not None:
                         location = torch.from_numpy(coords[i, cols]).to(dev)

@@ -162,3 +162,9 @@ def test_band_ratio_mapping_model() -> None:
         "optical": ("blue", "green", "red", "nir", "swir1", "swir2")
     }
     assert mapping.info == {"model": "band_ratio", "ratio_threshold": 3.2, "blue_threshold": 0.17}
+
+
+def test_fill_value_is_the_training_datasets() -> None:
+    from glaciermap.datasets.scene import DEFAULT_FILL
+
+    assert ckpt_module.FILL_VALUE == DEFAULT_FILL
