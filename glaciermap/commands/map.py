@@ -88,6 +88,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="auto: bf16 autocast on CUDA, float32 on CPU",
     )
     parser.add_argument(
+        "--no-channels-last", action="store_true", help="contiguous instead of channels-last tensors"
+    )
+    parser.add_argument(
         "--region",
         default=None,
         metavar="CODE",
@@ -179,6 +182,7 @@ def main(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "device": args.device,
         "precision": args.precision,
+        "channels_last": not args.no_channels_last,
         "region": args.region,
         "region_vector": read_region_vector(args.region_vector) if args.region_vector else None,
     }

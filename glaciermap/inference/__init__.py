@@ -1,1 +1,36 @@
-"""glaciermap.inference."""
+"""Scene mapping: sliding-window prediction of whole scenes into Cloud-Optimised GeoTIFFs.
+
+The public API (see ``docs/mapping.md``)::
+
+    map_scene(model, scene_dir, out_dir, overlap=0.5, tta=False, mc_passes=0, ...) -> MapResult
+    map_scenes(model, scenes, out_root, rank=None, world_size=None, ...) -> list[MapResult]
+    load_checkpoint(path) -> MappingModel            # model + bands + statistics + classes + calibrator
+    MappingModel.band_ratio() / MappingModel.from_model(model, norm_stats)
+    ScenePredictor(mapping, MapOptions(...)).stream(scene_dir)   # the blended strips, for custom writers
+
+The Lightning path for many scenes on several GPUs lives in :mod:`glaciermap.inference.lightning` (imported
+on demand).
+"""
+
+from glaciermap.inference.checkpoint import Calibrator, MappingModel, load_checkpoint, register_calibrator
+from glaciermap.inference.confidence import entropy_confidence
+from glaciermap.inference.mapping import map_scene, map_scenes, shard_scenes
+from glaciermap.inference.outputs import MapResult
+from glaciermap.inference.predictor import MapOptions, ScenePredictor
+from glaciermap.inference.windows import blend_weights, window_grid
+
+__all__ = [
+    "Calibrator",
+    "MapOptions",
+    "MapResult",
+    "MappingModel",
+    "ScenePredictor",
+    "blend_weights",
+    "entropy_confidence",
+    "load_checkpoint",
+    "map_scene",
+    "map_scenes",
+    "register_calibrator",
+    "shard_scenes",
+    "window_grid",
+]

@@ -152,7 +152,7 @@ class SceneMappingTask(LightningModule):
         mc_passes: Monte-Carlo dropout passes (0: off).
         seed: Seed of Monte-Carlo dropout.
         precision: ``"auto"`` (bf16 autocast on CUDA), ``"32"`` or ``"bf16"``.
-        channels_last: Channels-last tensors (default: on CUDA).
+        channels_last: Channels-last tensors (default True).
         region: Region code for region-encoding models.
     """
 
@@ -168,7 +168,7 @@ class SceneMappingTask(LightningModule):
         mc_passes: int = 0,
         seed: int | None = 0,
         precision: Precision = "auto",
-        channels_last: bool | None = None,
+        channels_last: bool = True,
         region: str | None = None,
     ) -> None:
         super().__init__()

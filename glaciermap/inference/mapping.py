@@ -82,7 +82,7 @@ def map_scene(
     quicklook: bool = True,
     device: str = "auto",
     precision: Precision = "auto",
-    channels_last: bool | None = None,
+    channels_last: bool = True,
     region: str | None = None,
     region_vector: Sequence[float] | None = None,
     progress: bool | MappingProgress = False,
@@ -105,7 +105,7 @@ def map_scene(
         quicklook: Also write ``quicklook.png``.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
         precision: ``"auto"`` (bf16 autocast on CUDA), ``"32"`` or ``"bf16"``.
-        channels_last: Channels-last tensors (default: on CUDA).
+        channels_last: Channels-last tensors (default True).
         region: Region code for region-encoding models (default: the scene's, if known to the model).
         region_vector: Soft region vector for region-encoding models (e.g. from bias optimisation).
         progress: Show a progress bar (or pass an open :class:`MappingProgress`).

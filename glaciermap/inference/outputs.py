@@ -49,16 +49,13 @@ from glaciermap.datasets.scene_folder import SceneInfo
 from glaciermap.errors import InputError
 from glaciermap.inference.checkpoint import MappingModel
 from glaciermap.inference.confidence import entropy_confidence
-from glaciermap.inference.predictor import SceneStream, Strip
+from glaciermap.inference.predictor import QUICKLOOK_SIDE, SceneStream, Strip
 from glaciermap.inference.source import Prefetcher
 from glaciermap.inference.writers import StreamingRaster
 from glaciermap.io import atomic_output
 
 GDAL_CACHE_BASE_MB = 64
 """Fixed part of the GDAL block cache while a scene is mapped (MB); see :func:`gdal_cache_bytes`."""
-
-QUICKLOOK_SIDE = 1024
-"""Longest side of the quick-look panels (pixels); larger scenes are decimated for it."""
 
 EARTH_RADIUS_M = 6_371_008.8
 """Mean Earth radius (m), for pixel areas of geographic (lon/lat) grids."""
@@ -208,20 +205,29 @@ def _has_optical(scene: SceneInfo) -> bool:
 def _quicklook(
     path: Path,
     scene: SceneInfo,
+    thumbnail: npt.NDArray[np.float32] | None,
     classes_tif: Path,
     confidence_tif: Path,
     class_names: tuple[str, ...],
     title: str,
 ) -> None:
-    """Write the quick-look PNG from decimated reads of the scene's optical bands and the outputs."""
+    """Write the quick-look PNG.
+
+    The false colour comes from the thumbnail kept while the scene was read, or else from a decimated read of
+    ``optical.tif``; classes and confidence are read from the new COGs' overviews.
+    """
     from glaciermap.visualisation import save_quicklook
 
-    scale = max(1.0, max(scene.height, scene.width) / QUICKLOOK_SIDE)
-    shape = (max(1, round(scene.height / scale)), max(1, round(scene.width / scale)))
-    with rasterio.open(scene.folder / SCENE_FILES["optical"]) as src:
-        optical = src.read(out_shape=(6, *shape), resampling=Resampling.nearest, out_dtype=np.float32)
-        if src.nodata is not None and not math.isnan(src.nodata):
-            optical[optical == src.nodata] = np.nan
+    if thumbnail is not None:
+        optical = thumbnail
+        shape = (int(optical.shape[1]), int(optical.shape[2]))
+    else:
+        scale = max(1.0, max(scene.height, scene.width) / QUICKLOOK_SIDE)
+        shape = (max(1, round(scene.height / scale)), max(1, round(scene.width / scale)))
+        with rasterio.open(scene.folder / SCENE_FILES["optical"]) as src:
+            optical = src.read(out_shape=(6, *shape), resampling=Resampling.nearest, out_dtype=np.float32)
+            if src.nodata is not None and not math.isnan(src.nodata):
+                optical[optical == src.nodata] = np.nan
     with rasterio.open(classes_tif) as src:
         classes = src.read(1, out_shape=shape, resampling=Resampling.nearest)
     with rasterio.open(confidence_tif) as src:
@@ -374,6 +380,7 @@ def write_outputs(
                 _quicklook(
                     quicklook_tmp,
                     scene,
+                    stream.thumbnail,
                     cog_tmp["classes"],
                     cog_tmp.get("calibrated_confidence", cog_tmp["confidence"]),
                     names,

@@ -29,6 +29,7 @@ from glaciermap.constants import BANDS
 from glaciermap.datasets.scene_folder import SceneInfo, invalid_pixels
 from glaciermap.io import open_raster
 from glaciermap.transforms.normalisation import Normalize, NormStats
+from glaciermap.visualisation import FALSE_COLOUR
 
 T = TypeVar("T")
 
@@ -50,6 +51,8 @@ class SceneReader:
         pad_top: Padding rows above the scene.
         pad_left: Padding columns left of the scene.
         padded_width: Width of the padded grid (columns).
+        thumbnail_step: Keep every ``thumbnail_step``-th pixel of the raw false-colour bands (SWIR1, NIR, red)
+            while reading, for the quick-look (only when the optical modality is read with those bands).
     """
 
     def __init__(
@@ -62,6 +65,7 @@ class SceneReader:
         pad_top: int,
         pad_left: int,
         padded_width: int,
+        thumbnail_step: int | None = None,
     ) -> None:
         self.scene = scene
         self.bands = dict(bands)
@@ -75,6 +79,27 @@ class SceneReader:
         )
         self.channels = sum(len(b) for b in self.bands.values())
         self._sources: dict[str, Any] = {}
+        optical = self.bands.get("optical", ())
+        self._thumb_bands = [optical.index(b) for b in FALSE_COLOUR if b in optical]
+        self.thumbnail_step = thumbnail_step if len(self._thumb_bands) == 3 else None
+        self._thumb_rows: list[npt.NDArray[np.float32]] = []
+
+    def thumbnail(self) -> npt.NDArray[np.float32] | None:
+        """The raw optical bands subsampled while reading, as ``(6, h, w)`` in canonical band order.
+
+        Pixels ``(step // 2 + i * step, step // 2 + j * step)`` are kept (the pixel a nearest-neighbour
+        decimation picks); bands other than SWIR1, NIR and red are NaN. ``None`` if not collected.
+
+        Returns:
+            The thumbnail for :func:`glaciermap.visualisation.save_quicklook`, or ``None``.
+        """
+        if self.thumbnail_step is None or not self._thumb_rows:
+            return None
+        rows = np.concatenate(self._thumb_rows, axis=1)
+        out = np.full((len(BANDS["optical"]), *rows.shape[1:]), np.nan, dtype=np.float32)
+        for k, name in enumerate(FALSE_COLOUR):
+            out[BANDS["optical"].index(name)] = rows[k]
+        return out
 
     def _open(self) -> dict[str, Any]:
         if not self._sources:
@@ -116,6 +141,8 @@ class SceneReader:
         for m, src in self._open().items():
             data = src.read(self.indexes[m], window=window, out_dtype=np.float32)
             bad |= invalid_pixels(data, self.scene.rasters[m].nodata)
+            if m == "optical" and self.thumbnail_step is not None:
+                self._keep_thumbnail(data, r0)
             if m in self.normalizers:
                 data = self.normalizers[m](torch.from_numpy(data)).numpy()
             image[channel : channel + data.shape[0], rows, cols] = data
@@ -124,6 +151,15 @@ class SceneReader:
         block[:, bad] = self.fill_value
         invalid[rows, cols] = bad
         return image, invalid
+
+    def _keep_thumbnail(self, data: npt.NDArray[np.float32], row0: int) -> None:
+        """Keep the false-colour bands of the rows ``step // 2 + i * step`` among ``[row0, row0 + h)``."""
+        step = self.thumbnail_step
+        assert step is not None
+        first = (step // 2 - row0) % step
+        picked = data[self._thumb_bands][:, first::step, step // 2 :: step]
+        if picked.shape[1]:
+            self._thumb_rows.append(np.array(picked, dtype=np.float32))
 
     def chunks(self, bounds: list[tuple[int, int]]) -> Iterator[Chunk]:
         """Read the padded row ranges ``bounds`` in order, then close the rasters.

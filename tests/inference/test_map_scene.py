@@ -104,7 +104,11 @@ def test_blended_pointwise_prediction_equals_the_whole_scene_prediction(
 
 def test_windows_without_valid_pixels_are_skipped_exactly(tmp_path: Path) -> None:
     folder = write_scene(
-        tmp_path / "half", size=(100, 90), modalities=("optical", "dem"), labels=False, nodata_box=(0, 60, 0, 90)
+        tmp_path / "half",
+        size=(100, 90),
+        modalities=("optical", "dem"),
+        labels=False,
+        nodata_box=(0, 60, 0, 90),
     )
     stats = scene_stats(folder)
     model = PointwiseModel()
@@ -161,7 +165,7 @@ def test_batching_channels_last_and_reading_each_row_once(
     model = ConvModel(symmetric=False)
     outs = []
     for i, kwargs in enumerate(
-        ({"batch_size": 1}, {"batch_size": 5}, {"batch_size": 3, "channels_last": True})
+        ({"batch_size": 1}, {"batch_size": 5}, {"batch_size": 3, "channels_last": False})
     ):
         rows_read.clear()
         result = map_scene(
@@ -404,3 +408,33 @@ def test_bad_scenes_raise_input_errors(scene: Path, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not found"):
         map_scene(mapping, tmp_path / "missing", tmp_path / "o3", **FAST)  # type: ignore[arg-type]
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
+
+
+def test_reader_keeps_a_false_colour_thumbnail_while_reading(scene: Path) -> None:
+    """The quick-look's optical bands are subsampled from the rows read for mapping (no second read)."""
+    from glaciermap.inference.predictor import thumbnail_step
+
+    stats = scene_stats(scene)
+    info = ScenePredictor(MappingModel.from_model(PointwiseModel(), stats), MapOptions(device="cpu")).stream(scene)
+    info.close()
+    reader = SceneReader(
+        info.scene,
+        {"optical": ("blue", "green", "red", "nir", "swir1", "swir2"), "dem": ("elevation", "slope")},
+        stats,
+        0.0,
+        pad_top=5,
+        pad_left=2,
+        padded_width=110,
+        thumbnail_step=3,
+    )
+    for _ in reader.chunks([(0, 17), (17, 40), (40, 85)]):  # uneven chunks, with padding rows
+        pass
+    thumb = reader.thumbnail()
+    assert thumb is not None and thumb.shape == (6, 25, 34)  # rows 1, 4, ..., 73; cols 1, 4, ..., 100
+    with rasterio.open(scene / "optical.tif") as src:
+        optical = src.read()
+    for band in ("red", "nir", "swir1"):
+        b = ("blue", "green", "red", "nir", "swir1", "swir2").index(band)
+        np.testing.assert_array_equal(thumb[b], optical[b, 1::3, 1::3])
+    assert np.isnan(thumb[0]).all()  # blue is not kept
+    assert thumbnail_step(1000, 1024) == 1 and thumbnail_step(1000, 1025) == 2
