@@ -468,6 +468,10 @@ class ScenePredictor:
         coords = self._window_coordinates(scene, grid) if mapping.location_encoding == "coordinates" else None
         region = self.region_location(scene)[0] if mapping.location_encoding == "region" else None
 
+        if dev.type == "cuda":
+            torch.cuda.set_device(
+                dev
+            )  # this generator may run in a worker thread: make dev its current device
         was_training, was_mc = self.model.training, bool(getattr(self.model, "mc_dropout", False))
         self.model.to(dev).eval()
         if self.channels_last:

@@ -90,3 +90,36 @@ def test_example_config_runs_with_lightning_cli(scenes: Path, tmp_path: Path) ->
         "confidence.tif",
         "summary.json",
     ]
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_map_each_scene_once(scenes: Path, tmp_path: Path) -> None:
+    """Real DDP (gloo, 2 CPU processes) through LightningCLI and the example config."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "maps"
+    cmd = [
+        sys.executable, "-m", "tests.inference.predict_scenes_cli", "predict",
+        "--config", str(EXAMPLE),
+        "--trainer.accelerator=cpu",
+        "--trainer.devices=2",
+        "--trainer.strategy=ddp",
+        f"--data.scenes=[{scenes}]",
+        f"--trainer.callbacks.init_args.output_dir={out}",
+        "--trainer.callbacks.init_args.quicklook=false",
+    ]  # fmt: skip
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(root),
+        "PL_TORCH_DISTRIBUTED_BACKEND": "gloo",
+        "OMP_NUM_THREADS": "1",
+    }
+    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    index = json.loads((out / "index.json").read_text())
+    assert [s["scene"] for s in index["summaries"]] == ["scene0", "scene1", "scene2"]  # each exactly once
+    assert {s["rank"] for s in index["summaries"]} == {0, 1}
+    assert not list(out.glob(".index-rank*"))

@@ -415,7 +415,9 @@ def test_reader_keeps_a_false_colour_thumbnail_while_reading(scene: Path) -> Non
     from glaciermap.inference.predictor import thumbnail_step
 
     stats = scene_stats(scene)
-    info = ScenePredictor(MappingModel.from_model(PointwiseModel(), stats), MapOptions(device="cpu")).stream(scene)
+    info = ScenePredictor(MappingModel.from_model(PointwiseModel(), stats), MapOptions(device="cpu")).stream(
+        scene
+    )
     info.close()
     reader = SceneReader(
         info.scene,
@@ -438,3 +440,48 @@ def test_reader_keeps_a_false_colour_thumbnail_while_reading(scene: Path) -> Non
         np.testing.assert_array_equal(thumb[b], optical[b, 1::3, 1::3])
     assert np.isnan(thumb[0]).all()  # blue is not kept
     assert thumbnail_step(1000, 1024) == 1 and thumbnail_step(1000, 1025) == 2
+
+
+def test_progress_bar_reports_km2_and_rate(scene: Path, tmp_path: Path) -> None:
+    import io
+
+    from rich.console import Console
+
+    from glaciermap.inference.progress import MappingProgress, format_rate
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=True, width=150)
+    with MappingProgress(console=console) as bar:
+        map_scene(
+            MappingModel.from_model(PointwiseModel(), scene_stats(scene)),
+            scene,
+            tmp_path,
+            window_size=32,
+            device="cpu",
+            quicklook=False,
+            progress=bar,
+        )
+    text = buffer.getvalue()
+    assert "mapping odd" in text and "0.76/0.76 km²" in text and "km²/s" in text  # 75 x 101 px at 10 m
+    assert format_rate(10.0, 4.0) == "2.5 km²/s" and format_rate(1.0, 0.0) == "- km²/s"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_bf16_path_matches_cpu(scene: Path, tmp_path: Path) -> None:
+    stats = scene_stats(scene)
+    model = ConvModel(symmetric=False)
+    probs = {}
+    for device in ("cpu", "cuda"):
+        result = map_scene(
+            MappingModel.from_model(model, stats),
+            scene,
+            tmp_path / device,
+            window_size=32,
+            device=device,
+            write_probabilities=True,
+            quicklook=False,
+        )
+        assert result.summary["precision"] == ("bf16" if device == "cuda" else "32")
+        probs[device] = read(tmp_path / device / "probabilities.tif")[0]
+    np.testing.assert_allclose(probs["cuda"], probs["cpu"], atol=3e-2)
