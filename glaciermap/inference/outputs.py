@@ -272,62 +272,23 @@ def write_outputs(
         Exception: Whatever the model raises; no output file is left behind in that case.
     """
     t0 = time.perf_counter() if start_time is None else start_time
-    scene, grid = stream.scene, stream.grid
+    scene = stream.scene
     out = Path(out_dir)
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     names = mapping.class_names
-    k = len(names)
     nodata = float_nodata(scene)
     calibrator = mapping.calibrator
     areas = row_areas_km2(scene)
-    tally = _Tally(k)
+    tally = _Tally(len(names))
 
-    specs: dict[str, dict[str, Any]] = {
-        "classes": {
-            "count": 1,
-            "dtype": "uint8",
-            "nodata": IGNORE_INDEX,
-            "descriptions": ["class"],
-            "tags": {f"class_{i}": n for i, n in enumerate(names)} | {"nodata_class": str(IGNORE_INDEX)},
-            "colormap": _colormap(names),
-            "resampling": "NEAREST",
-        },
-        "confidence": {
-            "count": 1,
-            "dtype": "float32",
-            "nodata": nodata,
-            "descriptions": ["confidence"],
-            "tags": {"definition": "1 + sum_i p_i log_C p_i (GlaViTU paper Eq. 3)"},
-            "resampling": "AVERAGE",
-        },
-    }
-    if calibrator is not None:
-        specs["calibrated_confidence"] = {
-            "count": 1,
-            "dtype": "float32",
-            "nodata": nodata,
-            "descriptions": ["calibrated_confidence"],
-            "tags": {"definition": "calibrator(confidence) (GlaViTU paper Eq. 4)"},
-            "resampling": "AVERAGE",
-        }
-    if write_probabilities:
-        specs["probabilities"] = {
-            "count": k,
-            "dtype": "float32",
-            "nodata": nodata,
-            "descriptions": list(names),
-            "resampling": "AVERAGE",
-        }
-    if stream.mc_passes > 1:
-        specs["mc_std"] = {
-            "count": k,
-            "dtype": "float32",
-            "nodata": nodata,
-            "descriptions": [f"{n}_std" for n in names],
-            "tags": {"definition": "sqrt of the blended per-window variance over Monte-Carlo dropout passes"},
-            "resampling": "AVERAGE",
-        }
+    specs = _output_specs(
+        names,
+        nodata,
+        calibrated=calibrator is not None,
+        probabilities=write_probabilities,
+        mc=stream.mc_passes > 1,
+    )
 
     try:
         files = {name: out / f"{name}.tif" for name in specs}
@@ -386,46 +347,11 @@ def write_outputs(
                     names,
                     title,
                 )
-            seconds = time.perf_counter() - t0
-            scene_km2 = float(areas.sum() * scene.width)
-            summary: dict[str, Any] = {
-                "scene": scene.name,
-                "scene_dir": str(scene.folder),
-                "region": scene.region,
-                "crs": scene.crs.to_string(),
-                "height": scene.height,
-                "width": scene.width,
-                "pixel_size_m": [abs(scene.transform.a), abs(scene.transform.e)],
-                "class_names": list(names),
-                "area_km2": {n: round(float(a), 6) for n, a in zip(names, tally.class_km2)},
-                "glacier_area_km2": round(float(tally.class_km2[1:].sum()), 6),
-                "scene_area_km2": round(scene_km2, 6),
-                "nodata_area_km2": round(tally.nodata_km2, 6),
-                "nodata_fraction": round(1.0 - tally.valid_pixels / max(tally.pixels, 1), 6),
-                "mean_confidence": tally.mean(tally.confidence_sum),
-                "mean_calibrated_confidence": tally.mean(tally.calibrated_sum)
-                if calibrator is not None
-                else None,
-                "seconds": round(seconds, 3),
-                "km2_per_s": round(scene_km2 / seconds, 3) if seconds > 0 else None,
-                "predict_seconds": round(stream.stats.get("seconds", 0.0), 3),
-                "windows": int(stream.stats.get("windows", 0)),
-                "skipped_windows": int(stream.stats.get("skipped_windows", 0)),
-                "forward_passes": int(stream.stats.get("forward_passes", 0)),
-                "window_size": grid.size,
-                "stride": grid.stride,
-                "padded_shape": list(grid.padded_shape),
-                "blending": grid.kind,
-                "device": str(stream.device),
-                "precision": stream.precision,
-                "channels_last": stream.channels_last,
-                "location": stream.location,
-                "model": dict(mapping.info),
-                "outputs": sorted([f"{n}.tif" for n in files] + (["quicklook.png"] if do_quicklook else [])),
-                "nodata": {"classes": IGNORE_INDEX, "float": None if math.isnan(nodata) else nodata},
-                "glaciermap_version": __version__,
-                **(extra_summary or {}),
-            }
+            summary = _summary(stream, mapping, tally, areas, nodata, t0)
+            summary["outputs"] = sorted(
+                [f"{n}.tif" for n in files] + (["quicklook.png"] if do_quicklook else [])
+            )
+            summary.update(extra_summary or {})
             summary_tmp.write_text(json.dumps(summary, indent=2, default=_json_default))
     except BaseException:
         if created:  # leave no empty output folder behind
@@ -437,6 +363,107 @@ def write_outputs(
         result_files["quicklook"] = out / "quicklook.png"
     result_files["summary"] = out / "summary.json"
     return MapResult(out_dir=out, files=result_files, summary=summary)
+
+
+def _output_specs(
+    names: tuple[str, ...], nodata: float, *, calibrated: bool, probabilities: bool, mc: bool
+) -> dict[str, dict[str, Any]]:
+    """Band count, dtype, nodata, descriptions, metadata and overview resampling of every output raster."""
+    specs: dict[str, dict[str, Any]] = {
+        "classes": {
+            "count": 1,
+            "dtype": "uint8",
+            "nodata": IGNORE_INDEX,
+            "descriptions": ["class"],
+            "tags": {f"class_{i}": n for i, n in enumerate(names)} | {"nodata_class": str(IGNORE_INDEX)},
+            "colormap": _colormap(names),
+            "resampling": "NEAREST",
+        },
+        "confidence": {
+            "count": 1,
+            "dtype": "float32",
+            "nodata": nodata,
+            "descriptions": ["confidence"],
+            "tags": {"definition": "1 + sum_i p_i log_C p_i (GlaViTU paper Eq. 3)"},
+            "resampling": "AVERAGE",
+        },
+    }
+    if calibrated:
+        specs["calibrated_confidence"] = {
+            "count": 1,
+            "dtype": "float32",
+            "nodata": nodata,
+            "descriptions": ["calibrated_confidence"],
+            "tags": {"definition": "calibrator(confidence) (GlaViTU paper Eq. 4)"},
+            "resampling": "AVERAGE",
+        }
+    if probabilities:
+        specs["probabilities"] = {
+            "count": len(names),
+            "dtype": "float32",
+            "nodata": nodata,
+            "descriptions": list(names),
+            "resampling": "AVERAGE",
+        }
+    if mc:
+        specs["mc_std"] = {
+            "count": len(names),
+            "dtype": "float32",
+            "nodata": nodata,
+            "descriptions": [f"{n}_std" for n in names],
+            "tags": {"definition": "sqrt of the blended per-window variance over Monte-Carlo dropout passes"},
+            "resampling": "AVERAGE",
+        }
+    return specs
+
+
+def _summary(
+    stream: SceneStream,
+    mapping: MappingModel,
+    tally: _Tally,
+    areas: npt.NDArray[np.float64],
+    nodata: float,
+    t0: float,
+) -> dict[str, Any]:
+    """The content of ``summary.json`` (without the list of outputs)."""
+    scene, grid, names = stream.scene, stream.grid, mapping.class_names
+    seconds = time.perf_counter() - t0
+    scene_km2 = float(areas.sum() * scene.width)
+    calibrated = mapping.calibrator is not None
+    return {
+        "scene": scene.name,
+        "scene_dir": str(scene.folder),
+        "region": scene.region,
+        "crs": scene.crs.to_string(),
+        "height": scene.height,
+        "width": scene.width,
+        "pixel_size_m": [abs(scene.transform.a), abs(scene.transform.e)],
+        "class_names": list(names),
+        "area_km2": {n: round(float(a), 6) for n, a in zip(names, tally.class_km2)},
+        "glacier_area_km2": round(float(tally.class_km2[1:].sum()), 6),
+        "scene_area_km2": round(scene_km2, 6),
+        "nodata_area_km2": round(tally.nodata_km2, 6),
+        "nodata_fraction": round(1.0 - tally.valid_pixels / max(tally.pixels, 1), 6),
+        "mean_confidence": tally.mean(tally.confidence_sum),
+        "mean_calibrated_confidence": tally.mean(tally.calibrated_sum) if calibrated else None,
+        "seconds": round(seconds, 3),
+        "km2_per_s": round(scene_km2 / seconds, 3) if seconds > 0 else None,
+        "predict_seconds": round(stream.stats.get("seconds", 0.0), 3),
+        "windows": int(stream.stats.get("windows", 0)),
+        "skipped_windows": int(stream.stats.get("skipped_windows", 0)),
+        "forward_passes": int(stream.stats.get("forward_passes", 0)),
+        "window_size": grid.size,
+        "stride": grid.stride,
+        "padded_shape": list(grid.padded_shape),
+        "blending": grid.kind,
+        "device": str(stream.device),
+        "precision": stream.precision,
+        "channels_last": stream.channels_last,
+        "location": stream.location,
+        "model": dict(mapping.info),
+        "nodata": {"classes": IGNORE_INDEX, "float": None if math.isnan(nodata) else nodata},
+        "glaciermap_version": __version__,
+    }
 
 
 def _write_strip(

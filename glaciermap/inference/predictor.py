@@ -50,6 +50,7 @@ from glaciermap.inference.checkpoint import MappingModel
 from glaciermap.inference.source import Prefetcher, SceneReader
 from glaciermap.inference.tta import tta_predict
 from glaciermap.inference.windows import BlendWindow, GridLayout, WindowGrid, window_grid
+from glaciermap.models.blocks import MCDropout
 
 Precision = Literal["auto", "32", "bf16"]
 """Arithmetic of the model: ``"auto"`` (bf16 autocast on CUDA, float32 elsewhere), ``"32"`` or ``"bf16"``."""
@@ -276,16 +277,21 @@ class ScenePredictor:
                 f"window_size is {size}; the model {type(self.model).__name__} needs a multiple of {multiple}"
             )
         self.options = replace(options, window_size=size)
-        if options.mc_passes > 1 and not hasattr(self.model, "set_mc_dropout"):
+        if options.mc_passes > 1 and not any(isinstance(m, MCDropout) for m in self.model.modules()):
             raise ConfigError(
-                f"mc_passes is {options.mc_passes} but {type(self.model).__name__} has no dropout"
+                f"mc_passes is {options.mc_passes} but {type(self.model).__name__} has no dropout layer for "
+                "Monte-Carlo dropout; use mc_passes 0"
             )
         bf16 = options.precision == "bf16" or (options.precision == "auto" and self.device.type == "cuda")
         self.precision = "bf16" if bf16 else "32"
         self.channels_last = bool(options.channels_last)
-        self._region_cache: dict[str, tuple[Tensor, str]] = {}
         if mapping.location_encoding == "region":
             self._check_region_vector()
+        elif options.region is not None or options.region_vector is not None:
+            raise ConfigError(
+                f"a region was given but the model's location encoding is {mapping.location_encoding!r}; "
+                "region and region vector are only for region-encoding models"
+            )
 
     # ------------------------------------------------------------------------------------------------
     # Location input

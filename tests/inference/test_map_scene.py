@@ -376,6 +376,8 @@ def test_region_encoding_location(scene: Path) -> None:
         ({"mc_passes": -1}, "mc_passes"),
         ({"device": "tpu:banana"}, "device"),
         ({"precision": "16"}, "precision"),
+        ({"mc_passes": 3}, "no dropout layer"),
+        ({"region": "HMA"}, "only for region-encoding models"),
     ],
 )
 def test_bad_options_raise_config_errors(
