@@ -487,3 +487,27 @@ def test_cuda_bf16_path_matches_cpu(scene: Path, tmp_path: Path) -> None:
         assert result.summary["precision"] == ("bf16" if device == "cuda" else "32")
         probs[device] = read(tmp_path / device / "probabilities.tif")[0]
     np.testing.assert_allclose(probs["cuda"], probs["cpu"], atol=3e-2)
+
+
+def test_glavitu_with_region_encoding_maps_a_scene(tmp_path: Path) -> None:
+    """The real GlaViTU (small windows) through the mapper: location input, shapes, probabilities."""
+    from glaciermap.models import get_model
+
+    scene = write_scene(tmp_path / "small", size=(30, 40), modalities=("optical", "dem"), labels=False)
+    torch.manual_seed(0)
+    model = get_model("glavitu", location_encoding="region", img_size=32, region_codes=["ALP", "HMA"])
+    result = map_scene(
+        MappingModel.from_model(model, scene_stats(scene)),
+        scene,
+        tmp_path / "out",
+        window_size=32,
+        overlap=0.0,
+        write_probabilities=True,
+        **FAST,  # type: ignore[arg-type]
+    )
+    assert result.summary["location"] == {"encoding": "region", "region": "HMA", "vector": [0.0, 1.0, 0.0]}
+    assert result.summary["windows"] == 2
+    probs = read(tmp_path / "out" / "probabilities.tif")[0]
+    valid = probs[0] != RASTER_NODATA
+    assert probs.shape == (2, 30, 40) and valid.all()
+    np.testing.assert_allclose(probs[:, valid].sum(axis=0), 1.0, atol=1e-5)
