@@ -123,6 +123,7 @@ class MappingModel:
         calibrator: Confidence calibrator, if any.
         fill_value: Value of invalid and padding pixels after normalisation (the training datasets' value).
         info: Description written into the mapping summary (model name, checkpoint, version, ...).
+        metadata: The checkpoint's full ``checkpoint["glaciermap"]`` dict (empty for in-memory models).
     """
 
     model: SegmentationModel
@@ -134,6 +135,7 @@ class MappingModel:
     calibrator: Calibrator | None = None
     fill_value: float = FILL_VALUE
     info: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         """Check that bands, statistics and classes agree with the model."""
@@ -222,6 +224,16 @@ class MappingModel:
 
 
 def _read_checkpoint(path: Path, map_location: str | torch.device) -> dict[str, Any]:
+    if path.suffix == ".safetensors":  # released weights (glaciermap.models.hub.export_weights)
+        from glaciermap.models.hub import read_weights
+
+        state, meta = read_weights(path)
+        return {
+            "state_dict": {f"model.{k}": v.to(map_location) for k, v in state.items()},
+            "glaciermap": meta,
+            "epoch": meta.get("epoch"),
+            "global_step": meta.get("global_step"),
+        }
     if not path.is_file():
         raise InputError(f"checkpoint {path} not found; expected a .ckpt written by 'glaciermap fit'")
     try:
@@ -246,7 +258,8 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     """Load a :class:`~glaciermap.tasks.segmentation.SegmentationTask` checkpoint for mapping.
 
     Args:
-        path: The ``.ckpt`` file.
+        path: The ``.ckpt`` file, or released weights (``.safetensors`` from
+            :func:`glaciermap.models.hub.export_weights`).
         map_location: Device to load the weights on.
 
     Returns:
@@ -308,6 +321,7 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
             location_encoding=str(meta.get("location_encoding") or "none"),
             calibrator=calibrator,
             info=info,
+            metadata=dict(meta),
         )
     except ConfigError as err:
         raise InputError(f"checkpoint {p}: inconsistent metadata: {err}") from None

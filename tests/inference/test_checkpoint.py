@@ -53,6 +53,7 @@ def test_load_checkpoint_rebuilds_model_and_preprocessing(checkpoint: Path, scen
     assert mapping.norm is not None and mapping.norm.to_dict() == scene_stats(scene).to_dict()
     assert mapping.calibrator is None
     assert mapping.info["model"] == "light_fusion_resunet" and mapping.info["checkpoint"] == str(checkpoint)
+    assert mapping.metadata == raw["glaciermap"]
 
 
 def test_map_with_a_checkpoint_equals_the_model_on_the_normalised_scene(
