@@ -48,7 +48,7 @@ def main() -> int:
     if glaciermap([*fit, f"--trainer.logger.init_args.save_dir={args.out}"]) != 0:
         return 1
     fit_seconds = time.perf_counter() - start
-    ckpt = args.out / "checkpoints" / "last.ckpt"
+    ckpt = max(args.out.rglob("checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
 
     data_args: dict[str, Any] = yaml.safe_load(args.config.read_text())["data"]["init_args"]
     dm = SyntheticDataModule(**data_args)

@@ -39,7 +39,7 @@ LIGHTNING_COMMANDS: dict[str, str] = {
     "fit": "train a model (LightningCLI: --config FILE, --print_config, ...)",
     "validate": "validate a checkpoint on validation scenes (LightningCLI)",
     "test": "test a checkpoint on test scenes (LightningCLI)",
-    "predict": "predict scenes with a checkpoint (LightningCLI)",
+    "predict": "map many scenes with a checkpoint across devices and nodes (LightningCLI)",
 }
 """Sub-commands handed, with all their arguments, to LightningCLI (:mod:`glaciermap.commands.lightning`)."""
 

@@ -50,3 +50,7 @@ CLASS_NAMES: Final[dict[int, tuple[str, ...]]] = {
 
 RASTER_NODATA: Final[float] = -9999.0
 """Nodata value written into every float raster of a scene folder."""
+
+IMAGE_FILL: Final[float] = 0.0
+"""Value of invalid image pixels after normalisation, in training and in mapping alike (the band mean for
+z-score, the minimum for min-max)."""

@@ -1,9 +1,13 @@
-"""``glaciermap fit|validate|test|predict``: LightningCLI over the segmentation task and the scene data module.
+"""``glaciermap fit|validate|test|predict``: LightningCLI.
+
+* ``fit``, ``validate``, ``test``: the segmentation task over a scene data module. The data module's
+  modalities, bands and target are linked to the task's, and its region codes (by default the sorted codes of
+  the training scenes) are passed to the model when both are built, so a config states them once.
+* ``predict``: maps whole scenes with a checkpoint (:mod:`glaciermap.inference.lightning`): scenes are sharded
+  across devices and nodes and each is written once by the prediction writer (``examples/predict_scenes.yaml``).
 
 Everything after the sub-command is LightningCLI's own syntax (``--config FILE``, ``--print_config``,
-``--trainer.max_epochs 5``, ``--model.loss dice``, ...). ``seed_everything`` defaults to 0. The data module's
-modalities, bands and target are linked to the task's, and its region codes (by default the sorted codes of
-the training scenes) are passed to the model when both are built, so a config states them once.
+``--trainer.max_epochs 5``, ``--model.loss dice``, ...). ``seed_everything`` defaults to 0.
 """
 
 from __future__ import annotations
@@ -33,14 +37,26 @@ class GlaciermapCLI(LightningCLI):
 
 def run(argv: Sequence[str]) -> int:
     """Run LightningCLI with ``argv`` (starting with the sub-command); returns the exit status."""
+    # LightningCLI warns when given the process's own arguments explicitly.
+    args = None if list(argv) == sys.argv[1:] else list(argv)
+    if argv and argv[0] == "predict":
+        from glaciermap.inference.lightning import SceneMappingDataModule, SceneMappingTask
+
+        LightningCLI(
+            SceneMappingTask,
+            SceneMappingDataModule,
+            seed_everything_default=0,
+            save_config_callback=None,
+            args=args,
+        )
+        return 0
     GlaciermapCLI(
         SegmentationTask,
         SceneDataModule,
         subclass_mode_data=True,
         seed_everything_default=0,
         save_config_kwargs={"overwrite": True},
-        # LightningCLI warns when given the process's own arguments explicitly.
-        args=None if list(argv) == sys.argv[1:] else list(argv),
+        args=args,
         auto_configure_optimizers=False,
     )
     return 0

@@ -33,7 +33,7 @@ from torch import Tensor
 from torch.utils.data import Dataset, default_collate
 from torchgeo.datasets import GeoDataset, RasterDataset
 
-from glaciermap.constants import BANDS, IGNORE_INDEX, SCENE_FILES
+from glaciermap.constants import BANDS, IGNORE_INDEX, IMAGE_FILL, SCENE_FILES
 from glaciermap.datasets.scene_folder import (
     LABELS,
     LabelPolicy,
@@ -53,8 +53,8 @@ ImageFormat = Literal["stacked", "per_modality"]
 """``"stacked"``: one ``(C, H, W)`` tensor, modalities concatenated in the requested order;
 ``"per_modality"``: ``dict[modality, (C_m, H, W)]`` for multi-branch models."""
 
-DEFAULT_FILL: float = 0.0
-"""Value of invalid image pixels after normalisation (the band mean for z-score, the minimum for min-max)."""
+DEFAULT_FILL: float = IMAGE_FILL
+"""Value of invalid image pixels after normalisation (:data:`glaciermap.constants.IMAGE_FILL`)."""
 
 
 class SceneRaster(RasterDataset):

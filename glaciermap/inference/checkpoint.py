@@ -30,15 +30,13 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from glaciermap.constants import BANDS, CLASS_NAMES
+from glaciermap.constants import BANDS, CLASS_NAMES, IMAGE_FILL
 from glaciermap.errors import ConfigError, GlaciermapError, InputError
 from glaciermap.models.base import SegmentationModel
 from glaciermap.transforms.normalisation import NormStats
 
-FILL_VALUE: float = 0.0
-"""Value of invalid and padding pixels after normalisation: the training datasets' fill value
-(``glaciermap.datasets.scene.DEFAULT_FILL``, repeated here so that mapping does not import torchgeo; a test
-checks that the two agree)."""
+FILL_VALUE: float = IMAGE_FILL
+"""Value of invalid and padding pixels after normalisation: the training datasets' fill value."""
 
 
 @runtime_checkable

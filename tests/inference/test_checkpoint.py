@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from glaciermap.constants import IMAGE_FILL
 from glaciermap.errors import InputError
 from glaciermap.inference import checkpoint as ckpt_module
 from glaciermap.inference.checkpoint import (
@@ -168,4 +169,4 @@ def test_band_ratio_mapping_model() -> None:
 def test_fill_value_is_the_training_datasets() -> None:
     from glaciermap.datasets.scene import DEFAULT_FILL
 
-    assert ckpt_module.FILL_VALUE == DEFAULT_FILL
+    assert ckpt_module.FILL_VALUE == DEFAULT_FILL == IMAGE_FILL

@@ -63,24 +63,24 @@ def test_trainer_predict_maps_every_scene_once(scenes: Path, tmp_path: Path) -> 
             np.testing.assert_array_equal(src.read(1), band_ratio_classes(folder))
 
 
-def test_example_config_runs_with_lightning_cli(scenes: Path, tmp_path: Path) -> None:
-    from lightning.pytorch.cli import LightningCLI
+def test_example_config_runs_with_glaciermap_predict(scenes: Path, tmp_path: Path) -> None:
+    from glaciermap.cli import main
 
     out = tmp_path / "maps"
-    LightningCLI(
-        SceneMappingTask,
-        SceneMappingDataModule,
-        args=[
-            "predict",
-            "--config",
-            str(EXAMPLE),
-            "--trainer.accelerator",
-            "cpu",
-            f"--data.scenes=[{scenes}]",
-            f"--trainer.callbacks.init_args.output_dir={out}",
-            "--trainer.callbacks.init_args.quicklook=false",
-        ],
-        save_config_callback=None,
+    assert (
+        main(
+            [
+                "predict",
+                "--config",
+                str(EXAMPLE),
+                "--trainer.accelerator",
+                "cpu",
+                f"--data.scenes=[{scenes}]",
+                f"--trainer.callbacks.init_args.output_dir={out}",
+                "--trainer.callbacks.init_args.quicklook=false",
+            ]
+        )
+        == 0
     )
     index = json.loads((out / "index.json").read_text())
     assert index["scenes"] == 3
@@ -102,7 +102,7 @@ def test_ddp_two_cpu_processes_map_each_scene_once(scenes: Path, tmp_path: Path)
     root = Path(__file__).resolve().parents[2]
     out = tmp_path / "maps"
     cmd = [
-        sys.executable, "-m", "tests.inference.predict_scenes_cli", "predict",
+        sys.executable, "-m", "glaciermap", "predict",
         "--config", str(EXAMPLE),
         "--trainer.accelerator=cpu",
         "--trainer.devices=2",
