@@ -1,0 +1,48 @@
+"""``glaciermap demo`` end to end: scene, map with the bundled model, scores against the band ratio, outlines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import geopandas as gpd
+import pytest
+import rasterio
+
+from glaciermap.cli import main
+from glaciermap.models.hub import bundled_weights
+
+
+def test_bundled_weights_are_small_and_complete() -> None:
+    path = bundled_weights("synthetic_cpu")
+    assert path.stat().st_size <= 5 * 1024 * 1024
+    from glaciermap.models.hub import read_weights
+
+    _, meta = read_weights(path)
+    assert meta["class_names"] == ["background", "clean_ice", "debris_ice"]
+    assert list(meta["bands"]) == ["optical", "dem", "thermal", "insar"]
+
+
+@pytest.mark.slow
+def test_demo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--size", "384", "384", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "bundled model" in printed and "band ratio" in printed
+    for name in ("map/classes.tif", "map/confidence.tif", "map/quicklook.png", "map/summary.json",
+                 "inventory.gpkg", "inventory.csv", "demo.json"):  # fmt: skip
+        assert (out / name).is_file(), name
+    with (
+        rasterio.open(out / "scene" / "labels.tif") as ref,
+        rasterio.open(out / "map" / "classes.tif") as pred,
+    ):
+        assert (pred.crs, pred.transform, pred.shape) == (ref.crs, ref.transform, ref.shape)
+    summary = json.loads((out / "demo.json").read_text())
+    model, ratio = summary["scores"]["model"], summary["scores"]["band_ratio"]
+    # the learned model beats the band ratio on glacier IoU and finds the debris the rule misses
+    assert model["iou_glacier"] >= 0.8
+    assert model["iou_glacier"] > ratio["iou_glacier"]
+    assert model["recall_debris_ice_as_glacier"] > ratio["recall_debris_ice_as_glacier"] + 0.5
+    glaciers = gpd.read_file(out / "inventory.gpkg", layer="glaciers")
+    assert summary["inventory"]["glaciers"] == len(glaciers) > 0
+    assert summary["seconds"]["total"] < 120
