@@ -17,7 +17,7 @@ Modules, one job each (``docs/inventory.md``):
 from glaciermap.inventory.attributes import expand_hypsometry, glacier_attributes
 from glaciermap.inventory.compare import Comparison, compare_inventories, write_comparison
 from glaciermap.inventory.divides import DivideMethod, DivideParams, split_complex
-from glaciermap.inventory.filtering import label_complexes, median_filter_classes, merge_slivers
+from glaciermap.inventory.filtering import Complexes, median_filter_classes, merge_slivers, scan_complexes
 from glaciermap.inventory.outlines import read_outlines
 from glaciermap.inventory.pipeline import GLACIER_COLUMNS, Inventory, build_inventory, write_inventory
 from glaciermap.inventory.polygonise import iter_polygons, polygonise
@@ -27,6 +27,7 @@ from glaciermap.inventory.uncertainty import buffer_uncertainty_km2
 __all__ = [
     "GLACIER_COLUMNS",
     "Comparison",
+    "Complexes",
     "DivideMethod",
     "DivideParams",
     "Inventory",
@@ -36,11 +37,11 @@ __all__ = [
     "expand_hypsometry",
     "glacier_attributes",
     "iter_polygons",
-    "label_complexes",
     "median_filter_classes",
     "merge_slivers",
     "polygonise",
     "read_outlines",
+    "scan_complexes",
     "slope_aspect",
     "split_complex",
     "write_comparison",

@@ -2,9 +2,9 @@
 
 * :func:`median_filter_classes`: the optional median filter applied before vectorising (GlaViTU reference,
   ``glavitu-reference.md`` 5.1/5.8, the only smoothing of its outlines).
-* :func:`label_complexes`: connected glacier regions (4-connectivity, as the polygoniser) screened by a
-  minimum area (the Karakoram inventory kept glaciers >= 0.005 km2, Karakoram paper section 4.1; our
-  default is 0.01 km2).
+* :func:`scan_complexes`: connected glacier regions (4-connectivity, as the polygoniser) of a raster
+  scanned strip by strip (union-find across strip borders), screened by a minimum area (the Karakoram
+  inventory kept glaciers >= 0.005 km2, Karakoram paper section 4.1; our default is 0.01 km2).
 * :func:`merge_slivers`: the sliver filter of the authors' ice-divide code (``glavitu-reference.md`` 9.1):
   a part is a sliver if its area is < 1e5 m2, or < 2e5 m2 with compactness ``2 sqrt(pi A) / P < 0.5``;
   touching slivers are joined, and each group is merged into the non-sliver neighbour that shares the
@@ -17,9 +17,14 @@ edge lengths, exactly the values the vector code computes from the polygons.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+
 import numpy as np
 import numpy.typing as npt
 import scipy.ndimage as ndi
+import scipy.sparse
+import scipy.sparse.csgraph
 import skimage.measure
 
 from glaciermap.constants import BACKGROUND, CLEAN_ICE, DEBRIS_ICE, IGNORE_INDEX
@@ -70,46 +75,124 @@ def _box_count(mask: npt.NDArray[np.bool_], size: int) -> npt.NDArray[np.uint16]
     return out
 
 
-def label_complexes(
-    classes: npt.NDArray[np.uint8],
+@dataclass(frozen=True)
+class Complexes:
+    """Glacier complexes (connected glacier regions) kept by the minimum-area screening.
+
+    Complex ``k`` (1..K) is row ``k - 1`` of every array; complexes are numbered in raster-scan order of
+    their first pixel (as :func:`scipy.ndimage.label` numbers regions).
+
+    Attributes:
+        bbox: ``(row0, row1, col0, col1)`` of each complex's bounding box (ends exclusive), int64 (K, 4).
+        seed: ``(row, col)`` of each complex's first pixel in raster-scan order, int64 (K, 2): the complex
+            is the connected glacier region through it.
+        area_km2: Area of each complex, km2, float64 (K,).
+    """
+
+    bbox: npt.NDArray[np.int64]
+    seed: npt.NDArray[np.int64]
+    area_km2: npt.NDArray[np.float64]
+
+    def __len__(self) -> int:
+        return len(self.area_km2)
+
+
+def scan_complexes(
+    strips: Iterable[tuple[int, npt.NDArray[np.uint8]]],
     row_area_m2: npt.NDArray[np.float64],
     min_area_km2: float,
-    strip_rows: int = 1024,
-) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float64]]:
-    """Label connected glacier regions (classes 1 and 2) and drop those smaller than a minimum area.
+) -> Complexes:
+    """Find the connected glacier regions (classes 1 and 2, 4-connectivity) of a raster scanned in strips.
+
+    Each strip is labelled on its own; regions that touch across a strip border are joined afterwards
+    (connected components of the graph of touching strip regions, i.e. union-find). Only the previous
+    strip's last row of labels and one small record per strip region are kept, and strip regions that
+    are smaller than ``min_area_km2`` without touching a strip border are dropped at once, so memory does
+    not grow with the raster. The result equals labelling the whole raster at once.
 
     Args:
-        classes: uint8 classes, shape (H, W).
-        row_area_m2: Ground area of a pixel of each row, m2, shape (H,).
-        min_area_km2: Regions with a smaller area (km2) are removed.
-        strip_rows: Rows processed at a time when measuring areas and relabelling.
+        strips: ``(row0, classes)`` of consecutive full-width strips, top to bottom (uint8 classes).
+        row_area_m2: Ground area of a pixel of each row of the raster, m2, shape (H,).
+        min_area_km2: Regions with a smaller area (km2) are dropped.
 
     Returns:
-        ``(labels, areas_km2)``: int32 labels 1..K of the kept regions (0 elsewhere), numbered in raster
-        scan order of their first pixel, and their areas in km2 (``areas_km2[k - 1]`` for label k).
+        The kept :class:`Complexes`.
     """
-    mask = (classes == CLEAN_ICE) | (classes == DEBRIS_ICE)
-    labels = np.empty(classes.shape, dtype=np.int32)
-    n = int(ndi.label(mask, structure=FOUR_CONNECTED, output=labels))
-    del mask
-    h = classes.shape[0]
-    area = np.zeros(n + 1, dtype=np.float64)
-    const = bool(np.all(row_area_m2 == row_area_m2[0]))
-    for r0 in range(0, h, strip_rows):
-        strip = labels[r0 : r0 + strip_rows]
-        if const:
-            area += np.bincount(strip.ravel(), minlength=n + 1) * float(row_area_m2[0])
+    const_area = float(row_area_m2[0]) if np.all(row_area_m2 == row_area_m2[0]) else None
+    records: list[npt.NDArray[np.float64]] = []  # per kept strip region: area, r0, r1, c0, c1, seed r, c
+    edges: list[npt.NDArray[np.int64]] = []  # pairs of strip regions touching across a strip border
+    n_ids = 0
+    next_row = 0
+    last_ids: npt.NDArray[np.int64] | None = None
+    for r0, strip in strips:
+        if r0 != next_row:
+            raise ValueError(f"strips must be consecutive: expected row {next_row}, got {r0}")
+        h, w = strip.shape
+        next_row = r0 + h
+        labels = np.empty(strip.shape, dtype=np.int32)
+        m = int(
+            ndi.label((strip == CLEAN_ICE) | (strip == DEBRIS_ICE), structure=FOUR_CONNECTED, output=labels)
+        )
+        if m == 0:
+            last_ids = None
+            continue
+        area: npt.NDArray[np.float64]
+        if const_area is not None:
+            area = np.bincount(labels.ravel(), minlength=m + 1).astype(np.float64) * const_area
         else:
-            weights = np.repeat(row_area_m2[r0 : r0 + strip.shape[0]], strip.shape[1])
-            area += np.bincount(strip.ravel(), weights=weights, minlength=n + 1)
-    area /= 1e6
-    keep = area >= min_area_km2
-    keep[0] = False
-    lut = np.zeros(n + 1, dtype=np.int32)
-    lut[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
-    for r0 in range(0, h, strip_rows):
-        labels[r0 : r0 + strip_rows] = lut[labels[r0 : r0 + strip_rows]]
-    return labels, area[keep]
+            weights = np.repeat(row_area_m2[r0 : r0 + h], w)
+            area = np.asarray(np.bincount(labels.ravel(), weights=weights, minlength=m + 1), dtype=np.float64)
+        keep = area / 1e6 >= min_area_km2
+        keep[labels[0]] = True  # regions on a strip border may continue in the next strip
+        keep[labels[-1]] = True
+        keep[0] = False
+        local = np.flatnonzero(keep)
+        ids = np.zeros(m + 1, dtype=np.int64)
+        ids[local] = np.arange(n_ids, n_ids + len(local))
+        n_ids += len(local)
+        objects = ndi.find_objects(labels)
+        rec = np.empty((len(local), 7), dtype=np.float64)
+        for i, lab in enumerate(local):
+            rows, cols = objects[lab - 1]
+            first = rows.start
+            col = cols.start + int(np.argmax(labels[first, cols] == lab))
+            rec[i] = (area[lab], r0 + rows.start, r0 + rows.stop, cols.start, cols.stop, r0 + first, col)
+        records.append(rec)
+        top = labels[0]
+        if last_ids is not None:
+            both = (top > 0) & (last_ids >= 0)
+            if both.any():
+                pairs = np.stack([last_ids[both], ids[top[both]]], axis=1)
+                edges.append(np.unique(pairs, axis=0))
+        bottom = labels[-1]
+        last_ids = np.where(bottom > 0, ids[bottom], -1)
+    return _join_strip_regions(records, edges, n_ids, min_area_km2)
+
+
+def _join_strip_regions(
+    records: list[npt.NDArray[np.float64]], edges: list[npt.NDArray[np.int64]], n: int, min_area_km2: float
+) -> Complexes:
+    """Join strip regions that touch into complexes, screen them by area and number them in scan order."""
+    if n == 0:
+        return Complexes(np.zeros((0, 4), np.int64), np.zeros((0, 2), np.int64), np.zeros(0, np.float64))
+    rec = np.concatenate(records)
+    pairs = np.concatenate(edges) if edges else np.zeros((0, 2), dtype=np.int64)
+    graph = scipy.sparse.coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    n_comp, comp = scipy.sparse.csgraph.connected_components(graph, directed=False)
+    # Strip regions are numbered in scan order (strip by strip, and within a strip as ndimage numbers
+    # them), so the smallest number in a complex is the region holding its first pixel.
+    first = np.full(n_comp, n, dtype=np.int64)
+    np.minimum.at(first, comp, np.arange(n))
+    area = np.bincount(comp, weights=rec[:, 0], minlength=n_comp) / 1e6
+    lo = np.full((n_comp, 2), np.inf)
+    hi = np.full((n_comp, 2), -np.inf)
+    np.minimum.at(lo, comp, rec[:, [1, 3]])
+    np.maximum.at(hi, comp, rec[:, [2, 4]])
+    kept = np.flatnonzero(area >= min_area_km2)
+    kept = kept[np.argsort(first[kept], kind="stable")]
+    bbox = np.stack([lo[kept, 0], hi[kept, 0], lo[kept, 1], hi[kept, 1]], axis=1).astype(np.int64)
+    seed = rec[first[kept]][:, 5:7].astype(np.int64)
+    return Complexes(bbox, seed, area[kept])
 
 
 def split_disconnected(labels: npt.NDArray[np.integer]) -> npt.NDArray[np.int32]:

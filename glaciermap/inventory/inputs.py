@@ -1,8 +1,9 @@
 """Reading the inventory's inputs: the class raster, the DEM on the class grid, and the pixel geometry.
 
-* :func:`read_classes` reads a class raster (``0`` background, ``1`` clean ice, ``2`` debris-covered ice,
-  ``255``/nodata outside the scene; a binary 0/1 glacier map works too) strip by strip, checks its values
-  and optionally median-filters it, returning a ``uint8`` array and its :class:`ClassGrid`.
+* :class:`ClassReader` reads windows and strips of a class raster (``0`` background, ``1`` clean ice,
+  ``2`` debris-covered ice, ``255``/nodata outside the scene; a binary 0/1 glacier map works too) as
+  ``uint8``, checks its values and optionally median-filters it (exactly, through a halo), so the inventory
+  never holds the whole raster; :func:`read_classes` reads it whole for callers that need the array.
 * :class:`DemReader` reads DEM windows *on the class grid*: directly when the DEM already shares that grid,
   otherwise through a GDAL warped VRT (bilinear) that reprojects and resamples only the windows asked for.
 * :class:`ClassGrid` knows the ground size of every pixel in metres: constant for projected CRSs, per row on
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,8 +32,8 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
-from glaciermap.constants import BACKGROUND, CLEAN_ICE, DEBRIS_ICE, IGNORE_INDEX
-from glaciermap.errors import InputError
+from glaciermap.constants import DEBRIS_ICE, IGNORE_INDEX
+from glaciermap.errors import ConfigError, InputError
 from glaciermap.io import open_raster
 
 STRIP_ROWS = 1024
@@ -174,54 +176,137 @@ def make_grid(path: Path, crs: Any, transform: Affine, height: int, width: int) 
 
 
 def read_classes(
-    path: str | os.PathLike[str], median_filter: int = 0, strip_rows: int = STRIP_ROWS
+    path: str | os.PathLike[str], median_filter: int = 0, strip_rows: int | None = None
 ) -> tuple[npt.NDArray[np.uint8], ClassGrid]:
-    """Read a class raster strip by strip into ``uint8`` classes 0/1/2 with 255 for nodata.
+    """Read a whole class raster into ``uint8`` classes 0/1/2 with 255 for nodata (strip by strip).
 
-    Any value 1 or 2 is glacier, 2 is debris-covered ice; the raster's nodata value and 255 become 255.
+    The inventory itself never holds the whole raster (it scans strips and reads crops with
+    :class:`ClassReader`); this is for callers that need the array, e.g. pixel metrics.
 
     Args:
         path: A single-band integer GeoTIFF of classes (our mapper's output or a scene's ``labels.tif``).
         median_filter: Odd window size of the median filter applied before vectorising (0 or 1: none),
             see :func:`glaciermap.inventory.filtering.median_filter_classes`.
-        strip_rows: Rows read at a time.
+        strip_rows: Rows read at a time (default :data:`STRIP_ROWS`).
 
     Returns:
         ``(classes, grid)``.
 
     Raises:
-        InputError: If the file is missing or unreadable, not an integer raster, holds values other than
-            0, 1, 2 and nodata, or is nodata everywhere.
+        InputError: As :class:`ClassReader`.
+        ConfigError: For an even median-filter window.
     """
-    from glaciermap.inventory.filtering import median_filter_classes
+    with ClassReader(path, median_filter=median_filter) as reader:
+        classes = np.empty((reader.grid.height, reader.grid.width), dtype=np.uint8)
+        for r0, strip in reader.strips(strip_rows):
+            classes[r0 : r0 + strip.shape[0]] = strip
+        return classes, reader.grid
 
-    p = Path(path)
-    what = "glacier classes (0 background, 1 clean ice, 2 debris, 255 nodata)"
-    try:
-        with open_raster(p, what) as src:
-            if np.dtype(src.dtypes[0]).kind not in "iu":
-                raise InputError(f"{p}: expected an integer class raster ({what}), got dtype {src.dtypes[0]}")
-            grid = make_grid(p, src.crs, src.transform, src.height, src.width)
-            nodata = src.nodata
-            classes = np.empty((src.height, src.width), dtype=np.uint8)
-            counts = np.zeros(4, dtype=np.int64)
-            for r0 in range(0, src.height, strip_rows):
-                h = min(strip_rows, src.height - r0)
-                raw = src.read(1, window=Window(0, r0, src.width, h))
-                classes[r0 : r0 + h] = _to_classes(raw, nodata, p, what)
-                c = np.bincount(classes[r0 : r0 + h].ravel(), minlength=256)
-                counts += [c[BACKGROUND], c[CLEAN_ICE], c[DEBRIS_ICE], c[IGNORE_INDEX]]
-    except RasterioError as err:
-        raise InputError(f"{p}: could not read the class raster ({what}): {err}") from None
-    if counts[:3].sum() == 0:
-        raise InputError(f"{p}: the class raster is nodata everywhere (expected some pixels with {what})")
-    if median_filter > 1:
-        if median_filter % 2 == 0:
-            from glaciermap.errors import ConfigError
 
-            raise ConfigError(f"median_filter must be an odd window size, got {median_filter}")
-        classes = median_filter_classes(classes, median_filter, strip_rows=strip_rows)
-    return classes, grid
+class ClassReader:
+    """Read windows of a class raster as ``uint8`` classes 0/1/2 with 255 for nodata.
+
+    Any value 1 or 2 is glacier, 2 is debris-covered ice; the raster's nodata value and 255 become 255.
+    With a median filter, every window is read with a halo of half the filter size and filtered, which
+    gives exactly the values of filtering the whole raster (outside the raster counts as non-glacier
+    either way), so the raster never has to be held whole.
+
+    Args:
+        path: A single-band integer GeoTIFF of classes (our mapper's output or a scene's ``labels.tif``).
+        median_filter: Odd window size of the median filter (0 or 1: none),
+            see :func:`glaciermap.inventory.filtering.median_filter_classes`.
+
+    Raises:
+        InputError: If the file is missing or unreadable, not an integer raster, has no CRS or is rotated.
+        ConfigError: For an even or negative median-filter window.
+    """
+
+    WHAT = "glacier classes (0 background, 1 clean ice, 2 debris, 255 nodata)"
+
+    def __init__(self, path: str | os.PathLike[str], median_filter: int = 0) -> None:
+        if median_filter < 0 or (median_filter > 1 and median_filter % 2 == 0):
+            raise ConfigError(f"median_filter must be 0 or an odd window size, got {median_filter}")
+        self.path = Path(path)
+        self.median_filter = median_filter if median_filter > 1 else 0
+        self._src = open_raster(self.path, self.WHAT)
+        try:
+            if np.dtype(self._src.dtypes[0]).kind not in "iu":
+                raise InputError(
+                    f"{self.path}: expected an integer class raster ({self.WHAT}), got dtype {self._src.dtypes[0]}"
+                )
+            self.grid = make_grid(
+                self.path, self._src.crs, self._src.transform, self._src.height, self._src.width
+            )
+        except BaseException:
+            self._src.close()
+            raise
+        self.nodata = self._src.nodata
+
+    def read(self, row0: int, col0: int, height: int, width: int) -> npt.NDArray[np.uint8]:
+        """Read a window of classes (median-filtered if asked).
+
+        Args:
+            row0: First row of the window.
+            col0: First column.
+            height: Rows (the window must lie inside the raster).
+            width: Columns.
+
+        Returns:
+            uint8 classes 0/1/2/255, shape (height, width).
+
+        Raises:
+            InputError: If the window cannot be read or holds values other than 0, 1, 2 and nodata.
+        """
+        from glaciermap.inventory.filtering import median_filter_classes
+
+        half = self.median_filter // 2
+        a0, a1 = max(0, row0 - half), min(self.grid.height, row0 + height + half)
+        b0, b1 = max(0, col0 - half), min(self.grid.width, col0 + width + half)
+        window = Window(b0, a0, b1 - b0, a1 - a0)
+        try:
+            raw = self._src.read(1, window=window)
+        except RasterioError as err:
+            raise InputError(
+                f"{self.path}: could not read the class raster ({self.WHAT}) at {window}: {err}"
+            ) from None
+        classes = _to_classes(raw, self.nodata, self.path, self.WHAT)
+        if not half:
+            return classes
+        filtered = median_filter_classes(classes, self.median_filter, strip_rows=max(1, a1 - a0))
+        return filtered[row0 - a0 : row0 - a0 + height, col0 - b0 : col0 - b0 + width]
+
+    def strips(self, strip_rows: int | None = None) -> Iterator[tuple[int, npt.NDArray[np.uint8]]]:
+        """Scan the whole raster in strips of full width.
+
+        Args:
+            strip_rows: Rows per strip (default :data:`STRIP_ROWS`).
+
+        Yields:
+            ``(row0, classes)`` for consecutive strips, top to bottom.
+
+        Raises:
+            InputError: As :meth:`read`, and after the last strip if the raster is nodata everywhere.
+        """
+        valid = 0
+        strip_rows = STRIP_ROWS if strip_rows is None else strip_rows
+        for r0 in range(0, self.grid.height, strip_rows):
+            strip = self.read(r0, 0, min(strip_rows, self.grid.height - r0), self.grid.width)
+            valid += int(np.count_nonzero(strip != IGNORE_INDEX))
+            yield r0, strip
+        if valid == 0:
+            raise InputError(
+                f"{self.path}: the class raster is nodata everywhere (expected some pixels with {self.WHAT})"
+            )
+
+    def close(self) -> None:
+        """Close the raster."""
+        self._src.close()
+
+    def __enter__(self) -> ClassReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _to_classes(raw: npt.NDArray[Any], nodata: float | None, path: Path, what: str) -> npt.NDArray[np.uint8]:

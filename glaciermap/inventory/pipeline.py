@@ -2,15 +2,18 @@
 
 Workflow (``docs/inventory.md``):
 
-1. Read the class raster strip by strip (optional median filter), label its connected glacier regions
-   (classes 1 and 2, 4-connectivity) and drop those smaller than ``min_area_km2`` (``filtering``).
-2. Process every remaining glacier complex in a crop of its bounding box plus a margin: read the DEM window
-   on the class grid (reprojected on the fly if the DEM is on another grid), split the complex along ice
-   divides (``divides``), compute the attributes of each glacier (``attributes``), and vectorise the
-   glaciers, their debris and the divides between them. Only glacier crops are ever read from the DEM, so
-   memory is bounded by the class raster (1 byte per pixel), the region labels (4 bytes per pixel) and the
-   largest crop. Complexes are independent: with ``workers > 1`` they are processed by forked worker
-   processes that share the rasters read-only.
+1. Scan the class raster strip by strip (optional median filter), find its connected glacier regions
+   (classes 1 and 2, 4-connectivity; joined across strip borders) and drop those smaller than
+   ``min_area_km2`` (``filtering.scan_complexes``). Only a bounding box, a seed pixel and an area are kept
+   per complex.
+2. Process every remaining glacier complex in a crop of its bounding box plus a margin: read the class and
+   DEM windows (the DEM on the class grid, reprojected on the fly if it is on another grid), select the
+   complex as the glacier region through its seed, split it along ice divides (``divides``), compute the
+   attributes of each glacier (``attributes``), and vectorise the glaciers, their debris and the divides
+   between them. No raster is ever held whole: memory is bounded by one strip of the scan, the largest
+   crop and the per-glacier results, whatever the size of the rasters. Complexes are independent: with
+   ``workers > 1`` they are processed by worker processes (forked where the platform can), each with its
+   own readers.
 3. Number the glaciers, add the centre and terminus points in EPSG:4326, the buffer-method area
    uncertainty (``uncertainty``), ``dem_source`` and ``src_date``, and write the GeoPackage and CSV
    atomically (:func:`glaciermap.io.atomic_output`): an error leaves no output file.
@@ -39,7 +42,7 @@ import scipy.ndimage as ndi
 import shapely
 from pyproj import CRS, Transformer
 
-from glaciermap.constants import DEBRIS_ICE, SCENE_METADATA
+from glaciermap.constants import CLEAN_ICE, DEBRIS_ICE, SCENE_METADATA
 from glaciermap.errors import ConfigError, InputError
 from glaciermap.inventory.attributes import glacier_attributes
 from glaciermap.inventory.divides import (
@@ -48,8 +51,8 @@ from glaciermap.inventory.divides import (
     divide_lines,
     split_complex,
 )
-from glaciermap.inventory.filtering import label_complexes
-from glaciermap.inventory.inputs import ClassGrid, DemReader, read_classes
+from glaciermap.inventory.filtering import FOUR_CONNECTED, Complexes, scan_complexes
+from glaciermap.inventory.inputs import ClassGrid, ClassReader, DemReader
 from glaciermap.inventory.outlines import read_outlines
 from glaciermap.inventory.polygonise import iter_polygons
 from glaciermap.inventory.terrain import slope_aspect
@@ -118,27 +121,46 @@ class _ComplexResult:
 
 @dataclass
 class _Job:
-    """Everything the complex workers read (shared with forked workers, never modified)."""
+    """Everything the complex workers read (small: no raster; each process opens its own readers)."""
 
     grid: ClassGrid
-    classes: npt.NDArray[np.uint8]
-    labels: npt.NDArray[np.int32]
-    crops: list[tuple[int, int, int, int]]
+    classes_path: Path
+    median_filter: int
+    complexes: Complexes
+    crops: npt.NDArray[np.int64]
     dem_path: Path
     method: DivideMethod
     params: DivideParams
     buffer_m: float
     metric: CRS
     reference: gpd.GeoSeries | None = None
-    readers: dict[int, DemReader] = field(default_factory=dict)
+    readers: dict[int, tuple[ClassReader, DemReader]] = field(default_factory=dict)
     transformers: dict[int, Transformer | None] = field(default_factory=dict)
 
-    def dem(self) -> DemReader:
-        """The DEM reader of the current process (each forked worker opens its own)."""
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled for spawned workers without the open readers and transformers (they reopen them)."""
+        state = dict(self.__dict__)
+        state["readers"], state["transformers"] = {}, {}
+        return state
+
+    def open(self) -> tuple[ClassReader, DemReader]:
+        """The class and DEM readers of the current process (each worker opens its own)."""
         pid = os.getpid()
         if pid not in self.readers:
-            self.readers[pid] = DemReader(self.dem_path, self.grid)
+            classes = ClassReader(self.classes_path, self.median_filter)
+            try:
+                self.readers[pid] = (classes, DemReader(self.dem_path, self.grid))
+            except BaseException:
+                classes.close()
+                raise
         return self.readers[pid]
+
+    def close(self) -> None:
+        """Close the readers this process opened."""
+        pair = self.readers.pop(os.getpid(), None)
+        if pair is not None:
+            pair[0].close()
+            pair[1].close()
 
     def to_metric(self, geoms: npt.NDArray[np.object_]) -> npt.NDArray[np.object_]:
         """Geometries transformed from the class grid's CRS to :attr:`metric` (unchanged if the same)."""
@@ -208,38 +230,43 @@ def build_inventory(
     method = _check_options(out_path, min_area_km2, median_filter, method, reference, buffer_pixels, workers)
     src_date = _check_date(date if date is not None else _scene_date(Path(classes_path)))
     params = divide_params or DivideParams()
-    classes, grid = read_classes(classes_path, median_filter=median_filter)
-    times["read_classes_s"] = time.perf_counter() - t0
-    dem = DemReader(dem_path, grid)  # validates the DEM before any work
-    ref_geoms = None
-    if method == "copy":
-        assert reference is not None
-        ref = read_outlines(reference, "reference inventory").to_crs(grid.crs)
-        ref_geoms = ref.geometry
-    t1 = time.perf_counter()
-    labels, areas = label_complexes(classes, grid.row_area_m2, min_area_km2)
-    crops = _crops(labels, len(areas), params.margin_px(grid.pixel_size_m), grid)
-    times["label_s"] = time.perf_counter() - t1
-    t2 = time.perf_counter()
-    metric = metric_crs_for(grid.crs.to_wkt(), grid.bounds)
-    job = _Job(
-        grid,
-        classes,
-        labels,
-        crops,
-        Path(dem_path),
-        method,
-        params,
-        buffer_pixels * grid.pixel_size_m,
-        metric,
-        ref_geoms,
-    )
-    job.readers[os.getpid()] = dem
-    _JOB = job
+    classes = ClassReader(classes_path, median_filter=median_filter)
     try:
+        grid = classes.grid
+        dem = DemReader(dem_path, grid)  # validates the DEM before any work
+    except BaseException:
+        classes.close()
+        raise
+    try:
+        ref_geoms = None
+        if method == "copy":
+            assert reference is not None
+            ref = read_outlines(reference, "reference inventory").to_crs(grid.crs)
+            ref_geoms = ref.geometry
+        t1 = time.perf_counter()
+        complexes = scan_complexes(classes.strips(), grid.row_area_m2, min_area_km2)
+        times["scan_s"] = time.perf_counter() - t1
+        t2 = time.perf_counter()
+        crops = _crops(complexes, params.margin_px(grid.pixel_size_m), grid)
+        job = _Job(
+            grid,
+            Path(classes_path),
+            median_filter,
+            complexes,
+            crops,
+            Path(dem_path),
+            method,
+            params,
+            buffer_pixels * grid.pixel_size_m,
+            metric_crs_for(grid.crs.to_wkt(), grid.bounds),
+            ref_geoms,
+        )
+        job.readers[os.getpid()] = (classes, dem)
+        _JOB = job
         results = sorted(_run(job, workers), key=lambda r: r.k)
     finally:
         _JOB = None
+        classes.close()
         dem.close()
     times["complexes_s"] = time.perf_counter() - t2
     if results and sum(r.dem_valid_px for r in results) == 0:
@@ -255,6 +282,9 @@ def build_inventory(
         min_area_km2=min_area_km2,
         buffer_pixels=buffer_pixels,
         workers=workers,
+        largest_complex_km2=float(complexes.area_km2.max(initial=0.0)),
+        largest_crop_mpx=float(((crops[:, 1] - crops[:, 0]) * (crops[:, 3] - crops[:, 2])).max(initial=0))
+        / 1e6,
     )
     if out_path is not None:
         t4 = time.perf_counter()
@@ -325,35 +355,24 @@ def _check_date(date: str | None) -> str:
     return text
 
 
-def _crops(
-    labels: npt.NDArray[np.int32], n: int, margin: int, grid: ClassGrid
-) -> list[tuple[int, int, int, int]]:
+def _crops(complexes: Complexes, margin: int, grid: ClassGrid) -> npt.NDArray[np.int64]:
     """Bounding box ``(row0, row1, col0, col1)`` of every complex, widened by ``margin`` and clipped."""
-    out = []
-    for sl in ndi.find_objects(labels, max_label=n):
-        assert sl is not None
-        out.append(
-            (
-                max(0, sl[0].start - margin),
-                min(grid.height, sl[0].stop + margin),
-                max(0, sl[1].start - margin),
-                min(grid.width, sl[1].stop + margin),
-            )
-        )
+    box = complexes.bbox + np.array([-margin, margin, -margin, margin], dtype=np.int64)
+    lo = np.zeros(4, dtype=np.int64)
+    hi = np.array([grid.height, grid.height, grid.width, grid.width], dtype=np.int64)
+    out: npt.NDArray[np.int64] = np.clip(box, lo, hi)
     return out
 
 
 def _run(job: _Job, workers: int) -> Iterator[_ComplexResult]:
-    """Process every complex, largest first, in this process or in forked workers."""
-    ks = list(range(1, len(job.crops) + 1))
-    ks.sort(
-        key=lambda k: (
-            -(job.crops[k - 1][1] - job.crops[k - 1][0]) * (job.crops[k - 1][3] - job.crops[k - 1][2])
-        )
-    )
-    if workers > 1 and len(ks) > 1 and "fork" in multiprocessing.get_all_start_methods():
-        ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(workers, initializer=_enter_gdal_env) as pool:
+    """Process every complex, largest first, in this process or in worker processes."""
+    c = job.crops
+    sizes = (c[:, 1] - c[:, 0]) * (c[:, 3] - c[:, 2])
+    ks = [int(k) + 1 for k in np.argsort(-sizes, kind="stable")]
+    if workers > 1 and len(ks) > 1:
+        methods = multiprocessing.get_all_start_methods()
+        ctx = multiprocessing.get_context(START_METHOD if START_METHOD in methods else None)
+        with ctx.Pool(workers, initializer=_init_worker, initargs=(job,)) as pool:
             yield from pool.imap_unordered(_process_complex, ks, chunksize=8)
     else:
         with rasterio.Env():  # one GDAL environment for all the windows, not one per call
@@ -361,11 +380,17 @@ def _run(job: _Job, workers: int) -> Iterator[_ComplexResult]:
                 yield _process_complex(k)
 
 
+START_METHOD = "fork"
+"""Start method of the worker processes where the platform has it (else the platform's default): forked
+workers start at once; spawned ones (macOS, Windows) import glaciermap first and receive the small job."""
+
 _WORKER_ENV: list[rasterio.Env] = []
 
 
-def _enter_gdal_env() -> None:
-    """Worker initializer: enter one GDAL environment for the worker's lifetime."""
+def _init_worker(job: _Job) -> None:
+    """Worker initializer: install the job and enter one GDAL environment for the worker's lifetime."""
+    global _JOB
+    _JOB = job
     env = rasterio.Env()
     env.__enter__()
     _WORKER_ENV.append(env)
@@ -376,10 +401,11 @@ def _process_complex(k: int) -> _ComplexResult:
     job = _JOB
     assert job is not None
     grid = job.grid
-    r0, r1, c0, c1 = job.crops[k - 1]
-    cmask = job.labels[r0:r1, c0:c1] == k
-    cls = job.classes[r0:r1, c0:c1]
-    z = job.dem().read(r0, c0, r1 - r0, c1 - c0)
+    r0, r1, c0, c1 = (int(v) for v in job.crops[k - 1])
+    class_reader, dem_reader = job.open()
+    cls = class_reader.read(r0, c0, r1 - r0, c1 - c0)
+    cmask = _complex_mask(cls, job.complexes, k, r0, c0)
+    z = dem_reader.read(r0, c0, r1 - r0, c1 - c0)
     area, dx, dy = grid.row_area_m2[r0:r1], grid.row_dx_m[r0:r1], grid.row_dy_m[r0:r1]
     transform = grid.window_transform(r0, c0)
     open_edges = np.zeros(cmask.shape, dtype=bool)
@@ -444,6 +470,23 @@ def _process_complex(k: int) -> _ComplexResult:
         divides = [(u, v, g, float(length)) for (u, v, g), length in zip(lines, lengths)]
     valid = int(np.count_nonzero(cmask & np.isfinite(z)))
     return _ComplexResult(k, attrs, polygons, debris_rows, divides, valid)
+
+
+def _complex_mask(
+    cls: npt.NDArray[np.uint8], complexes: Complexes, k: int, r0: int, c0: int
+) -> npt.NDArray[np.bool_]:
+    """Mask of complex ``k`` in a crop of classes whose top-left pixel is (``r0``, ``c0``).
+
+    The complex is the 4-connected glacier region through its seed pixel; it lies inside its bounding
+    box, so only that part of the crop is labelled.
+    """
+    b0, b1, e0, e1 = (int(v) - o for v, o in zip(complexes.bbox[k - 1], (r0, r0, c0, c0)))
+    part = cls[b0:b1, e0:e1]
+    labels, _ = ndi.label((part == CLEAN_ICE) | (part == DEBRIS_ICE), structure=FOUR_CONNECTED)
+    sr, sc = (int(v) for v in complexes.seed[k - 1])
+    mask = np.zeros(cls.shape, dtype=bool)
+    mask[b0:b1, e0:e1] = labels == labels[sr - r0 - b0, sc - c0 - e0]
+    return mask
 
 
 def _polygonal(geoms: list[Any]) -> Any:

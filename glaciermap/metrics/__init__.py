@@ -8,16 +8,61 @@
 * :mod:`~glaciermap.metrics.evaluation` and :mod:`~glaciermap.metrics.report`: ``glaciermap evaluate``.
 """
 
-from glaciermap.metrics.boundary import Polis, polis, sample_boundary
-from glaciermap.metrics.objects import (
-    SIZE_CLASSES,
-    GlacierMatching,
-    area_deviation,
-    detection_scores,
-    match_glaciers,
-    size_class,
-)
-from glaciermap.metrics.pixel import ConfusionMatrix, PixelMetrics, pixel_metrics, pixel_metrics_from_rasters
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from glaciermap.metrics.boundary import Polis, polis, sample_boundary
+    from glaciermap.metrics.objects import (
+        SIZE_CLASSES,
+        GlacierMatching,
+        area_deviation,
+        detection_scores,
+        match_glaciers,
+        size_class,
+    )
+    from glaciermap.metrics.pixel import (
+        ConfusionMatrix,
+        PixelMetrics,
+        pixel_metrics,
+        pixel_metrics_from_rasters,
+    )
+
+_MODULES = {
+    "boundary": ("Polis", "polis", "sample_boundary"),
+    "objects": (
+        "SIZE_CLASSES",
+        "GlacierMatching",
+        "area_deviation",
+        "detection_scores",
+        "match_glaciers",
+        "size_class",
+    ),
+    "pixel": ("ConfusionMatrix", "PixelMetrics", "pixel_metrics", "pixel_metrics_from_rasters"),
+}
+_WHERE = {name: module for module, names in _MODULES.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the submodule of a public name on first use (PEP 562).
+
+    The pixel metrics need torch (torchmetrics); the object and boundary metrics do not, so code that only
+    matches outlines (e.g. the inventory comparison) does not pay torch's import time and memory.
+    """
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """The module's names, including the public names not imported yet."""
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "SIZE_CLASSES",

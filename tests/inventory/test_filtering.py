@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.ndimage as ndi
 
 from glaciermap.inventory.filtering import (
+    FOUR_CONNECTED,
     compactness,
-    label_complexes,
     median_filter_classes,
     merge_slivers,
     region_geometry,
+    scan_complexes,
 )
 
 ROW = 10.0  # 10 m pixels
@@ -41,23 +43,76 @@ def test_median_filter_majority_vote_and_debris() -> None:
     assert out[4, 1] == 1 and out[4, 5] == 1
 
 
-def test_label_complexes_min_area_and_geographic_weights() -> None:
+def _strips(cls: np.ndarray, rows: int) -> list[tuple[int, np.ndarray]]:
+    return [(r0, cls[r0 : r0 + rows]) for r0 in range(0, cls.shape[0], rows)]
+
+
+@pytest.mark.parametrize("strip_rows", [20, 3, 1])
+def test_scan_complexes_min_area_and_geographic_weights(strip_rows: int) -> None:
     cls = np.zeros((20, 20), dtype=np.uint8)
     cls[1:4, 1:4] = 1  # 9 px
     cls[10:20, 10:12] = 2  # 20 px of debris: glacier too
     cls[0, 19] = 1  # 1 px
     area_row = np.full(20, 100.0)
-    labels, areas = label_complexes(cls, area_row, min_area_km2=0.0009)
-    assert labels.max() == 2
-    assert sorted(areas.tolist()) == pytest.approx([0.0009, 0.002])
-    assert labels[0, 19] == 0
+    found = scan_complexes(_strips(cls, strip_rows), area_row, min_area_km2=0.0009)
+    assert len(found) == 2
+    assert found.area_km2.tolist() == pytest.approx([0.0009, 0.002])
+    assert found.bbox.tolist() == [[1, 4, 1, 4], [10, 20, 10, 12]]
+    assert found.seed.tolist() == [[1, 1], [10, 10]]
     # Per-row pixel areas (geographic grids): the 20-pixel region spans rows 10-19.
     area_row = np.linspace(90.0, 110.0, 20)
-    labels, areas = label_complexes(cls, area_row, min_area_km2=0.0)
-    assert len(areas) == 3
-    assert areas[labels[15, 10] - 1] == pytest.approx(2 * area_row[10:20].sum() / 1e6)
+    found = scan_complexes(_strips(cls, strip_rows), area_row, min_area_km2=0.0)
+    assert len(found) == 3
+    assert found.area_km2[2] == pytest.approx(2 * area_row[10:20].sum() / 1e6)
     # Numbered in raster-scan order of their first pixel.
-    assert labels[0, 19] == 1 and labels[1, 1] == 2 and labels[10, 10] == 3
+    assert found.seed.tolist() == [[0, 19], [1, 1], [10, 10]]
+
+
+def test_scan_complexes_joins_regions_across_strip_borders() -> None:
+    # A U shape: its two arms meet only in the last row, three strips below their tops, so the
+    # strips see up to three separate pieces that must become one complex numbered by the left arm.
+    cls = np.zeros((9, 7), dtype=np.uint8)
+    cls[0:9, 1] = 1
+    cls[2:9, 5] = 2
+    cls[8, 1:6] = 1
+    cls[0, 3] = 1  # a lone pixel, dropped by the minimum area
+    found = scan_complexes(_strips(cls, 2), np.full(9, 100.0), min_area_km2=0.0002)
+    assert len(found) == 1
+    assert found.bbox.tolist() == [[0, 9, 1, 6]]
+    assert found.seed.tolist() == [[0, 1]]
+    assert found.area_km2[0] == pytest.approx(((cls > 0).sum() - 1) * 100.0 / 1e6)
+
+
+def test_scan_complexes_equals_whole_raster_labelling() -> None:
+    """Strip-wise labelling with union-find across borders gives exactly the whole-raster regions."""
+    rng = np.random.default_rng(3)
+    noise = ndi.gaussian_filter(rng.standard_normal((97, 83)), 1.5)
+    cls = np.where(noise > 0.05, np.where(noise > 0.25, 2, 1), 0).astype(np.uint8)
+    cls[rng.random(cls.shape) < 0.01] = 255
+    area_row = np.linspace(80.0, 120.0, 97)
+    labels, n = ndi.label((cls == 1) | (cls == 2), structure=FOUR_CONNECTED)
+    area = ndi.sum_labels(np.broadcast_to(area_row[:, None], cls.shape), labels, np.arange(1, n + 1)) / 1e6
+    min_area = float(np.median(area))
+    kept = np.flatnonzero(area >= min_area) + 1
+    assert 5 < len(kept) < n  # the screening drops some regions and keeps several
+    objects = ndi.find_objects(labels)
+    bbox = [
+        [objects[k - 1][0].start, objects[k - 1][0].stop, objects[k - 1][1].start, objects[k - 1][1].stop]
+        for k in kept
+    ]
+    seed = [divmod(int(np.argmax(labels.ravel() == k)), cls.shape[1]) for k in kept]
+    for rows in (1, 2, 7, 97):
+        found = scan_complexes(_strips(cls, rows), area_row, min_area)
+        assert found.bbox.tolist() == bbox
+        assert found.seed.tolist() == [list(rc) for rc in seed]
+        assert found.area_km2 == pytest.approx(area[kept - 1])
+
+
+def test_scan_complexes_rejects_gaps_and_handles_no_glacier() -> None:
+    cls = np.ones((4, 4), dtype=np.uint8)
+    with pytest.raises(ValueError, match="consecutive"):
+        scan_complexes([(0, cls[:2]), (3, cls[3:])], np.full(4, 1.0), 0.0)
+    assert len(scan_complexes(_strips(np.zeros((4, 4), np.uint8), 2), np.full(4, 1.0), 0.0)) == 0
 
 
 def test_region_geometry_perimeter_holes_and_shared_edges() -> None:

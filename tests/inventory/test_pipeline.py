@@ -17,7 +17,7 @@ from rasterio.warp import Resampling, calculate_default_transform, reproject
 from shapely.geometry import Point
 
 from glaciermap.errors import ConfigError, InputError
-from glaciermap.inventory import GLACIER_COLUMNS, build_inventory
+from glaciermap.inventory import GLACIER_COLUMNS, build_inventory, inputs, pipeline
 from tests.inventory import scenes
 
 
@@ -270,11 +270,7 @@ def test_atomic_write_leaves_nothing_on_error(scene: tuple[Path, Path], tmp_path
 
 def test_workers_give_the_same_inventory(scene: tuple[Path, Path], inventory) -> None:  # type: ignore[no-untyped-def]
     parallel = build_inventory(*scene, None, workers=2, date="2021-08-15", dem_source="hand-made DEM")
-    cols = [c for c in GLACIER_COLUMNS if c != "hypso_50m"]
-    pd.testing.assert_frame_equal(
-        pd.DataFrame(parallel.glaciers[cols]), pd.DataFrame(inventory.glaciers[cols]), check_exact=False
-    )
-    assert parallel.glaciers.geometry.geom_equals(inventory.glaciers.geometry).all()
+    _same_glaciers(parallel.glaciers, inventory.glaciers)
 
 
 def test_no_glacier_above_the_minimum_area_gives_empty_layers(tmp_path: Path) -> None:
@@ -286,3 +282,48 @@ def test_no_glacier_above_the_minimum_area_gives_empty_layers(tmp_path: Path) ->
     for layer in ("glaciers", "debris", "divides"):
         assert len(gpd.read_file(tmp_path / "empty.gpkg", layer=layer)) == 0
     assert pd.read_csv(tmp_path / "empty.csv").columns.tolist() == list(GLACIER_COLUMNS)
+
+
+def _same_glaciers(a: gpd.GeoDataFrame, b: gpd.GeoDataFrame) -> None:
+    cols = [c for c in GLACIER_COLUMNS if c != "hypso_50m"]
+    pd.testing.assert_frame_equal(pd.DataFrame(a[cols]), pd.DataFrame(b[cols]), check_exact=False)
+    assert a.geometry.geom_equals(b.geometry).all()
+
+
+@pytest.mark.parametrize("median_filter", [0, 3])
+def test_windowed_processing_never_reads_a_whole_raster(
+    tmp_path: Path, monkeypatch, median_filter: int
+) -> None:  # type: ignore[no-untyped-def]
+    """Scanning in 16-row strips and reading crops gives the inventory of a one-strip scan."""
+    cls = scenes.classes()
+    cls[150:160:3, 300:400:3] = 1  # isolated pixels that the median filter removes
+    classes, dem = scenes.write_scene(tmp_path, cls=cls)
+    whole = build_inventory(classes, dem, None, min_area_km2=0.0, median_filter=median_filter)
+
+    windows: list[tuple[str, int, int]] = []
+    for reader in (inputs.ClassReader, inputs.DemReader):
+        original = reader.read
+
+        def recording(self, row0, col0, height, width, _original=original):  # type: ignore[no-untyped-def]
+            windows.append((type(self).__name__, height, width))
+            return _original(self, row0, col0, height, width)
+
+        monkeypatch.setattr(reader, "read", recording)
+    monkeypatch.setattr(inputs, "STRIP_ROWS", 16)
+    windowed = build_inventory(classes, dem, None, min_area_km2=0.0, median_filter=median_filter)
+
+    _same_glaciers(windowed.glaciers, whole.glaciers)
+    assert windowed.summary["n_glaciers"] == (4 if median_filter else 140)
+    strips = windows[: math.ceil(scenes.HEIGHT / 16)]
+    assert strips == [("ClassReader", 16, scenes.WIDTH)] * 12 + [("ClassReader", 8, scenes.WIDTH)]
+    crops = windows[len(strips) :]
+    assert {name for name, _, _ in crops} == {"ClassReader", "DemReader"}
+    assert len(crops) == 2 * windowed.summary["n_complexes"]
+    assert max(h * w for _, h, w in crops) < scenes.HEIGHT * scenes.WIDTH / 2
+
+
+def test_spawned_workers_give_the_same_inventory(scene: tuple[Path, Path], inventory, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Platforms without fork (macOS, Windows) spawn the workers, which receive the job pickled."""
+    monkeypatch.setattr(pipeline, "START_METHOD", "spawn")
+    spawned = build_inventory(*scene, None, workers=2, date="2021-08-15", dem_source="hand-made DEM")
+    _same_glaciers(spawned.glaciers, inventory.glaciers)

@@ -1,0 +1,30 @@
+"""``glaciermap.metrics`` imports its submodules on first use, so outline work does not load torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import glaciermap.metrics as metrics
+
+
+def test_inventory_and_object_metrics_do_not_import_torch() -> None:
+    code = (
+        "import sys\n"
+        "import glaciermap.inventory\n"
+        "from glaciermap.metrics import match_glaciers, polis\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_public_names_resolve_and_unknown_names_fail() -> None:
+    from glaciermap.metrics.pixel import ConfusionMatrix
+
+    assert metrics.ConfusionMatrix is ConfusionMatrix
+    assert set(metrics.__all__) <= set(dir(metrics))
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        metrics.nope  # noqa: B018
