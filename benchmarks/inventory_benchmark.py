@@ -166,12 +166,16 @@ print("RESULT " + json.dumps(s, default=float))
 """
 
 
-def run(classes: Path, dem: Path, out: Path, workers: int) -> dict[str, object]:
+def run(classes: Path, dem: Path, out: Path, workers: int, cache_mb: int | None = None) -> dict[str, object]:
     """Run the inventory in a child process; returns its summary plus wall time, CPU time and peak RSS.
 
     CPU time is user + system time of the child and its worker processes; the load average before and
-    after the run shows how busy the machine was (other jobs share its cores).
+    after the run shows how busy the machine was (other jobs share its cores). ``cache_mb`` sets
+    ``GDAL_CACHEMAX`` (MB) for the run; None keeps the environment's (GDAL's default: 5 % of the RAM).
     """
+    env = dict(os.environ)
+    if cache_mb is not None:
+        env["GDAL_CACHEMAX"] = str(cache_mb)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     load_before = os.getloadavg()[0]
     proc = subprocess.run(
@@ -179,6 +183,7 @@ def run(classes: Path, dem: Path, out: Path, workers: int) -> dict[str, object]:
         capture_output=True,
         text=True,
         check=False,
+        env=env,
     )
     if proc.returncode != 0:
         raise SystemExit(f"inventory failed:\n{proc.stderr}")
@@ -189,27 +194,27 @@ def run(classes: Path, dem: Path, out: Path, workers: int) -> dict[str, object]:
     result["load_before"], result["load_after"] = load_before, os.getloadavg()[0]
     with rasterio.open(classes) as src:
         result["mpx"] = src.height * src.width / 1e6
+    result["gdal_cachemax"] = env.get("GDAL_CACHEMAX", "default")
     return result
 
 
-def write_results(results: list[dict[str, object]], size: int, workers: int, path: Path) -> None:
+def write_results(
+    results: list[dict[str, object]], size: int, workers: int, path: Path, command: str
+) -> None:
     """Replace (or add) the ``## Inventory`` section of RESULTS.md with this run's figures."""
     result = results[0]
     timings = result["timings"]
     assert isinstance(timings, dict)
     stages = ", ".join(f"{k.removesuffix('_s')} {v:.1f} s" for k, v in timings.items() if k != "total_s")
     cpu = platform.processor() or platform.machine()
-    command = f"python benchmarks/inventory_benchmark.py --workers {workers}"
-    if len(results) > 1:
-        command += f" --stack {len(results)}"
     rows = "\n".join(
-        f"| {r['mpx']:.1f} | {r['wall_s']:.1f} | {r['load_before']:.1f} / {r['load_after']:.1f} | "
+        f"| {r['mpx']:.1f} | {r['gdal_cachemax']} | {r['wall_s']:.1f} | {r['load_before']:.1f} / {r['load_after']:.1f} | "
         f"{r['n_glaciers']:,} | {r['peak_rss_main_mib']:,.0f} | {r['peak_rss_worker_mib']:,.0f} |"
         for r in results
     )
     section = f"""## Inventory
 
-`{command} --write-results` ({time.strftime("%Y-%m-%d")}; {os.cpu_count()} CPU
+`{command}` ({time.strftime("%Y-%m-%d")}; {os.cpu_count()} CPU
 cores ({cpu}), Python {platform.python_version()}, {workers} worker processes).
 
 Procedural Karakoram-scale input: class raster and DEM of {size:,} x {size:,} pixels at 30 m
@@ -238,13 +243,16 @@ DEM, so no raster is held whole. What remains: one strip during the scan; in eac
 the complex it is working on (the largest complex here is {result["largest_complex_km2"]:,.0f} km2 in a crop
 of {result["largest_crop_mpx"]:.1f} Mpx); in the main process, the vector results (growing with the number
 of glaciers, not pixels); and in every process GDAL's block cache, which keeps recently read blocks up
-to `GDAL_CACHEMAX` (default 5 % of the RAM; this run: {os.environ.get("GDAL_CACHEMAX", "default")}). The table
-runs the input and copies of it stacked north-south (kept apart by one background row, so the largest
-complex is the same): pixels and glaciers double, the strip and the largest crop do not.
+to `GDAL_CACHEMAX` (default 5 % of the RAM, in MB when set). The table runs the input and copies of it
+stacked north-south (kept apart by one background row, so the largest complex is the same): pixels and
+glaciers grow, the strip and the largest crop do not. What still grows is the vector results in the main
+process and, up to its limit, GDAL's cache (compare the rows with a small `GDAL_CACHEMAX`, which trade
+some speed for memory: the crops of neighbouring complexes overlap, and re-reading them costs time).
 
-| raster (Mpx) | wall (s) | load before / after | glaciers | peak RSS main (MiB) | peak RSS largest worker (MiB) |
-|---|---|---|---|---|---|
+| raster (Mpx) | GDAL_CACHEMAX | wall (s) | load before / after | glaciers | peak RSS main (MiB) | peak RSS largest worker (MiB) |
+|---|---|---|---|---|---|---|
 {rows}
+
 """
     text = path.read_text() if path.exists() else "# Benchmark results\n"
     start = text.find("## Inventory")
@@ -264,20 +272,33 @@ def main() -> None:
     parser.add_argument(
         "--stack", type=int, default=1, help="also run on 2..N copies of the input stacked north-south"
     )
+    parser.add_argument(
+        "--cache-mb", type=int, default=None, help="also run every input with GDAL_CACHEMAX set to this (MB)"
+    )
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/glaciermap_inventory_benchmark"))
     parser.add_argument("--write-results", action="store_true", help="update benchmarks/RESULTS.md")
     args = parser.parse_args()
     if args.stack < 1:
         parser.error("--stack must be >= 1")
+    if args.cache_mb is not None and args.cache_mb < 1:
+        parser.error("--cache-mb must be >= 1")
     classes, dem = generate(args.work_dir, args.size)
     results = [run(classes, dem, args.work_dir / "inventory.gpkg", args.workers)]
     print(json.dumps(results[0], indent=2, default=float), flush=True)
+    inputs = [(classes, dem, args.work_dir / "inventory.gpkg")]
     for copies in range(2, args.stack + 1):
-        stacked = stack(classes, dem, copies)
-        results.append(run(*stacked, args.work_dir / f"inventory_x{copies}.gpkg", args.workers))
-        print(json.dumps(results[-1], indent=2, default=float), flush=True)
+        inputs.append((*stack(classes, dem, copies), args.work_dir / f"inventory_x{copies}.gpkg"))
+    for i, (c, d, out) in enumerate(inputs):
+        if i > 0:
+            results.append(run(c, d, out, args.workers))
+            print(json.dumps(results[-1], indent=2, default=float), flush=True)
+    if args.cache_mb is not None:
+        for c, d, out in inputs:
+            results.append(run(c, d, out, args.workers, args.cache_mb))
+            print(json.dumps(results[-1], indent=2, default=float), flush=True)
     if args.write_results:
-        write_results(results, args.size, args.workers, Path(__file__).with_name("RESULTS.md"))
+        command = " ".join(["python benchmarks/inventory_benchmark.py", *sys.argv[1:]])
+        write_results(results, args.size, args.workers, Path(__file__).with_name("RESULTS.md"), command)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,9 @@ from glaciermap.constants import BACKGROUND, CLEAN_ICE, DEBRIS_ICE, IGNORE_INDEX
 FOUR_CONNECTED = ndi.generate_binary_structure(2, 1)
 """Structuring element of 4-connectivity (pixels sharing an edge)."""
 
+_COUNT_ROWS = 128
+"""Rows of a strip counted at a time by :func:`scan_complexes`."""
+
 
 def median_filter_classes(
     classes: npt.NDArray[np.uint8], size: int, strip_rows: int = 1024
@@ -136,12 +139,16 @@ def scan_complexes(
         if m == 0:
             last_ids = None
             continue
-        area: npt.NDArray[np.float64]
+        area = np.zeros(m + 1, dtype=np.float64)
+        for a in range(0, h, _COUNT_ROWS):  # bincount copies its input to int64: bound that copy
+            part = labels[a : a + _COUNT_ROWS].ravel()
+            if const_area is None:
+                rows = row_area_m2[r0 + a : r0 + min(h, a + _COUNT_ROWS)]
+                area += np.bincount(part, weights=np.repeat(rows, w), minlength=m + 1)
+            else:
+                area += np.bincount(part, minlength=m + 1)
         if const_area is not None:
-            area = np.bincount(labels.ravel(), minlength=m + 1).astype(np.float64) * const_area
-        else:
-            weights = np.repeat(row_area_m2[r0 : r0 + h], w)
-            area = np.asarray(np.bincount(labels.ravel(), weights=weights, minlength=m + 1), dtype=np.float64)
+            area *= const_area
         keep = area / 1e6 >= min_area_km2
         keep[labels[0]] = True  # regions on a strip border may continue in the next strip
         keep[labels[-1]] = True

@@ -310,15 +310,17 @@ class ClassReader:
 
 
 def _to_classes(raw: npt.NDArray[Any], nodata: float | None, path: Path, what: str) -> npt.NDArray[np.uint8]:
-    """Map raw class values to 0/1/2/255, rejecting anything else."""
-    arr = raw.astype(np.int64, copy=False)
-    nd = np.zeros(arr.shape, dtype=bool) if nodata is None else arr == int(nodata)
-    nd |= arr == IGNORE_INDEX
-    bad = ~nd & ((arr < 0) | (arr > DEBRIS_ICE))
+    """Map raw class values to 0/1/2/255, rejecting anything else (compared in the raw dtype, no copy)."""
+    nd = raw == IGNORE_INDEX
+    if nodata is not None and not math.isnan(nodata):
+        nd |= raw == nodata
+    bad = ~nd & (raw > DEBRIS_ICE)
+    if raw.dtype.kind == "i":
+        bad |= ~nd & (raw < 0)
     if bad.any():
-        values = np.unique(arr[bad])[:5].tolist()
+        values = np.unique(raw[bad])[:5].tolist()
         raise InputError(f"{path}: unexpected class values {values} (expected {what})")
-    out = arr.astype(np.uint8)
+    out = raw.astype(np.uint8)
     out[nd] = IGNORE_INDEX
     return out
 
