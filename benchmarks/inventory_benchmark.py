@@ -231,15 +231,17 @@ divides with the default parameters, 0.01 km2 minimum area, +/-1 pixel buffer un
 | glacier area (debris) | {result["area_km2"]:,.1f} +/- {result["area_unc_km2"]:,.1f} km2 ({result["area_debris_km2"]:,.1f} km2) |
 | peak resident memory: main process / largest worker | {result["peak_rss_main_mib"]:,.0f} / {result["peak_rss_worker_mib"]:,.0f} MiB |
 
-Target (issue 7): under 60 s on 2 CPU cores, memory bounded by windowed processing. A load average
-well above 0 before the run means other jobs shared the cores and the wall time overstates the cost.
+Target (issue 7): under 60 s on 2 CPU cores, memory bounded by windowed processing. The load average
+before a run includes the tail of the previous run of the series (each run keeps 2 cores busy); a value
+well above that means other jobs shared the cores and the wall time overstates the cost.
 The synthetic relief under the ice is rougher than real ice surfaces, so the input splits into about
 twice as many glaciers as the 2mKGI's 13,907, and the per-glacier work (attributes, polygons, buffers)
 dominates.
 
 Memory. The class raster is scanned in strips of 1,024 rows (labelled strip by strip, regions joined
 across strip borders), and every complex is processed in a crop read from the class raster and the
-DEM, so no raster is held whole. What remains: one strip during the scan; in each worker, the crop of
+DEM, so no raster is held whole. What remains, besides the ~150 MiB of the imported libraries: one
+strip during the scan; in each worker, the crop of
 the complex it is working on (the largest complex here is {result["largest_complex_km2"]:,.0f} km2 in a crop
 of {result["largest_crop_mpx"]:.1f} Mpx); in the main process, the vector results (growing with the number
 of glaciers, not pixels); and in every process GDAL's block cache, which keeps recently read blocks up
