@@ -120,7 +120,9 @@ def run_child(args: argparse.Namespace) -> None:
         )
         mapping: Any = MappingModel.from_model(model, stats, info={"model": "glavitu (random weights)"})
     else:
-        mapping = "band-ratio"
+        from glaciermap.baselines import band_ratio_model
+
+        mapping = band_ratio_model()
     t0 = time.perf_counter()
     result = map_scene(
         mapping,

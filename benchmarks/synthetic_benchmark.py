@@ -25,7 +25,8 @@ from pathlib import Path
 
 _CHILD = """
 import json, resource, sys, time
-from glaciermap.datasets import synthetic, synthetic_terrain
+from glaciermap.synthetic import generate as synthetic
+from glaciermap.synthetic import terrain as synthetic_terrain
 size, block, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 timer = {}
 build = synthetic_terrain.build_coarse_world

@@ -26,7 +26,7 @@ import rasterio
 from matplotlib.colors import ListedColormap
 
 from glaciermap.constants import IGNORE_INDEX, RASTER_NODATA
-from glaciermap.datasets.synthetic import generate_scene
+from glaciermap.synthetic.generate import generate_scene
 from glaciermap.visualisation import false_colour
 
 
@@ -42,7 +42,7 @@ def plot_scene(folder: Path, out: Path, full: bool = False, dpi: int = 80) -> No
     """Write the figure of one scene folder.
 
     Args:
-        folder: Scene folder written by :func:`glaciermap.datasets.synthetic.generate_scene`.
+        folder: Scene folder written by :func:`glaciermap.synthetic.generate.generate_scene`.
         out: PNG to write.
         full: Add thermal, coherence and glacier-id panels (two rows instead of one).
         dpi: Resolution of the PNG.

@@ -51,6 +51,10 @@ CLASS_NAMES: Final[dict[int, tuple[str, ...]]] = {
 RASTER_NODATA: Final[float] = -9999.0
 """Nodata value written into every float raster of a scene folder."""
 
+UNSEEN: Final[str] = "unseen"
+"""Name of the last slot of a region-encoding one-hot: a region the model has not seen (GlaViTU paper,
+"Strategies")."""
+
 IMAGE_FILL: Final[float] = 0.0
 """Value of invalid image pixels after normalisation, in training and in mapping alike (the band mean for
 z-score, the minimum for min-max)."""

@@ -1,6 +1,7 @@
 """Non-learnt baselines: the band-ratio rule of the GlaViTU paper (``red / swir1 > th1 and blue > th2``)."""
 
 from glaciermap.baselines.band_ratio import (
+    BAND_RATIO,
     PAPER_BLUE_THRESHOLD,
     PAPER_RATIO_THRESHOLD,
     BandRatio,
@@ -8,10 +9,12 @@ from glaciermap.baselines.band_ratio import (
     BandRatioHistogram,
     band_ratio_classes,
     band_ratio_mask,
+    band_ratio_model,
     fit_band_ratio,
 )
 
 __all__ = [
+    "BAND_RATIO",
     "PAPER_BLUE_THRESHOLD",
     "PAPER_RATIO_THRESHOLD",
     "BandRatio",
@@ -19,5 +22,6 @@ __all__ = [
     "BandRatioHistogram",
     "band_ratio_classes",
     "band_ratio_mask",
+    "band_ratio_model",
     "fit_band_ratio",
 ]

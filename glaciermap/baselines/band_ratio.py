@@ -32,9 +32,10 @@ from torch import Tensor
 from glaciermap.constants import BANDS, IGNORE_INDEX, SCENE_FILES
 from glaciermap.datasets.scene_folder import invalid_pixels
 from glaciermap.errors import InputError
+from glaciermap.inference.checkpoint import MappingModel
 from glaciermap.io import open_raster
-from glaciermap.metrics.pixel import check_same_grid, row_windows
 from glaciermap.models.base import ModelInputs, SegmentationModel
+from glaciermap.raster import RasterGrid, row_windows
 
 PAPER_RATIO_THRESHOLD: float = 3.2
 """th1 of the GlaViTU paper (red / swir1)."""
@@ -318,7 +319,7 @@ def _scene_strips(
             )
         lsrc = stack.enter_context(open_raster(lab_path, "1 band uint8 labels")) if with_labels else None
         if lsrc is not None:
-            check_same_grid(lsrc, osrc, str(lab_path), str(opt_path))
+            RasterGrid.of(lsrc).check_same(RasterGrid.of(osrc), str(lab_path), str(opt_path))
         for window in row_windows(osrc.height, osrc.width, _STRIP_PIXELS):
             data = osrc.read(window=window)
             labels = lsrc.read(1, window=window) if lsrc is not None else np.zeros((0, 0), np.uint8)
@@ -462,3 +463,27 @@ class BandRatio(SegmentationModel):
         optical = self.check_inputs(inputs)["optical"]
         glacier = torch.where(self._mask(optical), self.LOGIT_MARGIN, -self.LOGIT_MARGIN).to(optical.dtype)
         return {"out": torch.stack([torch.zeros_like(glacier), glacier], dim=1)}
+
+
+BAND_RATIO = "band-ratio"
+"""Name that selects the band-ratio rule wherever a model is named (``glaciermap map --model``, configs)."""
+
+
+def band_ratio_model(thresholds: str | os.PathLike[str] | None = None) -> MappingModel:
+    """The band-ratio rule as a mapping model (GlaViTU paper; ``red / swir1 > th1 and blue > th2``).
+
+    It plugs into mapping through the same interface as any trained model. It reads un-normalised
+    reflectance, so no statistics are applied. Its probabilities are one-hot, hence its Eq. 3 confidence is
+    1 (``1 - 2.1e-5`` after the reference's clipping).
+
+    Args:
+        thresholds: JSON written by ``glaciermap fit-band-ratio`` (default: the paper's 3.2 and 0.17).
+
+    Returns:
+        The mapping model.
+    """
+    model = BandRatio.from_fit(thresholds) if thresholds is not None else BandRatio()
+    info: dict[str, Any] = {"model": "band_ratio", **model.hparams}
+    if thresholds is not None:
+        info["thresholds_file"] = str(thresholds)
+    return MappingModel.from_model(model, None, info=info)

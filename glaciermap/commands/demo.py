@@ -68,18 +68,19 @@ def main(args: argparse.Namespace) -> int:
 
     from glaciermap.baselines import band_ratio_classes
     from glaciermap.constants import SCENE_FILES
-    from glaciermap.datasets.synthetic import generate_scene
+    from glaciermap.datasets.scene_folder import read_scene_metadata
     from glaciermap.inference import map_scene
     from glaciermap.inventory import build_inventory
     from glaciermap.io import atomic_output, open_raster
     from glaciermap.models.hub import bundled_weights
+    from glaciermap.synthetic.generate import generate_scene
 
     console = Console()
     start = time.perf_counter()
     out: Path = args.out
     scene = generate_scene(out / "scene", preset=args.region, size=tuple(args.size), seed=args.seed)
     t_scene = time.perf_counter()
-    meta = json.loads((scene / "scene.json").read_text())
+    meta = read_scene_metadata(scene)
 
     # cosine (Hann) blending: weights fall to 0 at window edges, where a small CNN sees least context
     result = map_scene(

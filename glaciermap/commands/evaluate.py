@@ -75,8 +75,7 @@ def main(args: argparse.Namespace) -> int:
         BandRatioFit,
     )
     from glaciermap.errors import ConfigError
-    from glaciermap.metrics.evaluation import evaluate, parse_method
-    from glaciermap.metrics.report import build_tables, write_report
+    from glaciermap.evaluation import build_tables, evaluate, parse_method, write_report
 
     if args.band_ratio_thresholds is not None and not args.band_ratio:
         raise ConfigError("--band-ratio-thresholds needs --band-ratio")

@@ -3,7 +3,7 @@
 * ``fit``, ``validate``, ``test``: the segmentation task over a scene data module. The data module's
   modalities, bands and target are linked to the task's, and its region codes (by default the sorted codes of
   the training scenes) are passed to the model when both are built, so a config states them once.
-* ``predict``: maps whole scenes with a checkpoint (:mod:`glaciermap.inference.lightning`): scenes are sharded
+* ``predict``: maps whole scenes with a checkpoint (:mod:`glaciermap.tasks.mapping`, :mod:`glaciermap.datamodules.mapping`): scenes are sharded
   across devices and nodes and each is written once by the prediction writer (``examples/predict_scenes.yaml``).
 
 Everything after the sub-command is LightningCLI's own syntax (``--config FILE``, ``--print_config``,
@@ -40,7 +40,8 @@ def run(argv: Sequence[str]) -> int:
     # LightningCLI warns when given the process's own arguments explicitly.
     args = None if list(argv) == sys.argv[1:] else list(argv)
     if argv and argv[0] == "predict":
-        from glaciermap.inference.lightning import SceneMappingDataModule, SceneMappingTask
+        from glaciermap.datamodules.mapping import SceneMappingDataModule
+        from glaciermap.tasks.mapping import SceneMappingTask
 
         LightningCLI(
             SceneMappingTask,

@@ -14,6 +14,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from glaciermap.inference.options import add_arguments as add_map_options
+
+BAND_RATIO = "band-ratio"
+"""``--model`` value of the band-ratio rule (:data:`glaciermap.baselines.BAND_RATIO`)."""
+
 HELP = "map scene folders of any size: class map, confidence (GlaViTU Eq. 3), quick-look and summary"
 
 
@@ -23,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--checkpoint", type=Path, metavar="CKPT", help="a .ckpt written by 'glaciermap fit'")
     model.add_argument(
         "--model",
-        choices=["band-ratio"],
+        choices=[BAND_RATIO],
         help="a model that needs no checkpoint: 'band-ratio' (red/swir1 > th1 and blue > th2)",
     )
     parser.add_argument(
@@ -41,61 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="scene folder(s), or folder(s) of scene folders",
     )
     parser.add_argument("--out", type=Path, required=True, metavar="OUT_DIR", help="output folder")
-    parser.add_argument(
-        "--overlap",
-        type=float,
-        default=0.5,
-        help="fraction of a window shared with its neighbour (default 0.5)",
-    )
-    parser.add_argument(
-        "--window-size",
-        type=int,
-        default=None,
-        metavar="PX",
-        help="window side (default: the model's, else 384)",
-    )
-    parser.add_argument(
-        "--window",
-        choices=["gaussian", "cosine"],
-        default="gaussian",
-        help="blending weight (default gaussian)",
-    )
-    parser.add_argument(
-        "--layout",
-        choices=["compact", "reference"],
-        default="compact",
-        help="padding: fewest windows (compact) or the GlaViTU code's (reference)",
-    )
-    parser.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default 8)")
-    parser.add_argument(
-        "--tta", action="store_true", help="test-time augmentation: 8 flips/rotations, averaged"
-    )
-    parser.add_argument(
-        "--mc-passes",
-        type=int,
-        default=0,
-        metavar="N",
-        help="Monte-Carlo dropout passes (0: off); writes mc_std.tif",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seed of Monte-Carlo dropout (default 0)")
     parser.add_argument("--probabilities", action="store_true", help="also write probabilities.tif")
     parser.add_argument("--no-quicklook", action="store_true", help="do not write quicklook.png")
-    parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
-    parser.add_argument(
-        "--precision",
-        choices=["auto", "32", "bf16"],
-        default="auto",
-        help="auto: bf16 autocast on CUDA, float32 on CPU",
-    )
-    parser.add_argument(
-        "--no-channels-last", action="store_true", help="contiguous instead of channels-last tensors"
-    )
-    parser.add_argument(
-        "--region",
-        default=None,
-        metavar="CODE",
-        help="region of a region-encoding model (default: the scene's region if the model knows it, else unseen)",
-    )
+    add_map_options(parser)  # one argument per MapOptions field
     parser.add_argument(
         "--region-vector",
         type=Path,
@@ -143,73 +96,48 @@ def read_region_vector(path: Path) -> list[float]:
     return [float(v) for v in data]
 
 
-def _holds_scenes(path: Path) -> bool:
-    """Whether ``path`` is a folder of scene folders rather than a scene folder."""
-    return (
-        path.is_dir()
-        and not (path / "scene.json").is_file()
-        and any((p / "scene.json").is_file() for p in path.iterdir())
-    )
-
-
 def main(args: argparse.Namespace) -> int:
     """Map the scenes; returns the exit status."""
     from rich.console import Console
 
+    from glaciermap.datasets.scene_folder import find_scenes, holds_scenes
     from glaciermap.errors import ConfigError
-    from glaciermap.inference.mapping import (
-        BAND_RATIO,
-        expand_scene_dirs,
-        map_scene,
-        map_scenes,
-        resolve_model,
-    )
+    from glaciermap.inference.mapping import map_scene, map_scenes
+    from glaciermap.inference.options import from_arguments
+    from glaciermap.tasks.mapping import resolve_mapping_model
 
     if args.band_ratio_thresholds is not None and args.model != BAND_RATIO:
         raise ConfigError("--band-ratio-thresholds needs --model band-ratio")
-    mapping = resolve_model(
+    mapping = resolve_mapping_model(
         args.checkpoint if args.checkpoint is not None else args.model,
         band_ratio_thresholds=args.band_ratio_thresholds,
     )
-    options = {
-        "overlap": args.overlap,
-        "window_size": args.window_size,
-        "window": args.window,
-        "layout": args.layout,
-        "batch_size": args.batch_size,
-        "tta": args.tta,
-        "mc_passes": args.mc_passes,
-        "seed": args.seed,
-        "device": args.device,
-        "precision": args.precision,
-        "channels_last": not args.no_channels_last,
-        "region": args.region,
-        "region_vector": read_region_vector(args.region_vector) if args.region_vector else None,
-    }
-    if len(args.scene) == 1 and not _holds_scenes(args.scene[0]):
+    region_vector = read_region_vector(args.region_vector) if args.region_vector else None
+    options = from_arguments(args, region_vector=region_vector)
+    if len(args.scene) == 1 and not holds_scenes(args.scene[0]):
         # One scene: its outputs go straight into --out.
         results = [
             map_scene(
                 mapping,
                 args.scene[0],
                 args.out,
+                options,
                 write_probabilities=args.probabilities,
                 quicklook=not args.no_quicklook,
                 progress=not args.quiet,
-                **options,
             )
         ]
     else:
         results = map_scenes(
             mapping,
-            expand_scene_dirs(args.scene),
+            find_scenes(args.scene),
             args.out,
             rank=0,
             world_size=1,
             progress=not args.quiet,
             write_probabilities=args.probabilities,
             quicklook=not args.no_quicklook,
-            **options,
+            options=options,
         )
     if not args.quiet:
         console = Console()

@@ -1,4 +1,4 @@
-"""``glaciermap synth``: write a synthetic scene folder (see :mod:`glaciermap.datasets.synthetic`)."""
+"""``glaciermap synth``: write a synthetic scene folder (see :mod:`glaciermap.synthetic.generate`)."""
 
 from __future__ import annotations
 
@@ -43,11 +43,10 @@ def main(args: argparse.Namespace) -> int:
     Raises:
         ConfigError: For an unknown region or an out-of-range size, seed or pixel size.
     """
-    import json
     import time
 
-    from glaciermap.constants import SCENE_METADATA
-    from glaciermap.datasets.synthetic import generate_scene
+    from glaciermap.datasets.scene_folder import read_scene_metadata
+    from glaciermap.synthetic.generate import generate_scene
 
     start = time.perf_counter()
     folder = generate_scene(
@@ -60,7 +59,7 @@ def main(args: argparse.Namespace) -> int:
         nodata_stripes=args.nodata_stripes,
         year=args.year,
     )
-    meta = json.loads((folder / SCENE_METADATA).read_text())
+    meta = read_scene_metadata(folder)
     area = meta["class_area_km2"]
     km2 = meta["height"] * meta["width"] * meta["pixel_size"] ** 2 / 1e6
     print(f"wrote {folder}")

@@ -3,7 +3,7 @@
 torchgeo's geo samplers are not distributed samplers: every rank would read the same windows, and Lightning's
 fallback wrapper only shards correctly when each rank builds the same list. Here each epoch's list of
 windows is a pure function of ``(seed, epoch)`` (:meth:`WindowSource.windows`), identical on every rank,
-and :class:`ShardedSceneSampler` hands rank ``r`` of ``W`` the items ``r, r + W, r + 2W, ...``: the shards
+and :class:`ShardedWindowSampler` hands rank ``r`` of ``W`` the items ``r, r + W, r + 2W, ...``: the shards
 are disjoint and together cover the list.
 
 * :class:`RandomWindows`: random windows for training, scenes drawn in proportion to their area, windows
@@ -13,7 +13,7 @@ are disjoint and together cover the list.
   validation, test and prediction; windows at the top and right edges reach past the scene (those pixels
   are nodata, ``mask`` 255), so every pixel is covered.
 
-:class:`ShardedSceneSampler` subclasses :class:`torch.utils.data.DistributedSampler`, so Lightning neither
+:class:`ShardedWindowSampler` subclasses :class:`torch.utils.data.DistributedSampler`, so Lightning neither
 wraps nor replaces it and calls its ``set_epoch`` every epoch.
 """
 
@@ -31,6 +31,7 @@ from torch.utils.data import Dataset, DistributedSampler
 from glaciermap.datasets._compat import grid_windows, random_window
 from glaciermap.datasets.scene import SceneDataset, SceneQuery
 from glaciermap.datasets.scene_folder import SceneInfo
+from glaciermap.distributed import rank_and_world_size
 from glaciermap.errors import ConfigError
 
 
@@ -193,14 +194,7 @@ class GridWindows(WindowSource):
         return (self.items * reps)[:count]
 
 
-def distributed_rank_and_size() -> tuple[int, int]:
-    """``(rank, world_size)`` of the default process group, or ``(0, 1)`` outside distributed runs."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
-
-
-class ShardedSceneSampler(DistributedSampler[SceneQuery]):
+class ShardedWindowSampler(DistributedSampler[SceneQuery]):
     """Yield this rank's share of an epoch's windows.
 
     Every rank builds the same window list from ``(seed, epoch)`` and takes items ``rank::world_size``.
@@ -231,7 +225,7 @@ class ShardedSceneSampler(DistributedSampler[SceneQuery]):
         pad: bool = True,
         shuffle: bool = False,
     ) -> None:
-        default_rank, default_size = distributed_rank_and_size()
+        default_rank, default_size = rank_and_world_size()
         rank = default_rank if rank is None else rank
         world_size = default_size if world_size is None else world_size
         if world_size < 1 or not 0 <= rank < world_size:

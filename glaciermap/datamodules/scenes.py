@@ -19,17 +19,16 @@ from lightning.fabric.utilities.seed import pl_worker_init_function
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
-from glaciermap.constants import CLASS_NAMES, Modality
+from glaciermap.constants import CLASS_NAMES, IMAGE_FILL, Modality
 from glaciermap.datamodules.samplers import (
     GridWindows,
     RandomWindows,
-    ShardedSceneSampler,
+    ShardedWindowSampler,
     WindowSource,
     check_patch_fits,
 )
 from glaciermap.datasets._compat import clear_file_handle_cache
 from glaciermap.datasets.scene import (
-    DEFAULT_FILL,
     ImageFormat,
     SceneCollection,
     SceneDataset,
@@ -113,7 +112,7 @@ class SceneDataModule(LightningDataModule):
         norm: NormStats | str | None = "train",
         norm_method: NormMethod = "zscore",
         image_format: ImageFormat = "stacked",
-        fill_value: float = DEFAULT_FILL,
+        fill_value: float = IMAGE_FILL,
         seed: int | None = None,
         pin_memory: bool = False,
     ) -> None:
@@ -243,8 +242,9 @@ class SceneDataModule(LightningDataModule):
     def setup(self, stage: str) -> None:
         """Validate the scenes of the stage (metadata and sizes); datasets are built when loaders are made.
 
-        Building datasets needs the normalisation statistics, which a task restoring a checkpoint hands over
-        (:meth:`load_state_dict`) after this hook, so they are only read when a loader is requested.
+        Outside fitting, a module that carries its preprocessing (a task restored from a checkpoint) hands
+        it over here through the trainer (:meth:`load_state_dict`); statistics are only read when a loader is
+        requested.
 
         Args:
             stage: ``"fit"``, ``"validate"``, ``"test"`` or ``"predict"``.
@@ -261,6 +261,8 @@ class SceneDataModule(LightningDataModule):
         }
         if stage not in splits:
             raise ConfigError(f"stage is {stage!r}; expected one of {', '.join(splits)}")
+        if stage != "fit":
+            self._adopt_module_preprocessing()
         required = splits[stage][:1]
         for split in splits[stage]:
             if not self.scene_folders[split]:
@@ -312,7 +314,7 @@ class SceneDataModule(LightningDataModule):
             source = RandomWindows(collection.scenes, self.patch_size, self.samples_per_epoch)
         else:
             source = GridWindows(collection.scenes, self.patch_size, self.eval_stride)
-        sampler = ShardedSceneSampler(
+        sampler = ShardedWindowSampler(
             source, seed=self._resolve_seed(), pad=split == "train", shuffle=split == "train"
         )
         return DataLoader(
@@ -342,6 +344,20 @@ class SceneDataModule(LightningDataModule):
     def predict_dataloader(self) -> DataLoader[dict[str, Any]]:
         """Grid windows of the prediction scenes, this rank's shard."""
         return self._loader("predict")
+
+    def _adopt_module_preprocessing(self) -> None:
+        """Take the statistics, region codes and bands of the trainer's module, if it carries them.
+
+        A task restored from a checkpoint (``SegmentationTask.preprocessing()``) hands its preprocessing to
+        the data through the trainer, so test and predict results do not depend on which scenes the user has
+        at hand.
+        """
+        trainer = getattr(self, "trainer", None)
+        module = getattr(trainer, "lightning_module", None) if trainer is not None else None
+        preprocessing = getattr(module, "preprocessing", None)
+        state = preprocessing() if callable(preprocessing) else None
+        if state is not None:
+            self.load_state_dict(state)
 
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint keeps of the data module: normalisation statistics, region codes and bands.

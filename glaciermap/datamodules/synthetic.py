@@ -1,7 +1,7 @@
 """A scene data module over the synthetic glacier world, generated on first use.
 
 Scenes are named ``"PRESET:SEED"`` (e.g. ``"karakoram:1"``); :meth:`SyntheticDataModule.prepare_data` writes
-each missing one to ``ROOT/PRESET-sSEED-HxW`` with :func:`glaciermap.datasets.synthetic.generate_scene` (into a
+each missing one to ``ROOT/PRESET-sSEED-HxW`` with :func:`glaciermap.synthetic.generate.generate_scene` (into a
 temporary folder renamed when complete, so an interrupted run never leaves a scene that looks finished), then
 everything else is :class:`~glaciermap.datamodules.scenes.SceneDataModule`. Configs that use it run anywhere
 without a download step.
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from glaciermap.datamodules.scenes import SceneDataModule
+from glaciermap.datasets.scene_folder import is_scene_folder
 from glaciermap.errors import ConfigError
 
 
@@ -32,7 +33,7 @@ def parse_spec(spec: str) -> tuple[str, int]:
     Raises:
         ConfigError: If the name is not of that form or the preset is unknown.
     """
-    from glaciermap.datasets.synthetic_presets import PRESETS
+    from glaciermap.synthetic.presets import PRESETS
 
     preset, sep, seed = spec.partition(":")
     if not sep or not seed.isdigit():
@@ -98,7 +99,7 @@ class SyntheticDataModule(SceneDataModule):
     def region_codes(self) -> tuple[str, ...]:
         """Known region codes: as given, else the sorted codes of the training presets (no scene is read)."""
         if self._region_codes is None:
-            from glaciermap.datasets.synthetic_presets import PRESETS
+            from glaciermap.synthetic.presets import PRESETS
 
             self._region_codes = tuple(sorted({PRESETS[p].region_code for p, _ in self.specs["train"]}))
         return self._region_codes
@@ -110,11 +111,11 @@ class SyntheticDataModule(SceneDataModule):
 
     def prepare_data(self) -> None:
         """Generate every scene that is not in the cache yet (called once per node by Lightning)."""
-        from glaciermap.datasets.synthetic import generate_scene
+        from glaciermap.synthetic.generate import generate_scene
 
         for preset, seed in sorted({spec for specs in self.specs.values() for spec in specs}):
             final = self.folder(preset, seed)
-            if (final / "scene.json").exists():
+            if is_scene_folder(final):
                 continue
             tmp = final.with_name(f".{final.name}.partial-{uuid.uuid4().hex[:8]}")
             try:

@@ -53,8 +53,6 @@ ImageFormat = Literal["stacked", "per_modality"]
 """``"stacked"``: one ``(C, H, W)`` tensor, modalities concatenated in the requested order;
 ``"per_modality"``: ``dict[modality, (C_m, H, W)]`` for multi-branch models."""
 
-DEFAULT_FILL: float = IMAGE_FILL
-"""Value of invalid image pixels after normalisation (:data:`glaciermap.constants.IMAGE_FILL`)."""
 
 
 class SceneRaster(RasterDataset):
@@ -236,7 +234,7 @@ class SceneDataset(GeoDataset):
         region_codes: Sequence[str] = (),
         norm: NormStats | Literal["scene"] | None = "scene",
         image_format: ImageFormat = "stacked",
-        fill_value: float = DEFAULT_FILL,
+        fill_value: float = IMAGE_FILL,
         scene: SceneInfo | None = None,
     ) -> None:
         if target not in ("binary", "classes", None):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +37,8 @@ from pyproj import CRS
 
 from glaciermap.constants import BANDS, IGNORE_INDEX, RASTER_NODATA, SCENE_FILES, SCENE_METADATA
 from glaciermap.errors import ConfigError, InputError
-from glaciermap.io import open_raster
+from glaciermap.io import atomic_output, open_raster
+from glaciermap.raster import RasterGrid
 from glaciermap.transforms.normalisation import ModalityStats, NormStats, RunningStats
 
 LABELS = "labels"
@@ -82,12 +84,15 @@ class RasterInfo:
     descriptions: tuple[str | None, ...]
 
     @property
+    def grid(self) -> RasterGrid:
+        """The raster's grid."""
+        crs = CRS.from_wkt(self.crs_wkt) if self.crs_wkt else None
+        return RasterGrid(crs, self.transform, self.height, self.width)
+
+    @property
     def bounds(self) -> tuple[float, float, float, float]:
         """Footprint ``(left, bottom, right, top)`` in CRS units."""
-        left, top = self.transform.c, self.transform.f
-        right = left + self.transform.a * self.width
-        bottom = top + self.transform.e * self.height
-        return (min(left, right), min(bottom, top), max(left, right), max(bottom, top))
+        return self.grid.bounds
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,11 @@ class SceneInfo:
     def name(self) -> str:
         """Name of the scene (the folder name)."""
         return self.folder.name
+
+    @property
+    def grid(self) -> RasterGrid:
+        """The grid shared by all rasters of the scene."""
+        return RasterGrid(self.crs, self.transform, self.height, self.width)
 
     @property
     def res(self) -> tuple[float, float]:
@@ -243,10 +253,7 @@ def _check_same_grid(reference: RasterInfo, other: RasterInfo) -> None:
             f"{other.path} (bounds {b}) does not overlap {reference.path.name} (bounds {a}): the intersection "
             "of the scene's rasters is empty; expected every raster of a scene to cover the same grid"
         )
-    if not other.transform.almost_equals(reference.transform) or (other.height, other.width) != (
-        reference.height,
-        reference.width,
-    ):
+    if reference.grid.difference(other.grid) is not None:
         raise InputError(
             f"{other.path} is on grid {other.width}x{other.height} px with transform {tuple(other.transform)[:6]} "
             f"but {reference.path.name} is {reference.width}x{reference.height} px with transform "
@@ -540,3 +547,123 @@ def read_scene_stats(scene: SceneInfo, modalities: Sequence[str] | None = None) 
                 )
             out[modality] = compute_raster_stats(scene.rasters[modality], BANDS[modality])
     return NormStats(modalities=out)
+
+
+def is_scene_folder(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a scene folder (it holds a ``scene.json``)."""
+    return (Path(path) / SCENE_METADATA).is_file()
+
+
+def holds_scenes(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a folder of scene folders rather than a scene folder."""
+    p = Path(path)
+    return p.is_dir() and not is_scene_folder(p) and any(is_scene_folder(c) for c in p.iterdir())
+
+
+def find_scenes(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """Scene folders from a list of scene folders and/or folders of scene folders.
+
+    A path with a ``scene.json`` is a scene; otherwise its sub-folders that have one are taken, sorted by
+    name.
+
+    Args:
+        paths: Scene folders or parents of scene folders.
+
+    Returns:
+        The scene folders, in the given order (sub-folders sorted).
+
+    Raises:
+        InputError: If a path does not exist or holds no scene folder.
+    """
+    scenes: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if is_scene_folder(path):
+            scenes.append(path)
+            continue
+        if not path.is_dir():
+            raise InputError(
+                f"scene folder {path} not found; expected a folder with {SCENE_METADATA} and rasters"
+            )
+        found = sorted(p for p in path.iterdir() if is_scene_folder(p))
+        if not found:
+            raise InputError(
+                f"{path} is neither a scene folder nor a folder of scene folders (no {SCENE_METADATA} found)"
+            )
+        scenes.extend(found)
+    return scenes
+
+
+def _loose_metadata(folder: Path, name: str = SCENE_METADATA) -> dict[str, Any] | None:
+    """``folder/name`` parsed as a JSON object, or ``None`` when it is missing or not a JSON object."""
+    try:
+        meta = json.loads((folder / name).read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def scene_pixels(folder: str | os.PathLike[str]) -> float:
+    """Pixel count of a scene from its ``scene.json`` (``height * width``), 1 if unknown (for sharding)."""
+    meta = _loose_metadata(Path(folder)) or {}
+    try:
+        return float(int(meta["height"]) * int(meta["width"]))
+    except (KeyError, TypeError, ValueError):
+        return 1.0
+
+
+def scene_date(folder: str | os.PathLike[str]) -> str | None:
+    """The acquisition ``date`` (or ``year``) of a scene folder's ``scene.json``, if it has one."""
+    meta = _loose_metadata(Path(folder)) or {}
+    value = meta.get("date", meta.get("year"))
+    return None if value is None else str(value)
+
+
+def scene_region(folder: str | os.PathLike[str], files: Sequence[str] = (SCENE_METADATA,)) -> str | None:
+    """The region code (``region`` or ``region_code``) of the first of ``files`` in ``folder`` that has one.
+
+    Args:
+        folder: A scene folder or a mapping output folder.
+        files: JSON files to look in, in order (e.g. ``scene.json`` then a mapping's ``summary.json``).
+
+    Returns:
+        The region code, or ``None``.
+
+    Raises:
+        InputError: If one of the files exists but is not valid JSON.
+    """
+    for name in files:
+        path = Path(folder) / name
+        if not path.is_file():
+            continue
+        try:
+            meta = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise InputError(f"{path}: not valid JSON ({err})") from None
+        region = meta.get("region", meta.get("region_code")) if isinstance(meta, dict) else None
+        if isinstance(region, str) and region:
+            return region
+    return None
+
+
+def write_scene_metadata(folder: str | os.PathLike[str], meta: Mapping[str, Any]) -> Path:
+    """Write ``scene.json`` (strict JSON, atomically).
+
+    Args:
+        folder: The scene folder (must exist).
+        meta: The metadata; ``region`` or ``region_code`` is required by readers.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ConfigError: If a value is not finite (NaN or infinity is not JSON).
+    """
+    path = Path(folder) / SCENE_METADATA
+    try:
+        text = json.dumps(dict(meta), indent=2, allow_nan=False) + "\n"
+    except ValueError as err:
+        raise ConfigError(f"{path}: {err}; expected finite numbers only") from None
+    with atomic_output(path) as tmp:
+        tmp.write_text(text)
+    return path

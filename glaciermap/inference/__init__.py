@@ -15,8 +15,9 @@ on demand).
 from glaciermap.inference.checkpoint import Calibrator, MappingModel, load_checkpoint, register_calibrator
 from glaciermap.inference.confidence import entropy_confidence
 from glaciermap.inference.mapping import map_scene, map_scenes, shard_scenes
+from glaciermap.inference.options import MapOptions
 from glaciermap.inference.outputs import MapResult
-from glaciermap.inference.predictor import MapOptions, ScenePredictor
+from glaciermap.inference.predictor import ScenePredictor
 from glaciermap.inference.windows import blend_weights, window_grid
 
 __all__ = [

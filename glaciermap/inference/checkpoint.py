@@ -8,7 +8,6 @@
   ``checkpoint["glaciermap"]`` (``model``, ``model_hparams``, ``bands``, ``norm_stats``, ``class_names``,
   ``region_codes``, ``location_encoding``) and the weights are the ``model.*`` entries of ``state_dict``.
   The file is read with ``torch.load(weights_only=True)``: no code in it is run.
-* :meth:`MappingModel.band_ratio` wraps the band-ratio baseline, which reads un-normalised reflectance.
 
 Calibration seam: a checkpoint may carry ``checkpoint["glaciermap"]["calibrator"]``, a JSON-like dict with a
 ``"kind"`` key. :func:`calibrator_from_dict` turns it into a :class:`Calibrator` through a registry
@@ -34,9 +33,6 @@ from glaciermap.constants import BANDS, CLASS_NAMES, IMAGE_FILL
 from glaciermap.errors import ConfigError, GlaciermapError, InputError
 from glaciermap.models.base import SegmentationModel
 from glaciermap.transforms.normalisation import NormStats
-
-FILL_VALUE: float = IMAGE_FILL
-"""Value of invalid and padding pixels after normalisation: the training datasets' fill value."""
 
 
 @runtime_checkable
@@ -131,7 +127,7 @@ class MappingModel:
     region_codes: tuple[str, ...] = ()
     location_encoding: str = "none"
     calibrator: Calibrator | None = None
-    fill_value: float = FILL_VALUE
+    fill_value: float = IMAGE_FILL
     info: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
 
@@ -198,27 +194,6 @@ class MappingModel:
             calibrator=calibrator,
             info={"model": getattr(model, "arch", type(model).__name__), **(info or {})},
         )
-
-    @classmethod
-    def band_ratio(cls, thresholds: str | os.PathLike[str] | None = None) -> MappingModel:
-        """The band-ratio baseline (GlaViTU paper; ``red / swir1 > th1 and blue > th2``).
-
-        It reads un-normalised reflectance, so no statistics are applied. Its probabilities are one-hot,
-        hence its Eq. 3 confidence is 1 (``1 - 2.1e-5`` after the reference's clipping).
-
-        Args:
-            thresholds: JSON written by ``glaciermap fit-band-ratio`` (default: the paper's 3.2 and 0.17).
-
-        Returns:
-            The mapping model.
-        """
-        from glaciermap.baselines.band_ratio import BandRatio
-
-        model = BandRatio.from_fit(thresholds) if thresholds is not None else BandRatio()
-        info: dict[str, Any] = {"model": "band_ratio", **model.hparams}
-        if thresholds is not None:
-            info["thresholds_file"] = str(thresholds)
-        return cls.from_model(model, None, info=info)
 
 
 def _read_checkpoint(path: Path, map_location: str | torch.device) -> dict[str, Any]:

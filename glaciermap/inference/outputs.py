@@ -53,12 +53,10 @@ from glaciermap.inference.predictor import QUICKLOOK_SIDE, SceneStream, Strip
 from glaciermap.inference.source import Prefetcher
 from glaciermap.inference.writers import StreamingRaster
 from glaciermap.io import atomic_output
+from glaciermap.raster import RasterGrid
 
 GDAL_CACHE_BASE_MB = 64
 """Fixed part of the GDAL block cache while a scene is mapped (MB); see :func:`gdal_cache_bytes`."""
-
-EARTH_RADIUS_M = 6_371_008.8
-"""Mean Earth radius (m), for pixel areas of geographic (lon/lat) grids."""
 
 CLASS_COLOURS: dict[str, tuple[int, int, int, int]] = {
     "background": (0, 0, 0, 255),
@@ -125,27 +123,16 @@ def gdal_cache_bytes(scene: SceneInfo, block_rows: int = 512) -> int:
 
 
 def row_areas_km2(scene: SceneInfo) -> npt.NDArray[np.float64]:
-    """Area (km2) of one pixel of every row of the scene.
-
-    Projected grids: ``|a e|`` in the CRS's linear unit, converted to m. Geographic grids: the area of a
-    cell between two meridians and two parallels on a sphere of radius :data:`EARTH_RADIUS_M`,
-    ``R^2 dlon |sin(lat1) - sin(lat2)|`` (dlon in radians).
+    """Ground area (km2) of one pixel of every row of the scene.
 
     Args:
         scene: The scene.
 
     Returns:
-        ``(H,)`` pixel areas in km2.
+        ``(H,)`` pixel areas in km2 (:meth:`glaciermap.raster.RasterGrid.row_geometry`).
     """
-    t = scene.transform
-    if scene.crs.is_geographic:
-        top = t.f + t.e * np.arange(scene.height, dtype=np.float64)
-        lat1, lat2 = np.radians(top), np.radians(top + t.e)
-        area_m2 = EARTH_RADIUS_M**2 * math.radians(abs(t.a)) * np.abs(np.sin(lat1) - np.sin(lat2))
-        return np.asarray(area_m2 / 1e6, dtype=np.float64)
-    axes = scene.crs.axis_info
-    factor = float(axes[0].unit_conversion_factor) if axes and axes[0].unit_conversion_factor else 1.0
-    return np.full(scene.height, abs(t.a * t.e) * factor * factor / 1e6)
+    grid = RasterGrid(scene.crs, scene.transform, scene.height, scene.width)
+    return np.asarray(grid.row_areas_m2() / 1e6, dtype=np.float64)
 
 
 class _Tally:

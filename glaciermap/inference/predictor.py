@@ -31,12 +31,13 @@ passes (population variance, per class).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -44,93 +45,18 @@ import torch
 from pyproj import CRS, Transformer
 from torch import Tensor
 
+from glaciermap.constants import UNSEEN
 from glaciermap.datasets.scene_folder import SceneInfo, inspect_scene
 from glaciermap.errors import ConfigError
 from glaciermap.inference.checkpoint import MappingModel
+from glaciermap.inference.options import MapOptions
 from glaciermap.inference.source import Prefetcher, SceneReader
 from glaciermap.inference.tta import tta_predict
-from glaciermap.inference.windows import BlendWindow, GridLayout, WindowGrid, window_grid
+from glaciermap.inference.windows import WindowGrid, window_grid
 from glaciermap.models.blocks import MCDropout
-
-Precision = Literal["auto", "32", "bf16"]
-"""Arithmetic of the model: ``"auto"`` (bf16 autocast on CUDA, float32 elsewhere), ``"32"`` or ``"bf16"``."""
 
 DEFAULT_WINDOW = 384
 """Window side used when the model does not state one (GlaViTU reference spec 5.1)."""
-
-UNSEEN = "unseen"
-"""Region name of the "unseen" slot of region encoding."""
-
-
-@dataclass(frozen=True)
-class MapOptions:
-    """How a scene is mapped.
-
-    Attributes:
-        window_size: Window side S in pixels (default: the model's ``img_size`` hyper-parameter, else 384);
-            a multiple of the model's ``size_multiple``.
-        overlap: Fraction of a window shared with its neighbour, in ``[0, 1)`` (default 0.5).
-        window: Blending weight, ``"gaussian"`` (GlaViTU) or ``"cosine"`` (Hann).
-        layout: Padded grid, ``"compact"`` (fewest windows) or ``"reference"`` (the GlaViTU code's).
-        batch_size: Windows per forward pass.
-        tta: Average the eight dihedral transforms of every window (GlaViTU reference spec 5.2).
-        mc_passes: Monte-Carlo dropout passes per window (0 or 1: a single deterministic pass).
-        seed: Seed of the global torch random generator for Monte-Carlo dropout (``None``: not seeded).
-        device: ``"auto"`` (CUDA if available, else CPU) or a torch device string.
-        precision: See :data:`Precision`.
-        channels_last: Use channels-last tensors (default; measured faster on CPU and the usual choice on GPU).
-        region: Region code for region-encoding models (default: the scene's ``region`` if the model knows
-            it, else ``"unseen"``).
-        region_vector: Soft region vector (length = number of region codes + 1) for region-encoding models,
-            e.g. from bias optimisation; overrides ``region``.
-        prefetch: Row chunks read ahead by the reader thread.
-    """
-
-    window_size: int | None = None
-    overlap: float = 0.5
-    window: BlendWindow = "gaussian"
-    layout: GridLayout = "compact"
-    batch_size: int = 8
-    tta: bool = False
-    mc_passes: int = 0
-    seed: int | None = 0
-    device: str = "auto"
-    precision: Precision = "auto"
-    channels_last: bool = True
-    region: str | None = None
-    region_vector: Sequence[float] | None = None
-    prefetch: int = 2
-
-    def validate(self) -> None:
-        """Check every option.
-
-        Raises:
-            ConfigError: Naming the first invalid option and what was expected.
-        """
-        if self.window not in get_args(BlendWindow):
-            raise ConfigError(
-                f"window is {self.window!r}; expected one of {', '.join(get_args(BlendWindow))}"
-            )
-        if self.layout not in get_args(GridLayout):
-            raise ConfigError(f"layout is {self.layout!r}; expected one of {', '.join(get_args(GridLayout))}")
-        if self.precision not in get_args(Precision):
-            raise ConfigError(
-                f"precision is {self.precision!r}; expected one of {', '.join(get_args(Precision))}"
-            )
-        for name in ("batch_size", "prefetch"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} is {value!r}; expected a positive integer")
-        if isinstance(self.mc_passes, bool) or not isinstance(self.mc_passes, int) or self.mc_passes < 0:
-            raise ConfigError(f"mc_passes is {self.mc_passes!r}; expected 0 (off) or a number of passes")
-        if self.window_size is not None and (
-            isinstance(self.window_size, bool)
-            or not isinstance(self.window_size, int)
-            or self.window_size < 1
-        ):
-            raise ConfigError(f"window_size is {self.window_size!r}; expected a positive number of pixels")
-        if not (isinstance(self.overlap, int | float) and 0.0 <= self.overlap < 1.0):
-            raise ConfigError(f"overlap is {self.overlap!r}; expected a fraction in [0, 1) (0.5 = 50 %)")
 
 
 @dataclass
@@ -447,116 +373,204 @@ class ScenePredictor:
         stream.strips = self._strips(scene, grid, stream)
         return stream
 
-    def _strips(self, scene: SceneInfo, grid: WindowGrid, stream: SceneStream) -> Iterator[Strip]:
-        """The generator behind :meth:`stream` (see the module docstring for the algorithm)."""
-        stats = stream.stats
-        mapping, opts, dev = self.mapping, self.options, self.device
-        size, stride = grid.size, grid.stride
-        n_rows, n_cols = grid.rows.count, grid.cols.count
-        width, pad_top, pad_left = scene.width, grid.rows.pad_before, grid.cols.pad_before
-        classes = mapping.num_classes
-        mc = opts.mc_passes > 1
+    @contextlib.contextmanager
+    def model_mode(self, mc: bool) -> Iterator[None]:
+        """The model on the compute device in inference mode for the duration, then as it was.
 
-        reader = SceneReader(
-            scene,
-            mapping.bands,
-            mapping.norm,
-            mapping.fill_value,
-            pad_top=pad_top,
-            pad_left=pad_left,
-            padded_width=grid.cols.padded,
-            thumbnail_step=thumbnail_step(scene.height, scene.width),
-        )
-        bounds = [(0, size)] + [((i - 1) * stride + size, i * stride + size) for i in range(1, n_rows)]
-        row_sum, col_sum = grid.weight_sums()
-        col_norm = col_sum[pad_left : pad_left + width]
-        weight = torch.from_numpy(grid.weights()).to(dev)
-        coords = self._window_coordinates(scene, grid) if mapping.location_encoding == "coordinates" else None
-        region = self.region_location(scene)[0] if mapping.location_encoding == "region" else None
+        Evaluation mode and, where asked, channels-last memory; with ``mc`` Monte-Carlo dropout on and torch's
+        generator seeded by the options' ``seed``. The model's training flag and dropout state are restored
+        on exit, also after an error.
 
+        Args:
+            mc: Switch Monte-Carlo dropout on.
+
+        Yields:
+            Nothing; the model is ready inside the block.
+        """
+        dev = self.device
         if dev.type == "cuda":
-            torch.cuda.set_device(
-                dev
-            )  # this generator may run in a worker thread: make dev its current device
+            torch.cuda.set_device(dev)  # the mapping generator may run in a worker thread
         was_training, was_mc = self.model.training, bool(getattr(self.model, "mc_dropout", False))
         self.model.to(dev).eval()
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         if mc:
             self.model.set_mc_dropout(True)
-            if opts.seed is not None:
-                torch.manual_seed(opts.seed)
-        # The input ring buffer lives on the compute device: each input row is copied there once.
-        buf = torch.empty((reader.channels, size, grid.cols.padded), dtype=torch.float32, device=dev)
-        invalid = np.empty((size, grid.cols.padded), dtype=bool)
-        acc = torch.zeros((classes, size, grid.cols.padded), dtype=torch.float32, device=dev)
-        acc_var = torch.zeros_like(acc) if mc else None
-        stats.update(windows=0.0, skipped_windows=0.0, forward_passes=0.0, batches=0.0)
-        col_starts = grid.cols.starts
-        start_time = time.perf_counter()
-        chunks = Prefetcher(reader.chunks(bounds), opts.prefetch)
+            if self.options.seed is not None:
+                torch.manual_seed(self.options.seed)
         try:
-            for i, (image, bad) in enumerate(chunks):
-                keep = size - stride
-                rows = torch.from_numpy(image).to(dev, non_blocking=True)
-                if i == 0:
-                    buf.copy_(rows)
-                    invalid[...] = bad
-                else:
-                    buf[:, :keep] = buf[:, stride:].clone()
-                    buf[:, keep:] = rows
-                    invalid[:keep] = invalid[stride:]
-                    invalid[keep:] = bad
-                # Windows without a single valid pixel are skipped: every pixel they cover is written as
-                # nodata, so their contribution could never be seen.
-                active = [
-                    j for j in range(n_cols) if not invalid[:, col_starts[j] : col_starts[j] + size].all()
-                ]
-                stats["skipped_windows"] += n_cols - len(active)
-                for b0 in range(0, len(active), opts.batch_size):
-                    cols = active[b0 : b0 + opts.batch_size]
-                    starts = [col_starts[j] for j in cols]
-                    x = torch.stack([buf[:, :, c : c + size] for c in starts])
-                    location: Tensor | None = None
-                    if coords is not None:
-                        location = torch.from_numpy(coords[i, cols]).to(dev)
-                    elif region is not None:
-                        location = region.to(dev).expand(len(cols), -1)
-                    with torch.no_grad():
-                        mean, var = self.predict_windows(x, location)
-                        for k, c in enumerate(starts):
-                            acc[:, :, c : c + size] += weight * mean[k]
-                            if acc_var is not None and var is not None:
-                                acc_var[:, :, c : c + size] += weight * var[k]
-                    stats["windows"] += len(cols)
-                    stats["batches"] += 1
-                    stats["forward_passes"] += len(cols) * max(1, opts.mc_passes) * (8 if opts.tta else 1)
-                done = stride if i < n_rows - 1 else size
-                top = i * stride
-                lo, hi = max(0, pad_top - top), min(done, pad_top + scene.height - top)
-                if lo < hi:
-                    norm = (row_sum[top + lo : top + hi, None] * col_norm[None, :]).astype(np.float32)
-                    cols_slice = slice(pad_left, pad_left + width)
-                    probs = (acc[:, lo:hi, cols_slice].cpu().numpy() / norm).astype(np.float32, copy=False)
-                    spread = None
-                    if acc_var is not None:
-                        spread = np.sqrt(np.maximum(acc_var[:, lo:hi, cols_slice].cpu().numpy() / norm, 0.0))
-                    yield Strip(
-                        row=top + lo - pad_top,
-                        probabilities=probs,
-                        invalid=invalid[lo:hi, cols_slice].copy(),
-                        spread=spread,
-                    )
-                if i < n_rows - 1:
-                    acc[:, :keep] = acc[:, stride:].clone()
-                    acc[:, keep:] = 0.0
-                    if acc_var is not None:
-                        acc_var[:, :keep] = acc_var[:, stride:].clone()
-                        acc_var[:, keep:] = 0.0
-            stream.thumbnail = reader.thumbnail()
+            yield
         finally:
-            chunks.close()
             if mc:
                 self.model.set_mc_dropout(was_mc)
             self.model.train(was_training)
+
+    def _locations(self, scene: SceneInfo, grid: WindowGrid) -> Callable[[int, list[int]], Tensor | None]:
+        """The location input of the windows ``cols`` of window row ``i`` (coordinates or region vector)."""
+        mapping, dev = self.mapping, self.device
+        coords = self._window_coordinates(scene, grid) if mapping.location_encoding == "coordinates" else None
+        region = self.region_location(scene)[0] if mapping.location_encoding == "region" else None
+
+        def location(i: int, cols: list[int]) -> Tensor | None:
+            if coords is not None:
+                return torch.from_numpy(coords[i, cols]).to(dev)
+            if region is not None:
+                return region.to(dev).expand(len(cols), -1)
+            return None
+
+        return location
+
+    def _strips(self, scene: SceneInfo, grid: WindowGrid, stream: SceneStream) -> Iterator[Strip]:
+        """The generator behind :meth:`stream` (see the module docstring for the algorithm)."""
+        stats, opts, size = stream.stats, self.options, grid.size
+        mc = opts.mc_passes > 1
+        reader = SceneReader(
+            scene,
+            self.mapping.bands,
+            self.mapping.norm,
+            self.mapping.fill_value,
+            pad_top=grid.rows.pad_before,
+            pad_left=grid.cols.pad_before,
+            padded_width=grid.cols.padded,
+            thumbnail_step=thumbnail_step(scene.height, scene.width),
+        )
+        ring = RingAccumulator(
+            grid, scene.height, scene.width, reader.channels, self.mapping.num_classes, mc, self.device
+        )
+        location = self._locations(scene, grid)
+        bounds = [(0, size)] + [
+            ((i - 1) * grid.stride + size, i * grid.stride + size) for i in range(1, grid.rows.count)
+        ]
+        stats.update(windows=0.0, skipped_windows=0.0, forward_passes=0.0, batches=0.0)
+        passes = max(1, opts.mc_passes) * (8 if opts.tta else 1)
+        start_time = time.perf_counter()
+        chunks = Prefetcher(reader.chunks(bounds), opts.prefetch)
+        try:
+            with self.model_mode(mc):
+                for i, (image, bad) in enumerate(chunks):
+                    ring.push(i, image, bad)
+                    active = ring.active_windows()
+                    stats["skipped_windows"] += grid.cols.count - len(active)
+                    for b0 in range(0, len(active), opts.batch_size):
+                        cols = active[b0 : b0 + opts.batch_size]
+                        with torch.no_grad():
+                            mean, var = self.predict_windows(ring.windows(cols), location(i, cols))
+                            ring.add(cols, mean, var)
+                        stats["windows"] += len(cols)
+                        stats["batches"] += 1
+                        stats["forward_passes"] += len(cols) * passes
+                    strip = ring.finish_row(i)
+                    if strip is not None:
+                        yield strip
+                stream.thumbnail = reader.thumbnail()
+        finally:
+            chunks.close()
             stats["seconds"] = time.perf_counter() - start_time
+
+
+class RingAccumulator:
+    """The rolling state of :meth:`ScenePredictor.stream`: input rows and blended sums of one row of windows.
+
+    An input ring buffer of ``S`` rows (window size) x padded width x ``C`` channels and an accumulator of
+    ``S`` rows x padded width x ``K`` classes (plus the same for the Monte-Carlo variance), all on the compute
+    device. After window row ``i`` is added, its first ``stride`` rows receive no further contribution:
+    :meth:`finish_row` divides them by the separable blending denominator, crops them to the scene, and
+    shifts the accumulator up by ``stride`` rows.
+
+    Args:
+        grid: The window grid.
+        height: Scene rows.
+        width: Scene columns.
+        channels: Input channels.
+        classes: Output classes.
+        mc: Also accumulate the Monte-Carlo variance.
+        device: The compute device.
+    """
+
+    def __init__(
+        self,
+        grid: WindowGrid,
+        height: int,
+        width: int,
+        channels: int,
+        classes: int,
+        mc: bool,
+        device: torch.device,
+    ) -> None:
+        size, padded = grid.size, grid.cols.padded
+        self.grid, self.height, self.width = grid, height, width
+        self.buf = torch.empty((channels, size, padded), dtype=torch.float32, device=device)
+        self.invalid = np.empty((size, padded), dtype=bool)
+        self.acc = torch.zeros((classes, size, padded), dtype=torch.float32, device=device)
+        self.acc_var = torch.zeros_like(self.acc) if mc else None
+        self.weight = torch.from_numpy(grid.weights()).to(device)
+        row_sum, col_sum = grid.weight_sums()
+        self.row_sum = row_sum
+        self.col_norm = col_sum[grid.cols.pad_before : grid.cols.pad_before + width]
+
+    def push(self, i: int, image: npt.NDArray[np.float32], bad: npt.NDArray[np.bool_]) -> None:
+        """Add the input rows that complete window row ``i`` (the whole first window height for ``i = 0``)."""
+        keep = self.grid.size - self.grid.stride
+        rows = torch.from_numpy(image).to(self.buf.device, non_blocking=True)
+        if i == 0:
+            self.buf.copy_(rows)
+            self.invalid[...] = bad
+        else:
+            self.buf[:, :keep] = self.buf[:, self.grid.stride :].clone()
+            self.buf[:, keep:] = rows
+            self.invalid[:keep] = self.invalid[self.grid.stride :]
+            self.invalid[keep:] = bad
+
+    def active_windows(self) -> list[int]:
+        """Columns of the windows of this row with at least one valid pixel.
+
+        Windows without a single valid pixel are skipped: every pixel they cover is written as nodata, so
+        their contribution could never be seen.
+        """
+        size, starts = self.grid.size, self.grid.cols.starts
+        return [
+            j for j in range(self.grid.cols.count) if not self.invalid[:, starts[j] : starts[j] + size].all()
+        ]
+
+    def windows(self, cols: list[int]) -> Tensor:
+        """``(B, C, S, S)`` input windows of the given columns, cut from the ring buffer."""
+        size, starts = self.grid.size, self.grid.cols.starts
+        return torch.stack([self.buf[:, :, starts[j] : starts[j] + size] for j in cols])
+
+    def add(self, cols: list[int], mean: Tensor, var: Tensor | None) -> None:
+        """Add the weighted predictions (``(B, K, S, S)``) of the windows ``cols`` into the accumulator."""
+        size, starts = self.grid.size, self.grid.cols.starts
+        for k, j in enumerate(cols):
+            c = starts[j]
+            self.acc[:, :, c : c + size] += self.weight * mean[k]
+            if self.acc_var is not None and var is not None:
+                self.acc_var[:, :, c : c + size] += self.weight * var[k]
+
+    def finish_row(self, i: int) -> Strip | None:
+        """The blended scene rows completed by window row ``i`` (``None`` if all are padding); then shift."""
+        grid, size, stride = self.grid, self.grid.size, self.grid.stride
+        last = i == grid.rows.count - 1
+        pad_top, pad_left = grid.rows.pad_before, grid.cols.pad_before
+        done, top = (size if last else stride), i * stride
+        lo, hi = max(0, pad_top - top), min(done, pad_top + self.height - top)
+        strip = None
+        if lo < hi:
+            norm = (self.row_sum[top + lo : top + hi, None] * self.col_norm[None, :]).astype(np.float32)
+            cols = slice(pad_left, pad_left + self.width)
+            probs = (self.acc[:, lo:hi, cols].cpu().numpy() / norm).astype(np.float32, copy=False)
+            spread = None
+            if self.acc_var is not None:
+                spread = np.sqrt(np.maximum(self.acc_var[:, lo:hi, cols].cpu().numpy() / norm, 0.0))
+            strip = Strip(
+                row=top + lo - pad_top,
+                probabilities=probs,
+                invalid=self.invalid[lo:hi, cols].copy(),
+                spread=spread,
+            )
+        if not last:
+            keep = size - stride
+            for acc in (self.acc, self.acc_var):
+                if acc is not None:
+                    acc[:, :keep] = acc[:, stride:].clone()
+                    acc[:, keep:] = 0.0
+        return strip

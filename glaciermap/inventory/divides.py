@@ -38,7 +38,7 @@ glacier complexes into individual glaciers*, J. Glaciol. 59(217): flow-sheds dra
 4. Ice not reached from any outlet becomes a glacier of its own; pieces are relabelled per connected
    region and slivers are merged (:func:`glaciermap.inventory.filtering.merge_slivers`).
 
-The defaults were chosen on eight 512 x 512 synthetic-world scenes (``glaciermap.datasets.synthetic``,
+The defaults were chosen on eight 512 x 512 synthetic-world scenes (``glaciermap.synthetic.generate``,
 four presets), counting the true glaciers matched by ours (GlaViTU rule, > 50 % of both): of the 50
 glaciers over 0.5 km2, 47 with the defaults, 43 / 41 with ``min_depth_m`` 20 / 50, 38 with
 ``merge_rule="flowsheds"`` and 38 with ``outlets="gutter"``; of the 115 over 0.1 km2, 96 with the defaults

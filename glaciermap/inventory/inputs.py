@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,111 +35,36 @@ from rasterio.windows import Window
 from glaciermap.constants import DEBRIS_ICE, IGNORE_INDEX
 from glaciermap.errors import ConfigError, InputError
 from glaciermap.io import open_raster
+from glaciermap.raster import RasterGrid
 
 STRIP_ROWS = 1024
 """Rows read at a time when scanning a whole raster (bounds the memory of the scan)."""
 
 
 @dataclass(frozen=True)
-class ClassGrid:
+class ClassGrid(RasterGrid):
     """The grid of the class raster, on which the whole inventory is computed.
+
+    A :class:`~glaciermap.raster.RasterGrid` with its file and the ground geometry of every row
+    (:meth:`~glaciermap.raster.RasterGrid.row_geometry`, the one pixel-area function of glaciermap).
 
     Attributes:
         path: The class raster file.
-        crs: Its coordinate reference system.
-        transform: Its affine transform (north-up, no rotation).
-        height: Number of rows.
-        width: Number of columns.
         row_area_m2: Ground area of one pixel of each row, m2, shape (height,).
         row_dx_m: Ground width (east-west) of one pixel of each row, m, shape (height,).
         row_dy_m: Ground height (north-south) of one pixel of each row, m, shape (height,).
     """
 
-    path: Path
     crs: CRS
-    transform: Affine
-    height: int
-    width: int
-    row_area_m2: npt.NDArray[np.float64]
-    row_dx_m: npt.NDArray[np.float64]
-    row_dy_m: npt.NDArray[np.float64]
-
-    @property
-    def geographic(self) -> bool:
-        """Whether the CRS is geographic (longitude/latitude in degrees)."""
-        return bool(self.crs.is_geographic)
+    path: Path = Path()
+    row_area_m2: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    row_dx_m: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    row_dy_m: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
 
     @property
     def pixel_size_m(self) -> float:
         """Mean ground pixel size, m (the geometric mean of the mean pixel width and height)."""
         return float(math.sqrt(float(np.mean(self.row_dx_m)) * float(np.mean(self.row_dy_m))))
-
-    def window_transform(self, row0: int, col0: int) -> Affine:
-        """Affine transform of a window whose top-left pixel is (``row0``, ``col0``)."""
-        t = self.transform
-        return Affine(t.a, 0.0, t.c + t.a * col0, 0.0, t.e, t.f + t.e * row0)
-
-    @property
-    def bounds(self) -> tuple[float, float, float, float]:
-        """``(left, bottom, right, top)`` of the grid in its CRS."""
-        t = self.transform
-        return (t.c, t.f + t.e * self.height, t.c + t.a * self.width, t.f)
-
-    def xy(self, row: float, col: float) -> tuple[float, float]:
-        """CRS coordinates of a (fractional) pixel position; ``(row + 0.5, col + 0.5)`` is a pixel centre."""
-        t = self.transform
-        return t.c + t.a * col, t.f + t.e * row
-
-
-def ellipsoid_row_geometry(
-    transform: Affine, height: int, crs: CRS
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """Ground area, width and height of the pixels of each row of a geographic (lon/lat) grid.
-
-    The area of a cell bounded by two meridians and two parallels on the ellipsoid is
-    ``b**2 * dlon / 2 * (q(lat2) - q(lat1))`` with the authalic function
-    ``q(phi) = sin(phi) / (1 - e2 sin2(phi)) + ln((1 + e sin(phi)) / (1 - e sin(phi))) / (2 e)``
-    (Snyder 1987, *Map Projections: A Working Manual*, Eq. 3-12 and the zone area that follows from it).
-    Widths use the radius of the parallel ``N cos(phi)`` and heights the meridional radius ``M``
-    (Snyder 1987, Eqs. 4-18 and 4-20) at the row centre.
-
-    Args:
-        transform: North-up affine transform in degrees.
-        height: Number of rows.
-        crs: The geographic CRS (its ellipsoid is used).
-
-    Returns:
-        ``(area_m2, dx_m, dy_m)``, each of shape (height,).
-    """
-    from pyproj import CRS as ProjCRS
-
-    ell = ProjCRS.from_user_input(crs.to_wkt()).ellipsoid
-    a, b = (6378137.0, 6356752.314245) if ell is None else (ell.semi_major_metre, ell.semi_minor_metre)
-    e2 = 1.0 - (b * b) / (a * a)
-    e = math.sqrt(e2)
-    dlon = math.radians(abs(transform.a))
-    lat_top = transform.f + transform.e * np.arange(height, dtype=np.float64)
-    lat_bot = lat_top + transform.e
-    phi1 = np.radians(np.minimum(lat_top, lat_bot))
-    phi2 = np.radians(np.maximum(lat_top, lat_bot))
-
-    def q(phi: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        s = np.sin(phi)
-        if e == 0.0:
-            return 2.0 * s
-        out: npt.NDArray[np.float64] = s / (1.0 - e2 * s * s) + np.log((1.0 + e * s) / (1.0 - e * s)) / (
-            2.0 * e
-        )
-        return out
-
-    area = np.abs(b * b * dlon / 2.0 * (q(phi2) - q(phi1)))
-    phic = (phi1 + phi2) / 2.0
-    w = 1.0 - e2 * np.sin(phic) ** 2
-    n_radius = a / np.sqrt(w)
-    m_radius = a * (1.0 - e2) / w**1.5
-    dx = n_radius * np.cos(phic) * dlon
-    dy = m_radius * np.radians(abs(transform.e))
-    return area, dx, dy
 
 
 def make_grid(path: Path, crs: Any, transform: Affine, height: int, width: int) -> ClassGrid:
@@ -165,14 +90,8 @@ def make_grid(path: Path, crs: Any, transform: Affine, height: int, width: int) 
         raise InputError(
             f"{path}: expected a north-up raster without rotation, got transform {tuple(transform)[:6]}"
         )
-    if crs.is_geographic:
-        area, dx, dy = ellipsoid_row_geometry(transform, height, crs)
-    else:
-        factor = crs.linear_units_factor[1] if crs.linear_units_factor else 1.0
-        dx = np.full(height, transform.a * factor)
-        dy = np.full(height, -transform.e * factor)
-        area = dx * dy
-    return ClassGrid(Path(path), crs, transform, height, width, area, dx, dy)
+    area, dx, dy = RasterGrid(crs, transform, height, width).row_geometry()
+    return ClassGrid(crs, transform, height, width, Path(path), area, dx, dy)
 
 
 def read_classes(

@@ -22,7 +22,6 @@ Workflow (``docs/inventory.md``):
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 import multiprocessing
 import os
@@ -42,7 +41,7 @@ import scipy.ndimage as ndi
 import shapely
 from pyproj import CRS, Transformer
 
-from glaciermap.constants import CLEAN_ICE, DEBRIS_ICE, SCENE_METADATA
+from glaciermap.constants import CLEAN_ICE, DEBRIS_ICE
 from glaciermap.errors import ConfigError, InputError
 from glaciermap.inventory.attributes import glacier_attributes
 from glaciermap.inventory.divides import (
@@ -228,7 +227,11 @@ def build_inventory(
     times: dict[str, float] = {}
     t0 = time.perf_counter()
     method = _check_options(out_path, min_area_km2, median_filter, method, reference, buffer_pixels, workers)
-    src_date = _check_date(date if date is not None else _scene_date(Path(classes_path)))
+    if date is None:
+        from glaciermap.datasets.scene_folder import scene_date  # imports torch: only when needed
+
+        date = scene_date(Path(classes_path).parent)
+    src_date = _check_date(date)
     params = divide_params or DivideParams()
     classes = ClassReader(classes_path, median_filter=median_filter)
     try:
@@ -323,17 +326,6 @@ def _check_options(
     if chosen != "copy" and reference is not None:
         raise ConfigError(f"a reference inventory is only used by method 'copy', not {chosen!r}")
     return chosen
-
-
-def _scene_date(classes_path: Path) -> str | None:
-    """The ``date`` (or ``year``) of the ``scene.json`` beside a scene folder's class raster, if any."""
-    meta = classes_path.parent / SCENE_METADATA
-    try:
-        info = json.loads(meta.read_text())
-    except (OSError, ValueError):
-        return None
-    value = info.get("date", info.get("year")) if isinstance(info, dict) else None
-    return None if value is None else str(value)
 
 
 def _check_date(date: str | None) -> str:

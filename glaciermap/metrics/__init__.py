@@ -5,7 +5,10 @@
 * :mod:`~glaciermap.metrics.objects`: matching glacier outlines (intersection > 50% of each), detection
   precision / recall / F1 by size class, area deviation (GlaViTU Eq. 10).
 * :mod:`~glaciermap.metrics.boundary`: the PoLiS boundary distance (GlaViTU Eq. 11).
-* :mod:`~glaciermap.metrics.evaluation` and :mod:`~glaciermap.metrics.report`: ``glaciermap evaluate``.
+
+Only pure metrics live here: they import nothing from datasets, inventory, baselines or the synthetic world.
+``glaciermap evaluate``, the application that reads predictions and references and writes reports, is
+:mod:`glaciermap.evaluation`.
 """
 
 from __future__ import annotations

@@ -29,12 +29,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import torch
-from rasterio.windows import Window
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from glaciermap.constants import CLASS_NAMES, IGNORE_INDEX
 from glaciermap.errors import InputError
 from glaciermap.io import open_raster
+from glaciermap.raster import RasterGrid, row_windows
 
 _CHUNK_PIXELS = 1 << 22
 """Pixels handed to torchmetrics at once (bounds the int64 temporaries to ~100 MB)."""
@@ -350,49 +350,8 @@ def pixel_metrics_from_rasters(
         open_raster(pred_path, "predicted classes") as psrc,
         open_raster(ref_path, "reference classes") as rsrc,
     ):
-        check_same_grid(psrc, rsrc, f"{pred_path}", f"{ref_path}")
+        RasterGrid.of(psrc).check_same(RasterGrid.of(rsrc), f"{pred_path}", f"{ref_path}")
         what = f"{pred_path} vs {ref_path}"
         for window in row_windows(rsrc.height, rsrc.width):
             acc.update(psrc.read(1, window=window), rsrc.read(1, window=window), what=what)
     return acc.compute()
-
-
-def row_windows(height: int, width: int, max_pixels: int | None = None) -> list[Window]:
-    """Split a raster into full-width strips of at most ``max_pixels`` pixels (at least one row each).
-
-    Args:
-        height: Raster height (pixels).
-        width: Raster width (pixels).
-        max_pixels: Largest strip size (pixels); default about 4 million.
-
-    Returns:
-        The strips, top to bottom.
-    """
-    rows = max(1, (max_pixels or _CHUNK_PIXELS) // max(width, 1))
-    return [Window(0, r, width, min(rows, height - r)) for r in range(0, height, rows)]
-
-
-def check_same_grid(a: Any, b: Any, name_a: str, name_b: str) -> None:
-    """Raise unless two open rasters share size, CRS and transform.
-
-    Args:
-        a: An open rasterio dataset.
-        b: Another open rasterio dataset.
-        name_a: Name of ``a`` for the message.
-        name_b: Name of ``b`` for the message.
-
-    Raises:
-        InputError: Naming both inputs and what differs.
-    """
-    if (a.height, a.width) != (b.height, b.width):
-        raise InputError(
-            f"{name_a} has {a.height} x {a.width} pixels but {name_b} has {b.height} x {b.width}; "
-            "expected the same grid"
-        )
-    if a.crs != b.crs:
-        raise InputError(f"{name_a} is in CRS {a.crs} but {name_b} is in {b.crs}; expected the same grid")
-    if not a.transform.almost_equals(b.transform):
-        raise InputError(
-            f"{name_a} and {name_b} have different geotransforms ({tuple(a.transform)[:6]} vs "
-            f"{tuple(b.transform)[:6]}); expected the same grid"
-        )

@@ -23,6 +23,7 @@ from typing import Final, Literal, get_args
 import torch
 from torch import Tensor, nn
 
+from glaciermap.constants import UNSEEN
 from glaciermap.errors import ConfigError, InputError
 from glaciermap.models.base import ModelInputs, SegmentationModel
 from glaciermap.models.blocks import (
@@ -43,7 +44,6 @@ GLOBAL_REGION_CODES: Final[tuple[str, ...]] = (
 )  # fmt: skip
 """Sorted region codes of the global training set; the one-hot gets one more, last, "unseen" slot (spec 1.4)."""
 
-UNSEEN: Final[str] = "unseen"
 """Name of the extra region slot used for regions not in the training set (and for ``None``)."""
 
 FILTERS: Final[int] = 64

@@ -12,8 +12,8 @@ derived from the same labels by the data module; ``ignore_index`` pixels are exc
 
 A checkpoint carries everything needed to use it (model name and arguments, modalities and band order,
 normalisation statistics, class names, region codes): ``SegmentationTask.load_from_checkpoint(path)`` needs no
-extra argument, and when it is tested or used for prediction with a :class:`~glaciermap.datamodules.scenes.
-SceneDataModule` its statistics and region codes replace the data module's.
+extra argument, and when it is tested or used for prediction its statistics and region codes reach the data module through
+the trainer (:meth:`SegmentationTask.preprocessing`) and replace the data module's.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ from torchmetrics.classification import (
 from glaciermap import __version__
 from glaciermap.callbacks.throughput import Throughput
 from glaciermap.constants import CLASS_NAMES, IGNORE_INDEX, Modality
-from glaciermap.datamodules.scenes import SceneDataModule
 from glaciermap.datasets.scene import resolve_bands
 from glaciermap.errors import ConfigError
 from glaciermap.models import get_model
@@ -222,21 +221,30 @@ class SegmentationTask(LightningModule):
         When fitting from scratch the data module's statistics are stored in the hyper-parameters (and so in
         every checkpoint); when testing or predicting with a task that carries statistics, they replace the
         data module's so that results do not depend on which scenes the user has at hand.
+
+        The data module reads the task's :meth:`preprocessing` through the trainer in its own ``setup``
+        (which Lightning calls first); the task never calls into a data module's class.
         """
         dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        if dm is None or not isinstance(dm, SceneDataModule):
+        if dm is None or self.hparams.get("norm_stats") is not None:
             return
-        if self.hparams.get("norm_stats") is not None and stage != "fit":
-            dm.load_state_dict(
-                {
-                    "norm_stats": self.hparams["norm_stats"],
-                    "region_codes": list(self.region_codes),
-                    "bands": {m: list(b) for m, b in self.bands_by_modality.items()},
-                }
-            )
-        elif self.hparams.get("norm_stats") is None:
-            stats = dm.norm_stats
-            self.hparams["norm_stats"] = stats.to_dict() if stats is not None else None
+        stats = getattr(dm, "norm_stats", None)
+        self.hparams["norm_stats"] = stats.to_dict() if stats is not None else None
+
+    def preprocessing(self) -> dict[str, Any] | None:
+        """The preprocessing this task was trained with, for a data module to adopt (``None`` before fitting).
+
+        Returns:
+            ``{"norm_stats": ..., "region_codes": [...], "bands": {modality: [...]}}`` (the data module's
+            ``state_dict`` format), or ``None`` when the task carries no statistics yet.
+        """
+        if self.hparams.get("norm_stats") is None:
+            return None
+        return {
+            "norm_stats": self.hparams["norm_stats"],
+            "region_codes": list(self.region_codes),
+            "bands": {m: list(b) for m, b in self.bands_by_modality.items()},
+        }
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Add a self-describing metadata block (``checkpoint["glaciermap"]``)."""

@@ -306,22 +306,26 @@ class RunningStats:
     def update(self, values: npt.NDArray[Any]) -> None:
         """Add a block of valid values.
 
+        Sums are accumulated in float64 without converting the block (float32 blocks stay float32), and
+        the second moment is corrected for the rounding of the block mean.
+
         Args:
             values: ``(bands, n)`` values of ``n`` valid pixels.
         """
         n = values.shape[1]
         if n == 0:
             return
-        block = values.astype(np.float64)
-        block_mean = block.mean(axis=1)
-        block_m2 = ((block - block_mean[:, None]) ** 2).sum(axis=1)
+        block_mean = values.sum(axis=1, dtype=np.float64) / n
+        centred = values - block_mean.astype(values.dtype)[:, None]
+        block_m2 = np.square(centred).sum(axis=1, dtype=np.float64)
+        block_m2 -= centred.sum(axis=1, dtype=np.float64) ** 2 / n  # rounding of the block mean
         total = self.count + n
         delta = block_mean - self.mean
         self.mean = self.mean + delta * n / total
-        self.m2 = self.m2 + block_m2 + delta**2 * self.count * n / total
+        self.m2 = self.m2 + np.maximum(block_m2, 0.0) + delta**2 * self.count * n / total
         self.count = total
-        self.min = np.minimum(self.min, block.min(axis=1))
-        self.max = np.maximum(self.max, block.max(axis=1))
+        self.min = np.minimum(self.min, values.min(axis=1).astype(np.float64))
+        self.max = np.maximum(self.max, values.max(axis=1).astype(np.float64))
 
     def result(self, bands: tuple[str, ...]) -> ModalityStats:
         """Return the statistics so far (all zeros where no value was added).

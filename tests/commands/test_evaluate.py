@@ -13,10 +13,9 @@ from rasterio.transform import from_origin
 
 from glaciermap import cli
 from glaciermap.baselines import band_ratio_classes
+from glaciermap.evaluation.tables import REPORT_FILES
 from glaciermap.metrics import pixel_metrics
-from glaciermap.metrics.report import REPORT_FILES
-from tests.datasets.scene_factory import write_raster
-from tests.metrics.eval_scenes import (
+from tests.data.eval_scenes import (
     CRS,
     TRANSFORM,
     prediction_array,
@@ -24,6 +23,7 @@ from tests.metrics.eval_scenes import (
     write_predictions,
     write_reference,
 )
+from tests.data.scenes import write_raster
 
 
 @pytest.fixture(autouse=True)
@@ -159,9 +159,9 @@ def test_fit_band_ratio_cli(
 
 
 def test_default_reference_is_generated_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from glaciermap.metrics import evaluation
+    from glaciermap.evaluation import heldout
 
-    monkeypatch.setattr(evaluation, "HELDOUT_SIZE", (64, 64))  # the real set is 512 x 512
+    monkeypatch.setattr(heldout, "HELDOUT_SIZE", (64, 64))  # the real set is 512 x 512
     cache = tmp_path / "cache"
     args = ["evaluate", "--band-ratio", "--cache-dir", str(cache), "--min-area-km2", "0"]
     assert cli.main([*args, "--out", str(tmp_path / "r1")]) == 0

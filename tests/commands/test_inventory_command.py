@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from glaciermap.cli import main
-from tests.inventory import scenes
+from tests.data import inventory as scenes
 
 
 def test_inventory_command_writes_gpkg_and_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,9 +11,9 @@ import rasterio
 
 from glaciermap import cli
 from glaciermap.baselines import band_ratio_classes
-from glaciermap.datasets.synthetic import generate_scene
-from tests.datasets.scene_factory import write_scene
-from tests.inference.helpers import save_tiny_checkpoint, scene_stats
+from glaciermap.synthetic.generate import generate_scene
+from tests.data.checkpoints import save_tiny_checkpoint, scene_stats
+from tests.data.scenes import write_scene
 
 
 @pytest.fixture(autouse=True)

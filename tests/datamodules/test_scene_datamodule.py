@@ -17,7 +17,7 @@ from glaciermap.datamodules.scenes import SceneDataModule
 from glaciermap.datasets.scene_folder import inspect_scene, read_scene_stats
 from glaciermap.errors import ConfigError, InputError
 from glaciermap.transforms.normalisation import merge_stats
-from tests.datasets.scene_factory import write_scene
+from tests.data.scenes import write_scene
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +109,25 @@ def test_norm_stats_are_the_merged_training_statistics(folders: dict[str, Path])
     assert json.loads(json.dumps(stats.to_dict())) == stats.to_dict()
 
 
+def test_module_preprocessing_reaches_the_data_through_the_trainer(folders: dict[str, Path]) -> None:
+    """A task restored from a checkpoint hands its statistics over in the data module's own ``setup``."""
+    from types import SimpleNamespace
+
+    trained = make(folders, norm_method="minmax")
+    state = trained.state_dict()
+    module = SimpleNamespace(preprocessing=lambda: state)
+    restored = SceneDataModule(test_scenes=[folders["test"]], modalities=["optical", "dem"], patch_size=32)
+    strategy = SimpleNamespace(broadcast=lambda value, src=0: value)
+    restored.trainer = SimpleNamespace(lightning_module=module, strategy=strategy)  # type: ignore[assignment]
+    restored.setup("test")
+    assert restored.norm_stats == trained.norm_stats and restored.region_codes == ("HMA", "SVAL")
+    fresh = SceneDataModule(test_scenes=[folders["test"]], modalities=["optical", "dem"], patch_size=32)
+    empty = SimpleNamespace(preprocessing=lambda: None)
+    fresh.trainer = SimpleNamespace(lightning_module=empty, strategy=strategy)  # type: ignore[assignment]
+    fresh.setup("test")
+    assert fresh.norm_stats is None  # nothing carried: the data module keeps its own
+
+
 def test_state_dict_carries_statistics_into_a_test_only_module(
     folders: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -116,7 +135,7 @@ def test_state_dict_carries_statistics_into_a_test_only_module(
     state = trained.state_dict()
     assert state["region_codes"] == ["HMA", "SVAL"] and state["bands"]["dem"] == ["elevation", "slope"]
     restored = SceneDataModule(test_scenes=[folders["test"]], modalities=["optical", "dem"], patch_size=32)
-    restored.setup("test")  # as in Lightning: the task's setup hands the checkpoint's state over after this
+    restored.setup("test")  # no trainer: nothing is handed over
     assert restored.norm_stats is None, "not known yet, and asking does not raise"
     with pytest.raises(ConfigError, match="norm='train' needs train_scenes"):
         restored.test_dataloader()

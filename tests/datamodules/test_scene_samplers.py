@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch.utils.data import DistributedSampler
 
-from glaciermap.datamodules.samplers import GridWindows, RandomWindows, ShardedSceneSampler, epoch_generator
+from glaciermap.datamodules.samplers import GridWindows, RandomWindows, ShardedWindowSampler, epoch_generator
 from glaciermap.datasets.scene import SceneDataset
 from glaciermap.errors import ConfigError
-from tests.datasets.scene_factory import write_scene
+from tests.data.scenes import write_scene
 
 
 @pytest.fixture(scope="module")
@@ -82,20 +82,20 @@ def test_grid_shards_are_disjoint_and_cover_everything(scenes: list[SceneDataset
     grid = GridWindows(scenes, patch_size=32)
     everything = [key(q) for q in grid.windows(0, 0, None)]
     shards = [
-        [key(q) for q in ShardedSceneSampler(grid, rank=r, world_size=world_size, pad=False)]
+        [key(q) for q in ShardedWindowSampler(grid, rank=r, world_size=world_size, pad=False)]
         for r in range(world_size)
     ]
     assert sorted(k for shard in shards for k in shard) == sorted(everything)
     assert all(set(a).isdisjoint(b) for i, a in enumerate(shards) for b in shards[i + 1 :])
     lengths = [
-        len(ShardedSceneSampler(grid, rank=r, world_size=world_size, pad=False)) for r in range(world_size)
+        len(ShardedWindowSampler(grid, rank=r, world_size=world_size, pad=False)) for r in range(world_size)
     ]
     assert lengths == [len(s) for s in shards] and max(lengths) - min(lengths) <= 1
 
 
 def test_padded_grid_shards_have_equal_length(scenes: list[SceneDataset]) -> None:
     grid = GridWindows(scenes, patch_size=32)  # 10 windows over 3 ranks -> 4 each, 2 repeated
-    shards = [list(ShardedSceneSampler(grid, rank=r, world_size=3, pad=True)) for r in range(3)]
+    shards = [list(ShardedWindowSampler(grid, rank=r, world_size=3, pad=True)) for r in range(3)]
     assert [len(s) for s in shards] == [4, 4, 4]
     assert {key(q) for s in shards for q in s} == {key(q) for q in grid.windows(0, 0, None)}
 
@@ -103,7 +103,7 @@ def test_padded_grid_shards_have_equal_length(scenes: list[SceneDataset]) -> Non
 def test_random_shards_per_rank_and_epoch(scenes: list[SceneDataset]) -> None:
     source = RandomWindows(scenes, patch_size=32, length=10)
     samplers = [
-        ShardedSceneSampler(source, seed=11, rank=r, world_size=2, pad=True, shuffle=True) for r in range(2)
+        ShardedWindowSampler(source, seed=11, rank=r, world_size=2, pad=True, shuffle=True) for r in range(2)
     ]
     full = [key(q) for q in source.windows(seed=11, epoch=0, count=10)]
     assert [key(q) for q in samplers[0]] == full[0::2]
@@ -116,15 +116,15 @@ def test_random_shards_per_rank_and_epoch(scenes: list[SceneDataset]) -> None:
     assert after == [key(q) for q in source.windows(seed=11, epoch=1, count=10)][0::2]
     # An odd total is padded up so that both ranks step together.
     odd = RandomWindows(scenes, patch_size=32, length=7)
-    assert [len(list(ShardedSceneSampler(odd, rank=r, world_size=2))) for r in range(2)] == [4, 4]
+    assert [len(list(ShardedWindowSampler(odd, rank=r, world_size=2))) for r in range(2)] == [4, 4]
 
 
 def test_sampler_is_a_distributed_sampler_lightning_keeps(scenes: list[SceneDataset]) -> None:
-    sampler = ShardedSceneSampler(GridWindows(scenes, patch_size=32))
+    sampler = ShardedWindowSampler(GridWindows(scenes, patch_size=32))
     assert isinstance(sampler, DistributedSampler)
     assert (sampler.rank, sampler.num_replicas) == (0, 1) and len(sampler) == 10
     with pytest.raises(ConfigError, match="rank 2 with world_size 2"):
-        ShardedSceneSampler(GridWindows(scenes, patch_size=32), rank=2, world_size=2)
+        ShardedWindowSampler(GridWindows(scenes, patch_size=32), rank=2, world_size=2)
 
 
 def test_scene_smaller_than_the_patch(scenes: list[SceneDataset]) -> None:

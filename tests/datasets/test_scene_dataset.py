@@ -23,7 +23,7 @@ from glaciermap.datasets.scene import (
     resolve_bands,
 )
 from glaciermap.errors import ConfigError, InputError
-from tests.datasets.scene_factory import band_values, label_values, write_scene
+from tests.data.scenes import band_values, label_values, write_scene
 
 LEFT, TOP, RES = 500000.0, 4000000.0, 10.0
 

@@ -13,7 +13,7 @@ from rasterio.transform import from_origin
 from glaciermap.constants import BANDS, RASTER_NODATA
 from glaciermap.datasets.scene_folder import inspect_scene, read_scene_stats
 from glaciermap.errors import ConfigError, InputError
-from tests.datasets.scene_factory import band_values, write_raster, write_scene
+from tests.data.scenes import band_values, write_raster, write_scene
 
 ALL = ["optical", "dem", "thermal", "sar", "insar"]
 

@@ -15,7 +15,7 @@ from glaciermap.constants import IGNORE_INDEX
 from glaciermap.datamodules.scenes import SceneDataModule
 from glaciermap.datasets.scene import SceneDataset
 from glaciermap.datasets.scene_folder import compute_raster_stats, inspect_scene, read_scene_stats
-from glaciermap.datasets.synthetic import generate_scene
+from glaciermap.synthetic.generate import generate_scene
 
 MODALITIES = ["optical", "dem", "thermal", "sar", "insar"]
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from glaciermap.baselines import band_ratio_model
 from glaciermap.constants import IMAGE_FILL
 from glaciermap.errors import InputError
 from glaciermap.inference import checkpoint as ckpt_module
@@ -19,8 +20,8 @@ from glaciermap.inference.checkpoint import (
     register_calibrator,
 )
 from glaciermap.inference.mapping import map_scene
-from tests.datasets.scene_factory import write_scene
-from tests.inference.helpers import PointwiseModel, normalised_scene, read, save_tiny_checkpoint, scene_stats
+from tests.data.checkpoints import PointwiseModel, normalised_scene, read, save_tiny_checkpoint, scene_stats
+from tests.data.scenes import write_scene
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +160,7 @@ def test_bad_checkpoints_raise_input_errors(checkpoint: Path, tmp_path: Path) ->
 
 
 def test_band_ratio_mapping_model() -> None:
-    mapping = MappingModel.band_ratio()
+    mapping = band_ratio_model()
     assert mapping.norm is None and mapping.bands == {
         "optical": ("blue", "green", "red", "nir", "swir1", "swir2")
     }
@@ -167,6 +168,9 @@ def test_band_ratio_mapping_model() -> None:
 
 
 def test_fill_value_is_the_training_datasets() -> None:
-    from glaciermap.datasets.scene import DEFAULT_FILL
+    import inspect
 
-    assert ckpt_module.FILL_VALUE == DEFAULT_FILL == IMAGE_FILL
+    from glaciermap.datasets.scene import SceneDataset
+
+    dataset_fill = inspect.signature(SceneDataset.__init__).parameters["fill_value"].default
+    assert band_ratio_model().fill_value == dataset_fill == IMAGE_FILL

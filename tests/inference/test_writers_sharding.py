@@ -10,10 +10,11 @@ import rasterio
 from pyproj import CRS
 from rasterio.transform import from_origin
 
+from glaciermap.baselines import band_ratio_model
 from glaciermap.errors import ConfigError
 from glaciermap.inference.mapping import map_scenes, shard_scenes
 from glaciermap.inference.writers import StreamingRaster
-from tests.datasets.scene_factory import write_scene
+from tests.data.scenes import write_scene
 
 
 def test_streaming_raster_writes_a_cog_in_uneven_row_chunks(tmp_path: Path) -> None:
@@ -97,7 +98,14 @@ def test_map_scenes_by_rank_writes_each_scene_once(tmp_path: Path) -> None:
     done = []
     for rank in range(2):
         results = map_scenes(
-            "band-ratio", scenes, out, rank=rank, world_size=2, window_size=32, device="cpu", quicklook=False
+            band_ratio_model(),
+            scenes,
+            out,
+            rank=rank,
+            world_size=2,
+            window_size=32,
+            device="cpu",
+            quicklook=False,
         )
         done.append([r.out_dir.name for r in results])
     assert set(done[0]).isdisjoint(done[1]) and sorted(done[0] + done[1]) == ["scene0", "scene1", "scene2"]
@@ -105,4 +113,4 @@ def test_map_scenes_by_rank_writes_each_scene_once(tmp_path: Path) -> None:
         with rasterio.open(out / s.name / "classes.tif") as src:
             assert (src.height, src.width) == (int(s.name[-1]) * 8 + 40, 48)
     with pytest.raises(ConfigError, match="several scenes are named"):
-        map_scenes("band-ratio", [scenes[0], scenes[0]], out, rank=0, world_size=1)
+        map_scenes(band_ratio_model(), [scenes[0], scenes[0]], out, rank=0, world_size=1)

@@ -10,7 +10,7 @@ from affine import Affine
 
 from glaciermap.errors import ConfigError, InputError
 from glaciermap.inventory.inputs import DemReader, read_classes
-from tests.inventory import scenes
+from tests.data import inventory as scenes
 
 
 def test_read_classes_maps_nodata_and_binary_maps(tmp_path: Path) -> None:

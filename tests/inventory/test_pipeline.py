@@ -18,7 +18,7 @@ from shapely.geometry import Point
 
 from glaciermap.errors import ConfigError, InputError
 from glaciermap.inventory import GLACIER_COLUMNS, build_inventory, inputs, pipeline
-from tests.inventory import scenes
+from tests.data import inventory as scenes
 
 
 @pytest.fixture(scope="module")

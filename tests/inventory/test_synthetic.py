@@ -1,4 +1,4 @@
-"""The inventory on a synthetic-world scene with known glaciers (``glaciermap.datasets.synthetic``)."""
+"""The inventory on a synthetic-world scene with known glaciers (``glaciermap.synthetic.generate``)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from glaciermap.inventory import build_inventory, compare_inventories, polygonis
 
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from glaciermap.datasets.synthetic import generate_scene
+    from glaciermap.synthetic.generate import generate_scene
 
     return Path(
         generate_scene(tmp_path_factory.mktemp("synthetic"), preset="karakoram", size=(512, 512), seed=0)

@@ -12,9 +12,9 @@ import torch
 from affine import Affine
 from torchmetrics.classification import MulticlassJaccardIndex
 
+from glaciermap import raster as raster_module
 from glaciermap.errors import InputError
 from glaciermap.metrics import ConfusionMatrix, PixelMetrics, pixel_metrics, pixel_metrics_from_rasters
-from glaciermap.metrics import pixel as pixel_module
 
 # Reference (rows) and prediction with one ignored reference pixel and one pixel without prediction.
 REF = np.array([[0, 0, 1, 1], [0, 2, 2, 1], [255, 2, 0, 1]], dtype=np.uint8)
@@ -137,8 +137,8 @@ def test_from_rasters_streams_windows(tmp_path: Path, monkeypatch: pytest.Monkey
     rng = np.random.default_rng(1)
     ref = rng.choice(np.array([0, 1, 2, 255], np.uint8), (37, 23))
     pred = rng.choice(np.array([0, 1, 2], np.uint8), (37, 23))
-    monkeypatch.setattr(pixel_module, "_CHUNK_PIXELS", 23 * 5)  # 8 strips of 5 rows
-    assert len(pixel_module.row_windows(37, 23)) == 8
+    monkeypatch.setattr(raster_module, "STRIP_PIXELS", 23 * 5)  # 8 strips of 5 rows
+    assert len(raster_module.row_windows(37, 23)) == 8
     m = pixel_metrics_from_rasters(_write(tmp_path / "p.tif", pred), _write(tmp_path / "r.tif", ref))
     np.testing.assert_array_equal(m.confusion, pixel_metrics(pred, ref, num_classes=3).confusion)
 

@@ -33,7 +33,7 @@ def test_ddp_two_cpu_processes_shard_the_windows(tmp_path: Path) -> None:
         "--trainer.logger=false",
         "--trainer.enable_progress_bar=false",
         f"--trainer.default_root_dir={tmp_path / 'run'}",
-        "--trainer.callbacks+=tests.tasks.ddp_probe.RecordWindows",
+        "--trainer.callbacks+=tests.data.probes.RecordWindows",
         f"--trainer.callbacks.out_dir={probe}",
     ]  # fmt: skip
     env = {

@@ -27,7 +27,7 @@ import numpy as np
 from rasterio.transform import from_origin
 
 from glaciermap.constants import BANDS, RASTER_NODATA
-from tests.datasets.scene_factory import write_raster
+from tests.data.scenes import write_raster
 
 SIZE = 40
 CRS = "EPSG:32643"

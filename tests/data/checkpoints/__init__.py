@@ -4,7 +4,7 @@
   blended sliding-window prediction must equal the model applied to the whole scene at once.
 * :class:`ConvModel`: a 3x3 convolution with replicate padding (optionally a non-symmetric kernel and
   Monte-Carlo dropout), translation-equivariant away from window borders and constant on constant input.
-* :func:`scene_stats`: normalisation statistics of the ``scene_factory`` scenes.
+* :func:`scene_stats`: normalisation statistics of the ``tests.data.scenes`` scenes.
 * :func:`save_tiny_checkpoint`: a real Lightning checkpoint of ``SegmentationTask`` (light fusion ResUNet),
   written without any training step.
 """
@@ -124,7 +124,7 @@ def read(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
 
 def write_constant_scene(folder: Path, size: tuple[int, int], value: float = 0.25) -> Path:
     """An all-valid scene (optical + dem) whose every band holds ``value``, with matching ``stats.json``."""
-    from tests.datasets.scene_factory import write_scene
+    from tests.data.scenes import write_scene
 
     write_scene(folder, size=size, modalities=("optical", "dem"), labels=False, stats=False)
     import json

@@ -18,8 +18,7 @@ from glaciermap.inference.confidence import entropy_confidence
 from glaciermap.inference.mapping import map_scene
 from glaciermap.inference.predictor import MapOptions, ScenePredictor
 from glaciermap.inference.source import SceneReader
-from tests.datasets.scene_factory import write_scene
-from tests.inference.helpers import (
+from tests.data.checkpoints import (
     ConvModel,
     PointwiseModel,
     normalised_scene,
@@ -28,6 +27,7 @@ from tests.inference.helpers import (
     whole_scene_probabilities,
     write_constant_scene,
 )
+from tests.data.scenes import write_scene
 
 FAST = {"device": "cpu", "quicklook": False, "progress": False}
 

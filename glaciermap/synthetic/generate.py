@@ -20,7 +20,7 @@ compressed, carry band descriptions (:data:`glaciermap.constants.BANDS`) and nod
 Generation is deterministic: the same arguments give byte-identical files.
 
 Example:
-    >>> from glaciermap.datasets.synthetic import generate_scene
+    >>> from glaciermap.synthetic.generate import generate_scene
     >>> folder = generate_scene("scene", preset="karakoram", size=(512, 512), seed=0)  # doctest: +SKIP
 """
 
@@ -31,12 +31,10 @@ import json
 import math
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
-import numpy.typing as npt
 
 from glaciermap import __version__
 from glaciermap.constants import (
@@ -46,9 +44,12 @@ from glaciermap.constants import (
     IGNORE_INDEX,
     RASTER_NODATA,
     SCENE_FILES,
-    SCENE_METADATA,
 )
-from glaciermap.datasets.synthetic_presets import (
+from glaciermap.datasets.scene_folder import write_scene_metadata
+from glaciermap.errors import ConfigError
+from glaciermap.io import atomic_output
+from glaciermap.raster import RasterGrid
+from glaciermap.synthetic.presets import (
     DEFAULT_PRESET,
     PRESETS,
     REGION_CODES,
@@ -57,8 +58,7 @@ from glaciermap.datasets.synthetic_presets import (
     sun_position,
     utm_epsg,
 )
-from glaciermap.errors import ConfigError
-from glaciermap.io import atomic_output
+from glaciermap.transforms.normalisation import ModalityStats, RunningStats
 
 __all__ = [
     "DEFAULT_PRESET",
@@ -85,53 +85,6 @@ TILE: Final[int] = 256
 """GeoTIFF tile size (pixels)."""
 
 _UNITS = {"optical": "reflectance", "dem": ("m", "degrees"), "thermal": "K", "sar": "linear", "insar": "1"}
-
-
-@dataclass
-class _RunningStats:
-    """Per-band count, mean, M2, min and max, merged block by block (Chan, Golub and LeVeque 1983)."""
-
-    bands: int
-    count: int = 0
-    mean: npt.NDArray[np.float64] = field(init=False)
-    m2: npt.NDArray[np.float64] = field(init=False)
-    vmin: npt.NDArray[np.float64] = field(init=False)
-    vmax: npt.NDArray[np.float64] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.mean = np.zeros(self.bands)
-        self.m2 = np.zeros(self.bands)
-        self.vmin = np.full(self.bands, np.inf)
-        self.vmax = np.full(self.bands, -np.inf)
-
-    def update(self, data: npt.NDArray[np.float32], valid: npt.NDArray[np.bool_]) -> None:
-        """Merge the valid pixels of one block, ``data`` of shape (bands, h, w)."""
-        vals = data.reshape(data.shape[0], -1) if valid.all() else data[:, valid]
-        n_b = vals.shape[1]
-        if n_b == 0:
-            return
-        mean_b = vals.sum(axis=1, dtype=np.float64) / n_b
-        centred = vals - mean_b.astype(np.float32)[:, None]
-        m2_b = np.square(centred).sum(axis=1, dtype=np.float64)
-        m2_b -= centred.sum(axis=1, dtype=np.float64) ** 2 / n_b  # rounding of the float32 mean
-        n = self.count + n_b
-        delta = mean_b - self.mean
-        self.mean = self.mean + delta * (n_b / n)
-        self.m2 = self.m2 + m2_b + delta**2 * (self.count * n_b / n)
-        self.count = n
-        self.vmin = np.minimum(self.vmin, vals.min(axis=1).astype(np.float64))
-        self.vmax = np.maximum(self.vmax, vals.max(axis=1).astype(np.float64))
-
-    def as_dict(self) -> dict[str, Any]:
-        """The statistics as JSON-ready lists (population standard deviation)."""
-        std = np.sqrt(self.m2 / self.count) if self.count else np.full(self.bands, np.nan)
-        return {
-            "mean": [float(x) for x in self.mean],
-            "std": [float(x) for x in std],
-            "min": [float(x) for x in self.vmin],
-            "max": [float(x) for x in self.vmax],
-            "count": int(self.count),
-        }
 
 
 def _validate(
@@ -215,9 +168,10 @@ def generate_scene(
             created (e.g. it is an existing file).
     """
     import rasterio
+    from rasterio.crs import CRS
 
-    from glaciermap.datasets.synthetic_render import SceneRenderer
-    from glaciermap.datasets.synthetic_terrain import build_coarse_world
+    from glaciermap.synthetic.render import SceneRenderer
+    from glaciermap.synthetic.terrain import build_coarse_world
 
     region = get_preset(preset)
     height, width = _validate(size, seed, pixel_size, block_size, year)
@@ -254,8 +208,10 @@ def generate_scene(
     specs["labels"] = {"count": 1, "dtype": "uint8", "nodata": IGNORE_INDEX, "predictor": 2}
     specs["glaciers"] = {"count": 1, "dtype": "uint32", "nodata": 0, "predictor": 2}
     names = {**SCENE_FILES, "glaciers": GLACIER_FILE}
-    stats = {m: _RunningStats(len(BANDS[m])) for m in ("optical", "dem", "thermal", "sar", "insar")}
+    stats = {m: RunningStats(len(BANDS[m])) for m in ("optical", "dem", "thermal", "sar", "insar")}
     class_pixels = np.zeros(256, dtype=np.int64)
+    class_km2 = {CLEAN_ICE: 0.0, DEBRIS_ICE: 0.0}
+    row_km2 = RasterGrid(CRS.from_user_input(crs), transform, height, width).row_areas_m2() / 1e6
     glacier_ids: set[int] = set()
 
     with contextlib.ExitStack() as stack, rasterio.Env(GDAL_CACHEMAX=256):
@@ -274,13 +230,14 @@ def generate_scene(
             for m in stats:
                 arr = getattr(win, m)
                 dst[m].write(arr, window=window)
-                stats[m].update(arr, win.valid)
+                stats[m].update(arr.reshape(arr.shape[0], -1) if win.valid.all() else arr[:, win.valid])
             dst["labels"].write(win.labels, 1, window=window)
             dst["glaciers"].write(win.glaciers, 1, window=window)
             class_pixels += np.bincount(win.labels.ravel(), minlength=256)
+            for cls in (CLEAN_ICE, DEBRIS_ICE):
+                class_km2[cls] += float(np.dot((win.labels == cls).sum(axis=1), row_km2[r0 : r0 + h]))
             glacier_ids.update(int(i) for i in np.unique(win.glaciers) if i)
 
-    pixel_km2 = pixel_size * pixel_size / 1e6
     meta: dict[str, Any] = {
         "region_code": region.region_code,
         "preset": region.name,
@@ -302,15 +259,22 @@ def generate_scene(
         "nodata_stripes": bool(nodata_stripes),
         "n_glaciers": len(glacier_ids),
         "class_area_km2": {
-            "clean_ice": round(float(class_pixels[CLEAN_ICE]) * pixel_km2, 6),
-            "debris_ice": round(float(class_pixels[DEBRIS_ICE]) * pixel_km2, 6),
+            "clean_ice": round(class_km2[CLEAN_ICE], 6),
+            "debris_ice": round(class_km2[DEBRIS_ICE], 6),
         },
         "nodata_fraction": round(float(class_pixels[IGNORE_INDEX]) / (height * width), 6),
         "files": {**SCENE_FILES, "glaciers": GLACIER_FILE, "stats": STATS_FILE},
     }
-    _write_json(out / STATS_FILE, {m: s.as_dict() for m, s in stats.items()})
-    _write_json(out / SCENE_METADATA, meta)
+    _write_json(out / STATS_FILE, {m: _stats_entry(s.result(BANDS[m])) for m, s in stats.items()})
+    write_scene_metadata(out, meta)
     return out
+
+
+def _stats_entry(stats: ModalityStats) -> dict[str, Any]:
+    """A modality's ``stats.json`` entry: mean, std, min, max (one value per band) and count."""
+    entry = stats.to_dict()
+    del entry["bands"]
+    return entry
 
 
 def _write_json(path: Path, obj: dict[str, Any]) -> None:

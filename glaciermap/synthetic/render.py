@@ -1,6 +1,6 @@
 """Fine stage of the synthetic glacier world: every modality of one window of pixels.
 
-:class:`SceneRenderer` evaluates the coarse fields of :mod:`glaciermap.datasets.synthetic_terrain` at the
+:class:`SceneRenderer` evaluates the coarse fields of :mod:`glaciermap.synthetic.terrain` at the
 pixels of a window (cubic B-spline), adds pixel-scale detail from seeded coordinate noise, classifies the
 surface and derives reflectance, elevation and slope, land-surface temperature, radar backscatter and
 interferometric coherence, labels and glacier ids. Every value is a function of the absolute pixel
@@ -18,15 +18,15 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from glaciermap.constants import BACKGROUND, CLEAN_ICE, DEBRIS_ICE, IGNORE_INDEX, RASTER_NODATA
-from glaciermap.datasets.synthetic_noise import (
+from glaciermap.synthetic.noise import (
     F32,
     PeriodicNoise,
     bspline_upsample,
     hash_uniforms,
     stream_key,
 )
-from glaciermap.datasets.synthetic_presets import RegionPreset
-from glaciermap.datasets.synthetic_terrain import FIELD_NAMES, CoarseWorld
+from glaciermap.synthetic.presets import RegionPreset
+from glaciermap.synthetic.terrain import FIELD_NAMES, CoarseWorld
 
 # Surface reflectance endmembers, bands blue, green, red, nir, swir1, swir2 (unitless). Values follow the
 # USGS spectral library (Kokaly et al. 2017) resampled to Landsat/Sentinel-2 bands and the glacier spectra of

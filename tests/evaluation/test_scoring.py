@@ -6,20 +6,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import rasterio.crs
 
 from glaciermap.baselines import BandRatioFit
 from glaciermap.errors import ConfigError, InputError
+from glaciermap.evaluation.scoring import evaluate, parse_method
+from glaciermap.evaluation.sources import BAND_RATIO, glacier_id_outlines, open_source
+from glaciermap.evaluation.tables import build_tables
 from glaciermap.metrics import pixel_metrics
-from glaciermap.metrics.evaluation import (
-    BAND_RATIO,
-    Grid,
-    evaluate,
-    glacier_id_outlines,
-    open_source,
-    parse_method,
-)
-from glaciermap.metrics.report import build_tables
-from tests.metrics.eval_scenes import (
+from glaciermap.raster import RasterGrid
+from tests.data.eval_scenes import (
     CRS,
     SIZE,
     TRANSFORM,
@@ -109,7 +105,9 @@ def test_tables(data: tuple[Path, Path]) -> None:
 
 def test_outline_layers_as_prediction_and_reference(data: tuple[Path, Path], tmp_path: Path) -> None:
     ref, pred = data
-    outlines = glacier_id_outlines(ref / "a" / "glaciers.tif", Grid(CRS, TRANSFORM, (SIZE, SIZE)))
+    outlines = glacier_id_outlines(
+        ref / "a" / "glaciers.tif", RasterGrid(rasterio.crs.CRS.from_user_input(CRS), TRANSFORM, SIZE, SIZE)
+    )
     gpkg = tmp_path / "inventory.gpkg"
     outlines.rename_axis("glac_id").reset_index().to_file(gpkg, layer="glaciers")
     ev = evaluate([("inventory", gpkg)], ref / "a")
@@ -154,5 +152,8 @@ def test_inputs_and_errors(data: tuple[Path, Path], tmp_path: Path) -> None:
         evaluate([("m", pred), ("m", pred)], ref)
     with pytest.raises(ConfigError, match="needs reference scene folders"):
         gpkg = tmp_path / "o.gpkg"
-        glacier_id_outlines(ref / "b" / "glaciers.tif", Grid(CRS, TRANSFORM, (SIZE, SIZE))).to_file(gpkg)
+        glacier_id_outlines(
+            ref / "b" / "glaciers.tif",
+            RasterGrid(rasterio.crs.CRS.from_user_input(CRS), TRANSFORM, SIZE, SIZE),
+        ).to_file(gpkg)
         evaluate([], gpkg, band_ratio=PAPER)

@@ -2,7 +2,7 @@
 
 Everything that needs the whole scene at once is decided here, on a coarse grid of ``factor`` x ``factor``
 pixels per cell (so at most :data:`MAX_COARSE_SIDE` cells a side whatever the scene size, which bounds memory).
-The fine stage (:mod:`glaciermap.datasets.synthetic_render`) evaluates these fields at each pixel with a cubic
+The fine stage (:mod:`glaciermap.synthetic.render`) evaluates these fields at each pixel with a cubic
 B-spline and adds pixel-scale detail. The physics (see ``docs/synthetic_world.md``):
 
 1. Relief: a fractional Brownian surface plus a ridged component (sharp aretes), mapped through a hypsometric
@@ -40,8 +40,8 @@ import numpy.typing as npt
 from scipy import ndimage
 from scipy.special import ndtr
 
-from glaciermap.datasets.synthetic_noise import F32, F64, I64, spectral_field
-from glaciermap.datasets.synthetic_presets import RegionPreset
+from glaciermap.synthetic.noise import F32, F64, I64, spectral_field
+from glaciermap.synthetic.presets import RegionPreset
 
 MAX_COARSE_SIDE = 1536
 """Largest number of coarse cells along a side of the scene; sets the coarse factor of big scenes."""

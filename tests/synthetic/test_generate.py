@@ -1,4 +1,4 @@
-"""Tests of the synthetic glacier world (glaciermap.datasets.synthetic and its helper modules).
+"""Tests of the synthetic glacier world (glaciermap.synthetic.generate and its helper modules).
 
 Scenes are generated once per session (about one second each for 512 x 512 pixels).
 """
@@ -17,8 +17,9 @@ from scipy import ndimage
 
 from glaciermap.baselines.band_ratio import band_ratio_mask
 from glaciermap.constants import BANDS, CLEAN_ICE, DEBRIS_ICE, IGNORE_INDEX, RASTER_NODATA, SCENE_FILES
-from glaciermap.datasets import synthetic_render
-from glaciermap.datasets.synthetic import (
+from glaciermap.errors import ConfigError
+from glaciermap.synthetic import render as synthetic_render
+from glaciermap.synthetic.generate import (
     GENERATOR_VERSION,
     GLACIER_FILE,
     PRESETS,
@@ -26,9 +27,8 @@ from glaciermap.datasets.synthetic import (
     STATS_FILE,
     generate_scene,
 )
-from glaciermap.datasets.synthetic_noise import PeriodicNoise, bspline_upsample, hash_uniforms
-from glaciermap.datasets.synthetic_presets import get_preset, sun_position, utm_epsg
-from glaciermap.errors import ConfigError
+from glaciermap.synthetic.noise import PeriodicNoise, bspline_upsample, hash_uniforms
+from glaciermap.synthetic.presets import get_preset, sun_position, utm_epsg
 
 FLOAT_MODALITIES = ("optical", "dem", "thermal", "sar", "insar")
 RASTERS = [*SCENE_FILES.values(), GLACIER_FILE]

@@ -11,14 +11,10 @@ import rasterio
 from lightning.pytorch import Trainer
 
 from glaciermap.baselines import band_ratio_classes
-from glaciermap.inference.lightning import (
-    SceneList,
-    SceneMappingDataModule,
-    SceneMappingTask,
-    ScenePredictionWriter,
-    SceneShardSampler,
-)
-from tests.datasets.scene_factory import write_scene
+from glaciermap.datamodules.mapping import MappingSceneSampler, SceneList, SceneMappingDataModule
+from glaciermap.inference.options import MapOptions
+from glaciermap.tasks.mapping import SceneMappingTask, ScenePredictionWriter
+from tests.data.scenes import write_scene
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "predict_scenes.yaml"
 
@@ -33,13 +29,13 @@ def scenes(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_scene_sampler_shards_without_padding(scenes: Path) -> None:
     dataset = SceneList(sorted(str(p) for p in scenes.iterdir()))
-    shards = [list(SceneShardSampler(dataset, rank=r, world_size=2)) for r in range(2)]
+    shards = [list(MappingSceneSampler(dataset, rank=r, world_size=2)) for r in range(2)]
     assert set(shards[0]).isdisjoint(shards[1]) and sorted(shards[0] + shards[1]) == [0, 1, 2]
-    assert [len(SceneShardSampler(dataset, rank=r, world_size=2)) for r in range(2)] == [
+    assert [len(MappingSceneSampler(dataset, rank=r, world_size=2)) for r in range(2)] == [
         len(s) for s in shards
     ]
-    assert list(SceneShardSampler(dataset, rank=0, world_size=5)) != list(
-        SceneShardSampler(dataset, rank=1, world_size=5)
+    assert list(MappingSceneSampler(dataset, rank=0, world_size=5)) != list(
+        MappingSceneSampler(dataset, rank=1, world_size=5)
     )
 
 
@@ -53,7 +49,7 @@ def test_trainer_predict_maps_every_scene_once(scenes: Path, tmp_path: Path) -> 
         enable_model_summary=False,
         callbacks=[writer],
     )
-    task = SceneMappingTask("band-ratio", window_size=32, overlap=0.5)
+    task = SceneMappingTask("band-ratio", MapOptions(window_size=32, overlap=0.5))
     trainer.predict(task, datamodule=SceneMappingDataModule([str(scenes)]), return_predictions=False)
     index = json.loads((tmp_path / "maps" / "index.json").read_text())
     assert index["scenes"] == 3 and [s["scene"] for s in index["summaries"]] == ["scene0", "scene1", "scene2"]

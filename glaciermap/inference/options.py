@@ -1,0 +1,202 @@
+"""How a scene is mapped: :class:`MapOptions`, the one declaration of every mapping option.
+
+:func:`glaciermap.inference.map_scene`, the ``glaciermap map`` command (its arguments are generated from the
+fields below, :func:`add_arguments` / :func:`from_arguments`) and the Lightning mapping task
+(:class:`glaciermap.tasks.mapping.SceneMappingTask`) all take a :class:`MapOptions`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
+
+from glaciermap.errors import ConfigError
+from glaciermap.inference.windows import BlendWindow, GridLayout
+
+__all__ = ["MapOptions", "Precision", "add_arguments", "from_arguments", "with_overrides"]
+
+Precision = Literal["auto", "32", "bf16"]
+"""Arithmetic of the model: ``"auto"`` (bf16 autocast on CUDA, float32 elsewhere), ``"32"`` or ``"bf16"``."""
+
+
+def _cli(help: str, *, flag: str | None = None, metavar: str | None = None) -> dict[str, Any]:
+    """Field metadata: the command-line help (``flag``: the ``--no-...`` form of a True switch)."""
+    meta: dict[str, Any] = {"help": help}
+    if flag is not None:
+        meta["flag"] = flag
+    if metavar is not None:
+        meta["metavar"] = metavar
+    return meta
+
+
+@dataclass(frozen=True)
+class MapOptions:
+    """How a scene is mapped (every field is also a ``glaciermap map`` argument).
+
+    Attributes:
+        window_size: Window side S in pixels (default: the model's ``img_size`` hyper-parameter, else 384);
+            a multiple of the model's ``size_multiple``.
+        overlap: Fraction of a window shared with its neighbour, in ``[0, 1)`` (default 0.5).
+        window: Blending weight, ``"gaussian"`` (GlaViTU) or ``"cosine"`` (Hann).
+        layout: Padded grid, ``"compact"`` (fewest windows) or ``"reference"`` (the GlaViTU code's).
+        batch_size: Windows per forward pass.
+        tta: Average the eight dihedral transforms of every window (GlaViTU paper, Methods).
+        mc_passes: Monte-Carlo dropout passes per window (0 or 1: a single deterministic pass).
+        seed: Seed of the global torch random generator for Monte-Carlo dropout (``None``: not seeded).
+        device: ``"auto"`` (CUDA if available, else CPU) or a torch device string.
+        precision: See :data:`Precision`.
+        channels_last: Use channels-last tensors (default; measured faster on CPU and the usual choice on GPU).
+        region: Region code for region-encoding models (default: the scene's ``region`` if the model knows
+            it, else ``"unseen"``).
+        region_vector: Soft region vector (length = number of region codes + 1) for region-encoding models,
+            e.g. from bias optimisation; overrides ``region``.
+        prefetch: Row chunks read ahead by the reader thread.
+    """
+
+    window_size: int | None = field(
+        default=None, metadata=_cli("window side (default: the model's, else 384)", metavar="PX")
+    )
+    overlap: float = field(
+        default=0.5, metadata=_cli("fraction of a window shared with its neighbour (default 0.5)")
+    )
+    window: BlendWindow = field(default="gaussian", metadata=_cli("blending weight (default gaussian)"))
+    layout: GridLayout = field(
+        default="compact",
+        metadata=_cli("padding: fewest windows (compact) or the GlaViTU code's (reference)"),
+    )
+    batch_size: int = field(default=8, metadata=_cli("windows per forward pass (default 8)"))
+    tta: bool = field(default=False, metadata=_cli("test-time augmentation: 8 flips/rotations, averaged"))
+    mc_passes: int = field(
+        default=0, metadata=_cli("Monte-Carlo dropout passes (0: off); writes mc_std.tif", metavar="N")
+    )
+    seed: int | None = field(default=0, metadata=_cli("seed of Monte-Carlo dropout (default 0)"))
+    device: str = field(default="auto", metadata=_cli("auto (CUDA if available), cpu, cuda, cuda:N"))
+    precision: Precision = field(default="auto", metadata=_cli("auto: bf16 autocast on CUDA, float32 on CPU"))
+    channels_last: bool = field(
+        default=True, metadata=_cli("contiguous instead of channels-last tensors", flag="--no-channels-last")
+    )
+    region: str | None = field(
+        default=None,
+        metadata=_cli(
+            "region of a region-encoding model (default: the scene's region if the model knows it, else unseen)",
+            metavar="CODE",
+        ),
+    )
+    region_vector: Sequence[float] | None = field(default=None, metadata={"cli": False})
+    prefetch: int = field(default=2, metadata=_cli("row chunks read ahead of the model (default 2)"))
+
+    def validate(self) -> None:
+        """Check every option.
+
+        Raises:
+            ConfigError: Naming the first invalid option and what was expected.
+        """
+        for name, kind in (("window", BlendWindow), ("layout", GridLayout), ("precision", Precision)):
+            value = getattr(self, name)
+            if value not in get_args(kind):
+                raise ConfigError(f"{name} is {value!r}; expected one of {', '.join(get_args(kind))}")
+        for name in ("batch_size", "prefetch"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} is {value!r}; expected a positive integer")
+        if isinstance(self.mc_passes, bool) or not isinstance(self.mc_passes, int) or self.mc_passes < 0:
+            raise ConfigError(f"mc_passes is {self.mc_passes!r}; expected 0 (off) or a number of passes")
+        if self.window_size is not None and (
+            isinstance(self.window_size, bool)
+            or not isinstance(self.window_size, int)
+            or self.window_size < 1
+        ):
+            raise ConfigError(f"window_size is {self.window_size!r}; expected a positive number of pixels")
+        if not (isinstance(self.overlap, int | float) and 0.0 <= self.overlap < 1.0):
+            raise ConfigError(f"overlap is {self.overlap!r}; expected a fraction in [0, 1) (0.5 = 50 %)")
+
+    def summary(self) -> dict[str, Any]:
+        """The options that shape the result, for ``summary.json``."""
+        return {
+            "overlap": self.overlap,
+            "window": self.window,
+            "layout": self.layout,
+            "batch_size": self.batch_size,
+            "tta": self.tta,
+            "mc_passes": self.mc_passes,
+        }
+
+
+def with_overrides(options: MapOptions | None, overrides: Mapping[str, Any]) -> MapOptions:
+    """``options`` (default :class:`MapOptions`) with some fields replaced, validated.
+
+    Args:
+        options: The base options.
+        overrides: Field name -> value.
+
+    Returns:
+        The new options.
+
+    Raises:
+        ConfigError: If a name is not a :class:`MapOptions` field or a value is invalid.
+    """
+    names = {f.name for f in dataclasses.fields(MapOptions)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise ConfigError(
+            f"unknown mapping option {unknown[0]!r}; expected one of {', '.join(sorted(names))}"
+        )
+    result = dataclasses.replace(options or MapOptions(), **overrides)
+    result.validate()
+    return result
+
+
+def _cli_fields() -> list[dataclasses.Field[Any]]:
+    return [f for f in dataclasses.fields(MapOptions) if f.metadata.get("cli", True)]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one argument per :class:`MapOptions` field (``--window-size``, ``--overlap``, ...).
+
+    Booleans that default to False are switches (``--tta``); those that default to True get a ``--no-...``
+    switch (``--no-channels-last``); ``Literal`` fields get their choices.
+
+    Args:
+        parser: The parser to extend.
+    """
+    hints = _field_types()
+    for f in _cli_fields():
+        flag = f.metadata.get("flag", "--" + f.name.replace("_", "-"))
+        kind = hints[f.name]
+        if kind is bool:
+            parser.add_argument(
+                flag,
+                dest=f.name,
+                action="store_false" if f.default else "store_true",
+                help=f.metadata["help"],
+            )
+            continue
+        kwargs: dict[str, Any] = {"dest": f.name, "default": f.default, "help": f.metadata["help"]}
+        if get_args(kind) and all(isinstance(a, str) for a in get_args(kind)):
+            kwargs["choices"] = list(get_args(kind))
+        else:
+            base = next((a for a in (get_args(kind) or (kind,)) if a is not type(None)), str)
+            kwargs["type"] = base
+            if "metavar" in f.metadata:
+                kwargs["metavar"] = f.metadata["metavar"]
+        parser.add_argument(flag, **kwargs)
+
+
+def from_arguments(args: argparse.Namespace, **extra: Any) -> MapOptions:
+    """The :class:`MapOptions` of parsed arguments (:func:`add_arguments`), plus ``extra`` fields.
+
+    Raises:
+        ConfigError: If a value is invalid.
+    """
+    values = {f.name: getattr(args, f.name) for f in _cli_fields()}
+    return with_overrides(None, {**values, **extra})
+
+
+def _field_types() -> dict[str, Any]:
+    """The resolved type of every field (the module uses postponed annotations)."""
+    import typing
+
+    return typing.get_type_hints(MapOptions)
