@@ -258,149 +258,229 @@ def write_outputs(
         InputError: From reading the scene.
         Exception: Whatever the model raises; no output file is left behind in that case.
     """
-    t0 = time.perf_counter() if start_time is None else start_time
-    scene = stream.scene
-    out = Path(out_dir)
-    created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    names = mapping.class_names
-    nodata = float_nodata(scene)
-    calibrator = mapping.calibrator
-    areas = row_areas_km2(scene)
-    tally = _Tally(len(names))
-
-    specs = _output_specs(
-        names,
-        nodata,
-        calibrated=calibrator is not None,
-        probabilities=write_probabilities,
-        mc=stream.mc_passes > 1,
+    writer = SceneWriter(
+        stream,
+        mapping,
+        Path(out_dir),
+        write_probabilities=write_probabilities,
+        quicklook=quicklook and _has_optical(stream.scene),
+        start_time=time.perf_counter() if start_time is None else start_time,
     )
+    return writer.write(progress, extra_summary or {})
 
-    try:
-        files = {name: out / f"{name}.tif" for name in specs}
-        with contextlib.ExitStack() as stack:
-            stack.enter_context(rasterio.Env(GDAL_CACHEMAX=gdal_cache_bytes(scene)))  # bytes
-            # Entered first, renamed last: summary.json marks a complete output folder.
-            summary_tmp = stack.enter_context(atomic_output(out / "summary.json"))
-            do_quicklook = quicklook and _has_optical(scene)
-            quicklook_tmp = (
-                stack.enter_context(atomic_output(out / "quicklook.png")) if do_quicklook else None
+
+class SceneWriter:
+    """Writes one scene's outputs: every file to a temporary name, renamed only when all are complete.
+
+    ``summary.json`` is entered first and renamed last, so it marks a complete output folder; on any error
+    every temporary file is removed (and the output folder too, if this writer created it).
+
+    Args:
+        stream: The scene's blended strips.
+        mapping: The model the stream was predicted with.
+        out: The output folder.
+        write_probabilities: Also write ``probabilities.tif``.
+        quicklook: Also write ``quicklook.png``.
+        start_time: ``time.perf_counter()`` when mapping started.
+    """
+
+    def __init__(
+        self,
+        stream: SceneStream,
+        mapping: MappingModel,
+        out: Path,
+        *,
+        write_probabilities: bool,
+        quicklook: bool,
+        start_time: float,
+    ) -> None:
+        self.stream, self.mapping, self.out = stream, mapping, out
+        self.scene = stream.scene
+        self.quicklook = quicklook
+        self.start_time = start_time
+        self.nodata = float_nodata(self.scene)
+        self.areas = row_areas_km2(self.scene)
+        self.tally = _Tally(len(mapping.class_names))
+        self.specs = output_specs(
+            mapping.class_names,
+            self.nodata,
+            calibrated=mapping.calibrator is not None,
+            probabilities=write_probabilities,
+            mc=stream.mc_passes > 1,
+        )
+        self.files = {name: out / f"{name}.tif" for name in self.specs}
+
+    def write(self, progress: ProgressCallback | None, extra_summary: dict[str, Any]) -> MapResult:
+        """Stream every strip into the outputs, then finish them; returns the files and the summary."""
+        created = not self.out.exists()
+        self.out.mkdir(parents=True, exist_ok=True)
+        try:
+            with contextlib.ExitStack() as stack:
+                stack.enter_context(rasterio.Env(GDAL_CACHEMAX=gdal_cache_bytes(self.scene)))  # bytes
+                summary_tmp = stack.enter_context(atomic_output(self.out / "summary.json"))
+                quicklook_tmp = (
+                    stack.enter_context(atomic_output(self.out / "quicklook.png")) if self.quicklook else None
+                )
+                cog_tmp = {
+                    name: stack.enter_context(atomic_output(path)) for name, path in self.files.items()
+                }
+                sinks = self._open_sinks(stack)
+                stack.callback(self.stream.close)
+                self._consume(stack, sinks, progress)
+                for name, sink in sinks.items():
+                    sink.to_cog(cog_tmp[name], resampling=self.specs[name].resampling)
+                if quicklook_tmp is not None:
+                    self._write_quicklook(quicklook_tmp, cog_tmp)
+                summary = self._summary(extra_summary)
+                summary_tmp.write_text(json.dumps(summary, indent=2, default=_json_default))
+        except BaseException:
+            if created:  # leave no empty output folder behind
+                with contextlib.suppress(OSError):
+                    self.out.rmdir()
+            raise
+        files = dict(self.files)
+        if self.quicklook:
+            files["quicklook"] = self.out / "quicklook.png"
+        files["summary"] = self.out / "summary.json"
+        return MapResult(out_dir=self.out, files=files, summary=summary)
+
+    def _open_sinks(self, stack: contextlib.ExitStack) -> dict[str, StreamingRaster]:
+        """One streaming GeoTIFF per output raster, removed when the stack closes."""
+        token = uuid.uuid4().hex[:8]
+        sinks: dict[str, StreamingRaster] = {}
+        for name, spec in self.specs.items():
+            stream_path = self.out / f".{name}.stream-{token}.tif"
+            stack.callback(_remove, stream_path)
+            sinks[name] = stack.enter_context(
+                StreamingRaster(
+                    stream_path,
+                    crs=self.scene.crs,
+                    transform=self.scene.transform,
+                    height=self.scene.height,
+                    width=self.scene.width,
+                    count=spec.count,
+                    dtype=spec.dtype,
+                    nodata=spec.nodata,
+                    descriptions=spec.descriptions,
+                    tags=spec.tags,
+                    colormap=spec.colormap,
+                )
             )
-            cog_tmp = {name: stack.enter_context(atomic_output(path)) for name, path in files.items()}
-            token = uuid.uuid4().hex[:8]
-            sinks: dict[str, StreamingRaster] = {}
-            for name, spec in specs.items():
-                stream_path = out / f".{name}.stream-{token}.tif"
-                stack.callback(_remove, stream_path)
-                sinks[name] = stack.enter_context(
-                    StreamingRaster(
-                        stream_path,
-                        crs=scene.crs,
-                        transform=scene.transform,
-                        height=scene.height,
-                        width=scene.width,
-                        count=spec["count"],
-                        dtype=spec["dtype"],
-                        nodata=spec["nodata"],
-                        descriptions=spec["descriptions"],
-                        tags=spec.get("tags"),
-                        colormap=spec.get("colormap"),
-                    )
-                )
-            stack.callback(stream.close)
-            # Prediction runs in a background thread while this one writes the finished strips.
-            strips = stack.enter_context(Prefetcher(iter(stream), depth=2))
-            for strip in strips:
-                _write_strip(strip, sinks, tally, areas, calibrator, nodata)
-                if progress is not None:
-                    progress(float(areas[strip.row : strip.row + strip.invalid.shape[0]].sum() * scene.width))
-            if tally.valid_pixels == 0:
-                files_list = ", ".join(info.path.name for info in scene.rasters.values())
-                raise InputError(
-                    f"scene {scene.folder} has no valid pixel: every pixel is nodata ({RASTER_NODATA:g} or NaN) in "
-                    f"at least one of {files_list}; expected some valid data"
-                )
-            for name, sink in sinks.items():
-                sink.to_cog(cog_tmp[name], resampling=specs[name]["resampling"])
-            title = f"{scene.name}: {mapping.info.get('model', 'model')}"
-            if quicklook_tmp is not None:
-                _quicklook(
-                    quicklook_tmp,
-                    scene,
-                    stream.thumbnail,
-                    cog_tmp["classes"],
-                    cog_tmp.get("calibrated_confidence", cog_tmp["confidence"]),
-                    names,
-                    title,
-                )
-            summary = _summary(stream, mapping, tally, areas, nodata, t0)
-            summary["outputs"] = sorted(
-                [f"{n}.tif" for n in files] + (["quicklook.png"] if do_quicklook else [])
+        return sinks
+
+    def _consume(
+        self,
+        stack: contextlib.ExitStack,
+        sinks: dict[str, StreamingRaster],
+        progress: ProgressCallback | None,
+    ) -> None:
+        """Write every strip (prediction runs in a background thread meanwhile).
+
+        Raises:
+            InputError: If the scene turned out to have no valid pixel.
+        """
+        scene, areas = self.scene, self.areas
+        strips = stack.enter_context(Prefetcher(iter(self.stream), depth=2))
+        for strip in strips:
+            _write_strip(strip, sinks, self.tally, areas, self.mapping.calibrator, self.nodata)
+            if progress is not None:
+                progress(float(areas[strip.row : strip.row + strip.invalid.shape[0]].sum() * scene.width))
+        if self.tally.valid_pixels == 0:
+            files_list = ", ".join(info.path.name for info in scene.rasters.values())
+            raise InputError(
+                f"scene {scene.folder} has no valid pixel: every pixel is nodata ({RASTER_NODATA:g} or NaN) in "
+                f"at least one of {files_list}; expected some valid data"
             )
-            summary.update(extra_summary or {})
-            summary_tmp.write_text(json.dumps(summary, indent=2, default=_json_default))
-    except BaseException:
-        if created:  # leave no empty output folder behind
-            with contextlib.suppress(OSError):
-                out.rmdir()
-        raise
-    result_files = dict(files)
-    if do_quicklook:
-        result_files["quicklook"] = out / "quicklook.png"
-    result_files["summary"] = out / "summary.json"
-    return MapResult(out_dir=out, files=result_files, summary=summary)
+
+    def _write_quicklook(self, path: Path, cog_tmp: dict[str, Path]) -> None:
+        title = f"{self.scene.name}: {self.mapping.info.get('model', 'model')}"
+        confidence = cog_tmp.get("calibrated_confidence", cog_tmp["confidence"])
+        names = self.mapping.class_names
+        _quicklook(path, self.scene, self.stream.thumbnail, cog_tmp["classes"], confidence, names, title)
+
+    def _summary(self, extra: dict[str, Any]) -> dict[str, Any]:
+        summary = _summary(self.stream, self.mapping, self.tally, self.areas, self.nodata, self.start_time)
+        summary["outputs"] = sorted(
+            [f"{n}.tif" for n in self.files] + (["quicklook.png"] if self.quicklook else [])
+        )
+        summary.update(extra)
+        return summary
 
 
-def _output_specs(
+@dataclass(frozen=True)
+class OutputSpec:
+    """How one output raster is written.
+
+    Attributes:
+        count: Bands.
+        dtype: Numpy dtype name.
+        nodata: Nodata value.
+        descriptions: Band descriptions.
+        resampling: Overview resampling (GDAL name).
+        tags: Dataset metadata.
+        colormap: Palette of a single-band uint8 raster.
+    """
+
+    count: int
+    dtype: str
+    nodata: float
+    descriptions: list[str]
+    resampling: str = "AVERAGE"
+    tags: dict[str, str] | None = None
+    colormap: dict[int, tuple[int, int, int, int]] | None = None
+
+
+def output_specs(
     names: tuple[str, ...], nodata: float, *, calibrated: bool, probabilities: bool, mc: bool
-) -> dict[str, dict[str, Any]]:
-    """Band count, dtype, nodata, descriptions, metadata and overview resampling of every output raster."""
-    specs: dict[str, dict[str, Any]] = {
-        "classes": {
-            "count": 1,
-            "dtype": "uint8",
-            "nodata": IGNORE_INDEX,
-            "descriptions": ["class"],
-            "tags": {f"class_{i}": n for i, n in enumerate(names)} | {"nodata_class": str(IGNORE_INDEX)},
-            "colormap": _colormap(names),
-            "resampling": "NEAREST",
-        },
-        "confidence": {
-            "count": 1,
-            "dtype": "float32",
-            "nodata": nodata,
-            "descriptions": ["confidence"],
-            "tags": {"definition": "1 + sum_i p_i log_C p_i (GlaViTU paper Eq. 3)"},
-            "resampling": "AVERAGE",
-        },
+) -> dict[str, OutputSpec]:
+    """The output rasters of a scene, by name (file ``<name>.tif``), and how each is written.
+
+    Args:
+        names: Class names.
+        nodata: Nodata of the float outputs.
+        calibrated: Write ``calibrated_confidence.tif``.
+        probabilities: Write ``probabilities.tif``.
+        mc: Write ``mc_std.tif`` (Monte-Carlo dropout).
+
+    Returns:
+        Name -> :class:`OutputSpec`, in writing order.
+    """
+    specs = {
+        "classes": OutputSpec(
+            1,
+            "uint8",
+            IGNORE_INDEX,
+            ["class"],
+            "NEAREST",
+            {f"class_{i}": n for i, n in enumerate(names)} | {"nodata_class": str(IGNORE_INDEX)},
+            _colormap(names),
+        ),
+        "confidence": OutputSpec(
+            1,
+            "float32",
+            nodata,
+            ["confidence"],
+            tags={"definition": "1 + sum_i p_i log_C p_i (GlaViTU paper Eq. 3)"},
+        ),
     }
     if calibrated:
-        specs["calibrated_confidence"] = {
-            "count": 1,
-            "dtype": "float32",
-            "nodata": nodata,
-            "descriptions": ["calibrated_confidence"],
-            "tags": {"definition": "calibrator(confidence) (GlaViTU paper Eq. 4)"},
-            "resampling": "AVERAGE",
-        }
+        specs["calibrated_confidence"] = OutputSpec(
+            1,
+            "float32",
+            nodata,
+            ["calibrated_confidence"],
+            tags={"definition": "calibrator(confidence) (GlaViTU paper Eq. 4)"},
+        )
     if probabilities:
-        specs["probabilities"] = {
-            "count": len(names),
-            "dtype": "float32",
-            "nodata": nodata,
-            "descriptions": list(names),
-            "resampling": "AVERAGE",
-        }
+        specs["probabilities"] = OutputSpec(len(names), "float32", nodata, list(names))
     if mc:
-        specs["mc_std"] = {
-            "count": len(names),
-            "dtype": "float32",
-            "nodata": nodata,
-            "descriptions": [f"{n}_std" for n in names],
-            "tags": {"definition": "sqrt of the blended per-window variance over Monte-Carlo dropout passes"},
-            "resampling": "AVERAGE",
-        }
+        specs["mc_std"] = OutputSpec(
+            len(names),
+            "float32",
+            nodata,
+            [f"{n}_std" for n in names],
+            tags={"definition": "sqrt of the blended per-window variance over Monte-Carlo dropout passes"},
+        )
     return specs
 
 
