@@ -48,6 +48,19 @@ CLASS_NAMES: Final[dict[int, tuple[str, ...]]] = {
 }
 """Class names of the binary (glacier / not) and three-class targets."""
 
+BAND_RANGES: Final[dict[str, tuple[float, float, str]]] = {
+    **{b: (-0.2, 3.0, "top-of-atmosphere reflectance (0-1, not scaled integers)") for b in BANDS["optical"]},
+    "elevation": (-500.0, 9000.0, "elevation in metres"),
+    "slope": (0.0, 90.0, "slope in degrees"),
+    "thermal": (150.0, 400.0, "brightness or land-surface temperature in kelvin"),
+    "sar_asc": (0.0, 1000.0, "backscatter sigma0 in linear units (not dB)"),
+    "sar_desc": (0.0, 1000.0, "backscatter sigma0 in linear units (not dB)"),
+    "coherence_asc": (0.0, 1.0, "InSAR coherence (0-1)"),
+    "coherence_desc": (0.0, 1.0, "InSAR coherence (0-1)"),
+}
+"""Physically plausible range and unit of every canonical band (generous: a scene outside it was almost
+certainly stored in other units, e.g. reflectance as DN x 10000, temperature in degrees Celsius, SAR in dB)."""
+
 RASTER_NODATA: Final[float] = -9999.0
 """Nodata value written into every float raster of a scene folder."""
 

@@ -42,7 +42,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Fit, print and write the thresholds; returns the exit status."""
-    import json
     from pathlib import Path
 
     import numpy as np
@@ -50,7 +49,7 @@ def main(args: argparse.Namespace) -> int:
     from glaciermap.baselines.band_ratio import fit_band_ratio
     from glaciermap.constants import SCENE_FILES
     from glaciermap.errors import ConfigError, InputError
-    from glaciermap.io import atomic_output
+    from glaciermap.io import atomic_output, json_text
 
     def grid(values: tuple[float, float, float], flag: str) -> list[float]:
         lo, hi, step = values
@@ -72,7 +71,7 @@ def main(args: argparse.Namespace) -> int:
             raise InputError(f"--scenes {path}: not found; expected a scene folder or a directory of them")
     fit = fit_band_ratio(folders, grid(args.ratio_grid, "--ratio-grid"), grid(args.blue_grid, "--blue-grid"))
     with atomic_output(args.out) as tmp:
-        tmp.write_text(json.dumps(fit.to_dict(), indent=2) + "\n")
+        tmp.write_text(json_text(fit.to_dict()))
     print(
         f"red/swir1 > {fit.ratio_threshold:g} and blue > {fit.blue_threshold:g}: glacier IoU {fit.iou:.4f} "
         f"on {fit.n_pixels} pixels of {len(folders)} scene(s) -> {args.out}"

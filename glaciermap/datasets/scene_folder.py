@@ -388,7 +388,8 @@ def check_label_values(values: Iterable[int], source: str | Path) -> None:
 
 
 def invalid_pixels(data: npt.NDArray[Any], nodata: float | None) -> npt.NDArray[np.bool_]:
-    """Pixels where any band is nodata: NaN, the file's nodata value or :data:`RASTER_NODATA`.
+    """Pixels where any band is nodata: not finite (NaN or +-infinity), the file's nodata value or
+    :data:`RASTER_NODATA`.
 
     Args:
         data: Bands ``(C, H, W)``.
@@ -397,7 +398,7 @@ def invalid_pixels(data: npt.NDArray[Any], nodata: float | None) -> npt.NDArray[
     Returns:
         Boolean ``(H, W)``, True where the pixel is invalid.
     """
-    bad = np.isnan(data) if np.issubdtype(data.dtype, np.floating) else np.zeros(data.shape, dtype=bool)
+    bad = ~np.isfinite(data) if np.issubdtype(data.dtype, np.floating) else np.zeros(data.shape, dtype=bool)
     bad |= data == RASTER_NODATA
     if nodata is not None and not math.isnan(nodata):
         bad |= data == nodata
@@ -667,3 +668,52 @@ def write_scene_metadata(folder: str | os.PathLike[str], meta: Mapping[str, Any]
     with atomic_output(path) as tmp:
         tmp.write_text(text)
     return path
+
+
+def check_value_ranges(
+    scene: SceneInfo, bands: Mapping[str, Sequence[str]], *, sample_side: int = 256
+) -> None:
+    """Stop early when a band's values are not in the units the models expect.
+
+    Each raster is read once at reduced resolution (at most ``sample_side`` pixels a side); the 1st and 99th
+    percentiles of each band's valid pixels must lie in :data:`glaciermap.constants.BAND_RANGES`.
+
+    Args:
+        scene: The validated scene.
+        bands: The bands to check per modality (names from :data:`glaciermap.constants.BANDS`).
+        sample_side: Side of the decimated read.
+
+    Raises:
+        InputError: Naming the file, the band, the values found and the expected unit and range.
+    """
+    from glaciermap.constants import BAND_RANGES
+
+    for modality, names in bands.items():
+        info = scene.rasters.get(modality)
+        if info is None:
+            continue
+        scale = max(1.0, max(info.height, info.width) / sample_side)
+        shape = (max(1, round(info.height / scale)), max(1, round(info.width / scale)))
+        with open_raster(info.path, f"{modality} bands") as src:
+            try:
+                data = src.read(out_shape=(info.count, *shape), out_dtype=np.float64)
+            except rasterio.errors.RasterioError as err:
+                raise InputError(
+                    f"{info.path}: cannot be read ({err}); expected a readable GeoTIFF"
+                ) from None
+        valid = ~invalid_pixels(data, info.nodata)
+        if not valid.any():
+            continue
+        file_bands = BANDS[modality]
+        for name in names:
+            if name not in BAND_RANGES or name not in file_bands:
+                continue
+            lo, hi, unit = BAND_RANGES[name]
+            values = data[file_bands.index(name)][valid]
+            p1, p99 = (float(v) for v in np.percentile(values, [1, 99]))
+            if p1 < lo or p99 > hi:
+                raise InputError(
+                    f"{info.path}: band {name!r} has values {p1:.6g} to {p99:.6g} (1st-99th percentile of a sample); "
+                    f"expected {unit}, within [{lo:g}, {hi:g}]; convert the data, or pass --no-range-check to "
+                    "map it anyway"
+                )

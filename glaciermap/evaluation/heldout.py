@@ -1,12 +1,12 @@
 """The synthetic world's held-out scenes: the default reference of ``glaciermap evaluate``."""
 
-
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
+
+from glaciermap.io import write_json
 
 HELDOUT_SCENES: tuple[tuple[str, str, int], ...] = (
     ("heldout-karakoram", "karakoram", 90_001),
@@ -62,5 +62,5 @@ def default_reference(
         "size": list(size),
         "scenes": [list(s) for s in HELDOUT_SCENES],
     }
-    marker.write_text(json.dumps(record, indent=2))
+    write_json(marker, record)
     return out

@@ -53,6 +53,8 @@ class MapOptions:
             it, else ``"unseen"``).
         region_vector: Soft region vector (length = number of region codes + 1) for region-encoding models,
             e.g. from bias optimisation; overrides ``region``.
+        check_ranges: Stop with a clear error when a band's values are not in the expected units
+            (:func:`glaciermap.datasets.scene_folder.check_value_ranges`); ``False`` maps unusual data anyway.
         prefetch: Row chunks read ahead by the reader thread.
     """
 
@@ -86,6 +88,12 @@ class MapOptions:
         ),
     )
     region_vector: Sequence[float] | None = field(default=None, metadata={"cli": False})
+    check_ranges: bool = field(
+        default=True,
+        metadata=_cli(
+            "map data whose values are outside the expected units and ranges", flag="--no-range-check"
+        ),
+    )
     prefetch: int = field(default=2, metadata=_cli("row chunks read ahead of the model (default 2)"))
 
     def validate(self) -> None:

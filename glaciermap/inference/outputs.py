@@ -27,7 +27,6 @@ file that looks complete, and leaves no temporary file either.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import time
@@ -52,7 +51,7 @@ from glaciermap.inference.confidence import entropy_confidence
 from glaciermap.inference.predictor import QUICKLOOK_SIDE, SceneStream, Strip
 from glaciermap.inference.source import Prefetcher
 from glaciermap.inference.writers import StreamingRaster
-from glaciermap.io import atomic_output
+from glaciermap.io import atomic_output, json_text
 from glaciermap.raster import RasterGrid
 
 GDAL_CACHE_BASE_MB = 64
@@ -332,7 +331,7 @@ class SceneWriter:
                 if quicklook_tmp is not None:
                     self._write_quicklook(quicklook_tmp, cog_tmp)
                 summary = self._summary(extra_summary)
-                summary_tmp.write_text(json.dumps(summary, indent=2, default=_json_default))
+                summary_tmp.write_text(json_text(summary))
         except BaseException:
             if created:  # leave no empty output folder behind
                 with contextlib.suppress(OSError):
@@ -511,6 +510,7 @@ def _summary(
         "scene_area_km2": round(scene_km2, 6),
         "nodata_area_km2": round(tally.nodata_km2, 6),
         "nodata_fraction": round(1.0 - tally.valid_pixels / max(tally.pixels, 1), 6),
+        "infinite_pixels": int(stream.stats.get("infinite_pixels", 0)),
         "mean_confidence": tally.mean(tally.confidence_sum),
         "mean_calibrated_confidence": tally.mean(tally.calibrated_sum) if calibrated else None,
         "seconds": round(seconds, 3),
@@ -576,11 +576,3 @@ def _remove(path: Path) -> None:
     for aux in path.parent.glob(path.name + ".*"):
         with contextlib.suppress(FileNotFoundError):
             aux.unlink()
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -46,7 +46,7 @@ from pyproj import CRS, Transformer
 from torch import Tensor
 
 from glaciermap.constants import UNSEEN
-from glaciermap.datasets.scene_folder import SceneInfo, inspect_scene
+from glaciermap.datasets.scene_folder import SceneInfo, check_value_ranges, inspect_scene
 from glaciermap.errors import ConfigError
 from glaciermap.inference.checkpoint import MappingModel
 from glaciermap.inference.options import MapOptions
@@ -352,6 +352,8 @@ class ScenePredictor:
         scene = inspect_scene(
             Path(scene_dir), list(self.mapping.bands), labels="ignore", check_valid_pixels=False
         )
+        if self.options.check_ranges:
+            check_value_ranges(scene, self.mapping.bands)
         grid = self.grid(scene)
         location: dict[str, Any] = {}
         if self.mapping.location_encoding == "region":
@@ -464,6 +466,7 @@ class ScenePredictor:
                         yield strip
                 stream.thumbnail = reader.thumbnail()
         finally:
+            stats["infinite_pixels"] = float(reader.infinite_pixels)
             chunks.close()
             stats["seconds"] = time.perf_counter() - start_time
 

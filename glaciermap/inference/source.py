@@ -23,10 +23,12 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 import numpy.typing as npt
 import torch
+from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from glaciermap.constants import BANDS
 from glaciermap.datasets.scene_folder import SceneInfo, invalid_pixels
+from glaciermap.errors import InputError
 from glaciermap.io import open_raster
 from glaciermap.transforms.normalisation import Normalize, NormStats
 from glaciermap.visualisation import FALSE_COLOUR
@@ -70,6 +72,8 @@ class SceneReader:
         self.scene = scene
         self.bands = dict(bands)
         self.fill_value = float(fill_value)
+        self.infinite_pixels = 0
+        """Pixels read so far with an infinite value in some band (treated as nodata)."""
         self.pad_top = pad_top
         self.pad_left = pad_left
         self.padded_width = padded_width
@@ -139,7 +143,8 @@ class SceneReader:
         bad = np.zeros((r1 - r0, self.scene.width), dtype=bool)
         channel = 0
         for m, src in self._open().items():
-            data = src.read(self.indexes[m], window=window, out_dtype=np.float32)
+            data = self._read_window(m, src, window)
+            self.infinite_pixels += int(np.isinf(data).any(axis=0).sum())
             bad |= invalid_pixels(data, self.scene.rasters[m].nodata)
             if m == "optical" and self.thumbnail_step is not None:
                 self._keep_thumbnail(data, r0)
@@ -151,6 +156,25 @@ class SceneReader:
         block[:, bad] = self.fill_value
         invalid[rows, cols] = bad
         return image, invalid
+
+    def _read_window(self, modality: str, src: Any, window: Window) -> npt.NDArray[np.float32]:
+        """Read the requested bands of one window as float32.
+
+        Raises:
+            InputError: Naming the file and the rows if GDAL cannot read them (a corrupt or truncated file).
+        """
+        try:
+            data: npt.NDArray[np.float32] = src.read(
+                self.indexes[modality], window=window, out_dtype=np.float32
+            )
+        except RasterioError as err:
+            r0, r1 = int(window.row_off), int(window.row_off + window.height)
+            detail = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+            raise InputError(
+                f"{self.scene.rasters[modality].path}: cannot read rows {r0}-{r1 - 1} ({detail}); the file is "
+                "corrupt or truncated; expected a readable GeoTIFF"
+            ) from None
+        return data
 
     def _keep_thumbnail(self, data: npt.NDArray[np.float32], row0: int) -> None:
         """Keep the false-colour bands of the rows ``step // 2 + i * step`` among ``[row0, row0 + h)``."""

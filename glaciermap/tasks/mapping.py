@@ -36,7 +36,7 @@ from glaciermap.inference.mapping import resolve_model
 from glaciermap.inference.options import MapOptions
 from glaciermap.inference.outputs import write_outputs
 from glaciermap.inference.predictor import ScenePredictor, SceneStream
-from glaciermap.io import atomic_output
+from glaciermap.io import atomic_output, json_text
 
 __all__ = ["SceneMappingTask", "ScenePredictionWriter", "resolve_mapping_model"]
 
@@ -145,7 +145,7 @@ class ScenePredictionWriter(BasePredictionWriter):
         self.output_dir.mkdir(parents=True, exist_ok=True)
         part = self.output_dir / f".index-rank{trainer.global_rank}.json"
         with atomic_output(part) as tmp:
-            tmp.write_text(json.dumps(self.summaries))
+            tmp.write_text(json_text(self.summaries, indent=None))
         trainer.strategy.barrier("glaciermap-index")
         if trainer.is_global_zero:
             summaries: list[dict[str, Any]] = []
@@ -160,7 +160,7 @@ class ScenePredictionWriter(BasePredictionWriter):
                 "summaries": summaries,
             }
             with atomic_output(self.output_dir / "index.json") as tmp:
-                tmp.write_text(json.dumps(index, indent=2))
+                tmp.write_text(json_text(index))
             for path in parts:
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from glaciermap.errors import ConfigError, InputError
-from glaciermap.io import atomic_output
+from glaciermap.io import atomic_output, json_text
 
 NormMethod = Literal["zscore", "minmax"]
 """Normalisation method: per-band z-score or min-max (see the module docstring)."""
@@ -204,7 +204,7 @@ class NormStats:
             path: The output file.
         """
         with atomic_output(path) as tmp:
-            tmp.write_text(json.dumps(self.to_dict(), indent=2))
+            tmp.write_text(json_text(self.to_dict()))
 
     @classmethod
     def load(cls, path: str | Path) -> NormStats:

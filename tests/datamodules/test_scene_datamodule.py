@@ -165,7 +165,7 @@ def test_without_normalisation_images_keep_their_units(folders: dict[str, Path])
     dm = make(folders, norm=None, modalities=["dem"], fill_value=-1.0)
     dm.setup("test")
     image = next(iter(dm.test_dataloader()))["image"]
-    assert image.min() >= 4000.0 and dm.norm_stats is None
+    assert image.min() >= 10.0 and image.max() >= 4000.0 and dm.norm_stats is None  # slope and elevation
 
 
 def test_random_windows_are_reproducible_and_differ_by_epoch(

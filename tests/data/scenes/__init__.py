@@ -2,7 +2,8 @@
 
 Values are simple and known, so tests can assert them:
 
-* band ``b`` of modality ``m`` holds ``base[m] + b + 0.01 * row`` (float32), with ``base`` below;
+* band ``b`` of modality ``m`` holds ``BASE[m][b] + ROW_STEP[m] * row`` (float32), with the values below
+  (physically plausible, so the mapper's unit checks accept them);
 * labels: columns ``[0, w/3)`` are 0 (background), ``[w/3, 2w/3)`` 1 (clean ice), the rest 2 (debris);
 * ``stats.json`` holds the exact statistics of the valid pixels (computed with numpy).
 """
@@ -20,16 +21,25 @@ from rasterio.transform import from_origin
 
 from glaciermap.constants import BANDS, RASTER_NODATA, SCENE_FILES, SCENE_METADATA
 
-BASE = {"optical": 0.1, "dem": 4000.0, "thermal": 260.0, "sar": 0.05, "insar": 0.5}
-"""Value of band 0, row 0 of each modality."""
+BASE = {
+    "optical": (0.1, 0.15, 0.2, 0.25, 0.3, 0.35),
+    "dem": (4000.0, 10.0),
+    "thermal": (260.0,),
+    "sar": (0.05, 0.06),
+    "insar": (0.2, 0.3),
+}
+"""Value of row 0 of every band of each modality."""
+ROW_STEP = {"optical": 0.01, "dem": 0.01, "thermal": 0.01, "sar": 0.001, "insar": 0.001}
+"""Increase per row of every band of each modality."""
 
 
 def band_values(modality: str, height: int, width: int) -> np.ndarray:
     """The clean (all-valid) bands of a modality, ``(C, H, W)`` float32."""
     count = len(BANDS[modality])
     rows = np.arange(height, dtype=np.float64)[None, :, None]
-    bands = np.arange(count, dtype=np.float64)[:, None, None]
-    return np.broadcast_to(BASE[modality] + bands + 0.01 * rows, (count, height, width)).astype(np.float32)
+    base = np.asarray(BASE[modality], dtype=np.float64)[:count, None, None]
+    values = base + ROW_STEP[modality] * rows
+    return np.broadcast_to(values, (count, height, width)).astype(np.float32)
 
 
 def label_values(height: int, width: int) -> np.ndarray:
