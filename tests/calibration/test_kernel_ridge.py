@@ -110,7 +110,9 @@ def test_fast_evaluation_equals_the_direct_sum() -> None:
     direct = laplacian_kernel(c, x) @ a
     np.testing.assert_allclose(KernelRidgeCalibrator(x, a).raw(c), direct, atol=1e-9)
     # a wide kernel falls back to the chunked direct sum
-    np.testing.assert_allclose(KernelRidgeCalibrator(x, a, gamma=40.0).raw(c), laplacian_kernel(c, x, 40.0) @ a)
+    np.testing.assert_allclose(
+        KernelRidgeCalibrator(x, a, gamma=40.0).raw(c), laplacian_kernel(c, x, 40.0) @ a
+    )
 
 
 def test_json_round_trip() -> None:
