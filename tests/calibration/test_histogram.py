@@ -65,3 +65,17 @@ def test_round_trip_and_bad_input() -> None:
         h.update([0.1], [2])
     with pytest.raises(InputError, match="no samples"):
         ConfidenceHistogram(10).expected_calibration_error()
+
+
+def test_calibrated_histogram_moves_bins_through_the_calibrator() -> None:
+    h = ConfidenceHistogram.from_arrays([0.05, 0.15, 0.12, 0.95], [1, 0, 1, 1], n_bins=10)
+    moved = h.calibrated(lambda c: 1.0 - c, n_bins=10)  # bin means 0.05, 0.135, 0.95 -> 0.95, 0.865, 0.05
+    assert moved.count.tolist() == [1, 0, 0, 0, 0, 0, 0, 0, 2, 1]
+    assert moved.correct.tolist() == [1, 0, 0, 0, 0, 0, 0, 0, 1, 1]
+    np.testing.assert_allclose(moved.confidence_sum[[0, 8, 9]], [0.05, 2 * 0.865, 0.95])
+    # identity with a fine histogram reproduces the ECE of the raw arrays
+    c, k = _data()
+    fine = ConfidenceHistogram.from_arrays(c, k, 10_000)
+    assert fine.calibrated(lambda v: v, 100).expected_calibration_error() == pytest.approx(
+        ConfidenceHistogram.from_arrays(c, k, 100).expected_calibration_error(), abs=1e-12
+    )

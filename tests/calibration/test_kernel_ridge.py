@@ -160,3 +160,17 @@ def test_bad_fit_input() -> None:
         fit_kernel_ridge(ConfidenceHistogram.from_arrays([0.5], [1]), penalty="ridge")  # type: ignore[arg-type]
     with pytest.raises(InputError, match="NaN"):
         KernelRidgeCalibrator.fit([0.5, np.nan], [1, 0])
+
+
+def test_apply_to_probabilities_is_calibrator_of_eq3_confidence() -> None:
+    from glaciermap.inference.confidence import entropy_confidence
+
+    cal = get_calibrator("glavitu_global")
+    rng = np.random.default_rng(7)
+    p1 = rng.random((5, 6)).astype(np.float32)
+    p = np.stack([1 - p1, p1])
+    out = cal.apply_to_probabilities(p, axis=0)
+    assert out.shape == (5, 6) and out.dtype == np.float32
+    np.testing.assert_allclose(out, cal(entropy_confidence(p, axis=0)), atol=1e-7)
+    with pytest.raises(InputError, match="3 classes along axis 0; expected 2"):
+        cal.apply_to_probabilities(np.full((3, 2, 2), 1 / 3))
