@@ -14,7 +14,7 @@ Only numpy and scipy are needed (no torch). See ``docs/calibration.md``.
 """
 
 from glaciermap.calibration.authors import AUTHORS_CALIBRATORS, get_calibrator
-from glaciermap.calibration.base import Calibrator, calibrator_from_dict, check_confidence
+from glaciermap.calibration.base import Calibrator, calibrator_from_dict, check_confidence, raw_confidence
 from glaciermap.calibration.histogram import ConfidenceHistogram
 from glaciermap.calibration.iou_estimate import ExpectedIoU, IoUCorrection, estimate_iou, fit_iou_correction
 from glaciermap.calibration.isotonic import IsotonicCalibrator, fit_isotonic
@@ -38,4 +38,5 @@ __all__ = [
     "fit_kernel_ridge",
     "fit_temperature",
     "get_calibrator",
+    "raw_confidence",
 ]

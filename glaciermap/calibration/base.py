@@ -48,6 +48,29 @@ KINDS: dict[str, str] = {
 _COMMON_FIELDS = frozenset({"kind", "num_classes", "class_names", "iou_correction"})
 
 
+PROBABILITY_CLIP: float = 1e-6
+"""Probabilities are clipped to ``[1e-6, 1 - 1e-6]`` before the logarithm (reference spec 5.4)."""
+
+
+def raw_confidence(probabilities: npt.ArrayLike, axis: int = 0) -> npt.NDArray[np.float32]:
+    """Raw confidence of GlaViTU paper Eq. 3, ``1 + sum_i p_i log_C(p_i)``, with ``p`` clipped as spec 5.4.
+
+    The same computation as :func:`glaciermap.inference.confidence.entropy_confidence` (a test keeps them
+    equal); it lives here too so that this package needs neither torch nor the inference package, which is
+    downstream of it.
+
+    Args:
+        probabilities: Class probabilities with the ``C >= 2`` classes along ``axis``.
+        axis: The class axis.
+
+    Returns:
+        float32 confidence with ``axis`` removed, in ``[0, 1]``.
+    """
+    p = np.clip(np.asarray(probabilities, dtype=np.float32), PROBABILITY_CLIP, 1.0 - PROBABILITY_CLIP)
+    out = 1.0 + (p * np.log(p)).sum(axis=axis) / np.float32(np.log(p.shape[axis]))
+    return np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)
+
+
 def check_confidence(confidence: npt.ArrayLike, name: str = "confidence") -> FloatArray:
     """Raw confidence as float64, checked to be finite and in ``[0, 1]`` (clipped within round-off).
 
@@ -147,15 +170,11 @@ class Calibrator(ABC):
         Raises:
             InputError: If the number of classes differs from :attr:`num_classes` or values are NaN.
         """
-        # Imported here: glaciermap.inference (downstream) uses this package, not the other way round;
-        # confidence.py itself only needs numpy.
-        from glaciermap.inference.confidence import entropy_confidence
-
         p = np.asarray(probabilities, dtype=np.float32)
         self._check_class_axis(p, axis)
         if np.isnan(p).any():
             raise InputError("probabilities: NaN values; expected class probabilities in [0, 1]")
-        return np.asarray(self(entropy_confidence(p, axis=axis)), dtype=np.float32)
+        return np.asarray(self(raw_confidence(p, axis=axis)), dtype=np.float32)
 
     def _check_class_axis(self, p: npt.NDArray[Any], axis: int) -> None:
         classes = p.shape[axis] if p.ndim else 0

@@ -174,3 +174,14 @@ def test_apply_to_probabilities_is_calibrator_of_eq3_confidence() -> None:
     np.testing.assert_allclose(out, cal(entropy_confidence(p, axis=0)), atol=1e-7)
     with pytest.raises(InputError, match="3 classes along axis 0; expected 2"):
         cal.apply_to_probabilities(np.full((3, 2, 2), 1 / 3))
+
+
+@pytest.mark.parametrize("classes", [2, 3])
+def test_raw_confidence_equals_the_inference_confidence(classes: int) -> None:
+    from glaciermap.calibration import raw_confidence
+    from glaciermap.inference.confidence import entropy_confidence
+
+    rng = np.random.default_rng(classes)
+    p = rng.dirichlet(np.ones(classes) * 0.3, size=(7, 9)).transpose(2, 0, 1)  # (C, 7, 9), some near one-hot
+    assert raw_confidence(p, axis=0).tolist() == entropy_confidence(p, axis=0).tolist()
+    assert raw_confidence(p.transpose(1, 2, 0), axis=-1).tolist() == entropy_confidence(p, axis=0).tolist()
