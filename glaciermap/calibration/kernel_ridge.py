@@ -11,7 +11,8 @@ Fitting (reference spec 5.5, ``confidence_calibration.ipynb``), on validation pr
 1. 100 equal-width bins of raw confidence (GlaViTU paper Eq. 3); per non-empty bin the mean confidence
    ``x_b`` (not the bin centre), the accuracy ``y_b`` and the count ``n_b``;
 2. bin weights ``w_b = (n_b / max_b n_b) ** 0.1``;
-3. anchors ``(0, 0)`` first and ``(1, 1)`` last, weight 1;
+3. anchors ``(0, 0)`` first and ``(1, 1)`` last, weight 1 (``low_anchor`` changes the 0 accuracy at
+   confidence 0, e.g. to the chance level ``1 / C``);
 4. ridge penalties ``lambda_i = (1 - w_i) * scale`` (the shipped calibrators: ``scale = 0.1``);
 5. the dual coefficients solve ``(K + Lambda) a = y`` with ``K_ij = exp(-gamma |x_i - x_j|)``.
 
@@ -196,6 +197,7 @@ def fit_kernel_ridge(
     penalty_scale: float = DEFAULT_PENALTY_SCALE,
     penalty: PenaltyMode = "authors",
     gamma: float = 1.0,
+    low_anchor: float = 0.0,
     num_classes: int = 2,
     class_names: Sequence[str] | None = None,
 ) -> KernelRidgeCalibrator:
@@ -209,6 +211,9 @@ def fit_kernel_ridge(
             ``lambda_0 = 0`` the first anchor's penalty (exact interpolation); ``"per_sample"``:
             ``(K + diag(lambda)) a = y`` as the notebook intends. See the module docstring.
         gamma: Laplacian kernel scale (1 in the reference).
+        low_anchor: Accuracy of the anchor at confidence 0: 0 as the authors. Confidence 0 means uniform
+            probabilities, whose argmax is right with probability ``1 / C``; ``1 / num_classes`` avoids the
+            steep drop to 0 below the first bin's mean when many pixels have confidence near 0.
         num_classes: The ``C`` of Eq. 3 the confidence was computed with.
         class_names: Classes of the model, stored with the calibrator.
 
@@ -236,6 +241,7 @@ def fit_kernel_ridge(
         penalty_scale=penalty_scale,
         penalty=penalty,
         gamma=gamma,
+        low_anchor=low_anchor,
         num_classes=num_classes,
         class_names=class_names,
     )
@@ -250,6 +256,7 @@ def fit_kernel_ridge_points(
     penalty_scale: float = DEFAULT_PENALTY_SCALE,
     penalty: PenaltyMode = "authors",
     gamma: float = 1.0,
+    low_anchor: float = 0.0,
     num_classes: int = 2,
     class_names: Sequence[str] | None = None,
 ) -> KernelRidgeCalibrator:
@@ -263,6 +270,7 @@ def fit_kernel_ridge_points(
         penalty_scale: See :func:`fit_kernel_ridge`.
         penalty: See :func:`fit_kernel_ridge`.
         gamma: See :func:`fit_kernel_ridge`.
+        low_anchor: See :func:`fit_kernel_ridge`.
         num_classes: See :func:`fit_kernel_ridge`.
         class_names: See :func:`fit_kernel_ridge`.
 
@@ -285,7 +293,9 @@ def fit_kernel_ridge_points(
         raise ConfigError("bins: expected positive counts and finite x and y (drop empty bins)")
     w = (counts / counts.max()) ** weight_exponent
     xs = np.concatenate([[0.0], xb, [1.0]])
-    ys = np.concatenate([[0.0], yb, [1.0]])
+    if not 0.0 <= low_anchor <= 1.0:
+        raise ConfigError(f"low_anchor is {low_anchor!r}; expected an accuracy in [0, 1]")
+    ys = np.concatenate([[float(low_anchor)], yb, [1.0]])
     lam = (1.0 - np.concatenate([[1.0], w, [1.0]])) * penalty_scale
     K = laplacian_kernel(xs, xs, gamma)
     # sklearn's KernelRidge reads an alpha array per target: with one target only alpha[0] (the (0, 0)

@@ -10,7 +10,9 @@
   at most ``max_samples`` pixels' logits and labels (reservoir by random keys);
 * at the end of the epoch it sums these over processes, fits the calibrator (``"krr"``: the authors' kernel
   ridge on 100 bins; ``"isotonic"``; ``"temperature"``), logs ``val/ece_raw`` and ``val/ece_calibrated``
-  (``ECE_n_bins``, Eq. 5) and hands the calibrator's plain-JSON dict to the task.
+  (``ECE_n_bins``, Eq. 5), for two classes also ``val/iou_estimated_<class>`` (IoU estimated without the
+  reference, :mod:`glaciermap.calibration.iou_estimate`, to compare with the measured ``val/iou_<class>``),
+  and hands the calibrator's plain-JSON dict to the task.
 
 A :class:`~glaciermap.tasks.segmentation.SegmentationTask` keeps it in its ``calibrator`` attribute and writes
 it into every checkpoint as ``checkpoint["glaciermap"]["calibrator"]``, which exported safetensors weights
@@ -77,6 +79,7 @@ class CalibrationCallback(Callback):
         penalty: Kernel ridge penalty mode (see :func:`~glaciermap.calibration.fit_kernel_ridge`).
         penalty_scale: Kernel ridge penalty scale.
         weight_exponent: Kernel ridge bin-weight exponent.
+        low_anchor: Kernel ridge accuracy at confidence 0 (0 as the authors; ``1 / C`` is chance level).
         ignore_index: Mask value of pixels to leave out.
 
     Raises:
@@ -91,6 +94,7 @@ class CalibrationCallback(Callback):
         penalty: PenaltyMode = "authors",
         penalty_scale: float = DEFAULT_PENALTY_SCALE,
         weight_exponent: float = DEFAULT_WEIGHT_EXPONENT,
+        low_anchor: float = 0.0,
         ignore_index: int = IGNORE_INDEX,
     ) -> None:
         if method not in ("krr", "temperature", "isotonic"):
@@ -103,11 +107,13 @@ class CalibrationCallback(Callback):
         self.penalty: PenaltyMode = penalty
         self.penalty_scale = penalty_scale
         self.weight_exponent = weight_exponent
+        self.low_anchor = low_anchor
         self.ignore_index = ignore_index
         self.calibrator: Calibrator | None = None
         self.histogram: ConfidenceHistogram | None = None
         self.ece_raw: float | None = None
         self.ece_calibrated: float | None = None
+        self.iou_estimate: np.ndarray[Any, Any] | None = None
         self._active = False
         self._hook: Any = None
         self._logits: Tensor | None = None
@@ -122,10 +128,12 @@ class CalibrationCallback(Callback):
             return
         fine = self.n_bins * FINE_FACTOR
         dev = pl_module.device
+        k = self._num_classes(pl_module)
+        # counts and confidence sums per (predicted class, fine bin); correct counts per fine bin
         self._acc = {
-            "count": torch.zeros(fine, dtype=torch.int64, device=dev),
+            "count": torch.zeros(k * fine, dtype=torch.int64, device=dev),
             "correct": torch.zeros(fine, dtype=torch.int64, device=dev),
-            "sum": torch.zeros(fine, dtype=torch.float64, device=dev),
+            "sum": torch.zeros(k * fine, dtype=torch.float64, device=dev),
         }
         target = getattr(pl_module, "model", pl_module)
         self._hook = target.register_forward_hook(self._capture)
@@ -157,11 +165,17 @@ class CalibrationCallback(Callback):
         valid = mask != self.ignore_index
         conf = torch_confidence(logits)[valid]
         correct = (logits.argmax(dim=1) == mask)[valid]
-        fine = self._acc["count"].numel()
+        fine = self._acc["correct"].numel()
+        size = self._acc["count"].numel()
+        if logits.shape[1] * fine != size:
+            raise InputError(
+                f"calibration: logits have {logits.shape[1]} classes; expected {size // fine} (the task's classes)"
+            )
         idx = (conf.double() * fine).floor().long().clamp(0, fine - 1)
-        self._acc["count"] += torch.bincount(idx, minlength=fine)
+        by_class = logits.argmax(dim=1)[valid] * fine + idx
+        self._acc["count"] += torch.bincount(by_class, minlength=size)
         self._acc["correct"] += torch.bincount(idx[correct], minlength=fine)
-        self._acc["sum"] += torch.bincount(idx, weights=conf.double(), minlength=fine)
+        self._acc["sum"] += torch.bincount(by_class, weights=conf.double(), minlength=size)
         if self.method == "temperature":
             z = logits.float().permute(0, 2, 3, 1)[valid]
             self._reservoir(z, mask[valid].long())
@@ -189,18 +203,19 @@ class CalibrationCallback(Callback):
             return
         self._active = False
         strategy = trainer.strategy
-        acc = {k: strategy.reduce(self._acc[k], reduce_op="sum") for k in ("count", "correct", "sum")}
-        fine = ConfidenceHistogram(
-            self.n_bins * FINE_FACTOR,
-            acc["count"].cpu().numpy(),
-            acc["correct"].cpu().numpy(),
-            acc["sum"].cpu().numpy(),
-        )
+        acc = {
+            k: strategy.reduce(self._acc[k], reduce_op="sum").cpu().numpy()
+            for k in ("count", "correct", "sum")
+        }
+        n_fine = self.n_bins * FINE_FACTOR
+        count_by_class = acc["count"].reshape(-1, n_fine)
+        sum_by_class = acc["sum"].reshape(-1, n_fine)
+        fine = ConfidenceHistogram(n_fine, count_by_class.sum(0), acc["correct"], sum_by_class.sum(0))
         if fine.total == 0:
             return
         hist = fine.rebin(self.n_bins)
         class_names = getattr(pl_module, "class_names", None)
-        num_classes = len(class_names) if class_names is not None else self._num_classes(pl_module)
+        num_classes = self._num_classes(pl_module)
         calibrator: Calibrator
         if self.method == "krr":
             calibrator = fit_kernel_ridge(
@@ -208,6 +223,7 @@ class CalibrationCallback(Callback):
                 weight_exponent=self.weight_exponent,
                 penalty_scale=self.penalty_scale,
                 penalty=self.penalty,
+                low_anchor=self.low_anchor,
                 num_classes=num_classes,
                 class_names=class_names,
             )
@@ -227,6 +243,11 @@ class CalibrationCallback(Callback):
         else:
             self.ece_calibrated = fine.calibrated(calibrator, self.n_bins).expected_calibration_error()
         self.calibrator = calibrator
+        if num_classes == 2:
+            self.iou_estimate = _binary_iou_estimate(calibrator, count_by_class, sum_by_class)
+            names = class_names or [str(i) for i in range(num_classes)]
+            for name, value in zip(names, self.iou_estimate):
+                pl_module.log(f"val/iou_estimated_{name}", float(value))
         if hasattr(pl_module, "calibrator"):
             setattr(pl_module, "calibrator", calibrator.to_dict())  # noqa: B010 (any task with the attribute)
         pl_module.log("val/ece_raw", self.ece_raw)
@@ -235,6 +256,9 @@ class CalibrationCallback(Callback):
 
     @staticmethod
     def _num_classes(pl_module: pl.LightningModule) -> int:
+        names = getattr(pl_module, "class_names", None)
+        if names is not None:
+            return len(names)
         model = getattr(pl_module, "model", None)
         n = getattr(model, "num_classes", None)
         if not isinstance(n, int):
@@ -295,3 +319,22 @@ class CalibrationCallback(Callback):
         self.histogram = None if hist is None else ConfidenceHistogram.from_dict(hist)
         self.ece_raw = state_dict.get("ece_raw")
         self.ece_calibrated = state_dict.get("ece_calibrated")
+
+
+def _binary_iou_estimate(
+    calibrator: Calibrator, count_by_class: np.ndarray[Any, Any], sum_by_class: np.ndarray[Any, Any]
+) -> np.ndarray[Any, Any]:
+    """IoU per class estimated from calibrated confidence (two classes; :mod:`glaciermap.calibration.iou_estimate`).
+
+    Every fine bin's pixels are taken at the bin's mean raw confidence: ``E[TP_k] = sum_{pred k} R(c)``,
+    ``E[FN_k] = sum_{pred not k} (1 - R(c))``, ``IoU_k = E[TP_k] / (|P_k| + E[FN_k])``.
+    """
+    tp, predicted, wrong = np.zeros(2), np.zeros(2), np.zeros(2)
+    for k in range(2):
+        m = count_by_class[k] > 0
+        r = np.asarray(calibrator(sum_by_class[k][m] / count_by_class[k][m]), np.float64)
+        n = count_by_class[k][m].astype(np.float64)
+        tp[k], predicted[k], wrong[k] = (n * r).sum(), n.sum(), (n * (1.0 - r)).sum()
+    fn = wrong[::-1]  # a wrong pixel predicted as the other class belongs to this one
+    denom = predicted + fn
+    return np.where(denom > 0, tp / np.where(denom > 0, denom, 1.0), np.nan)

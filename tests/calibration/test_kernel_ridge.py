@@ -185,3 +185,12 @@ def test_raw_confidence_equals_the_inference_confidence(classes: int) -> None:
     p = rng.dirichlet(np.ones(classes) * 0.3, size=(7, 9)).transpose(2, 0, 1)  # (C, 7, 9), some near one-hot
     assert raw_confidence(p, axis=0).tolist() == entropy_confidence(p, axis=0).tolist()
     assert raw_confidence(p.transpose(1, 2, 0), axis=-1).tolist() == entropy_confidence(p, axis=0).tolist()
+
+
+def test_low_anchor() -> None:
+    hist = ConfidenceHistogram.from_arrays([0.3, 0.3, 0.6], [1, 0, 1], n_bins=10)
+    cal = fit_kernel_ridge(hist, low_anchor=0.5)
+    np.testing.assert_allclose(cal(np.array([0.0, 0.3, 0.6, 1.0])), [0.5, 0.5, 1.0, 1.0], atol=1e-12)
+    assert fit_kernel_ridge(hist)(np.array([0.0]))[0] == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ConfigError, match=r"low_anchor is 2; expected an accuracy in \[0, 1\]"):
+        fit_kernel_ridge(hist, low_anchor=2)

@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from glaciermap.calibration import (
+    ExpectedIoU,
     IsotonicCalibrator,
     KernelRidgeCalibrator,
     TemperatureCalibrator,
@@ -121,6 +122,20 @@ def test_krr_fit_is_stored_in_checkpoints_and_exported_weights(tmp_path: Path) -
     after = expected_calibration_error(cb.calibrator(conf), correct)
     assert after <= expected_calibration_error(conf, correct)
     assert after == pytest.approx(cb.ece_calibrated, abs=0.01)
+    # IoU estimated without the reference (logged for two classes) equals the pixel-wise estimator
+    probs, _, _ = _val_pixels(task, val)
+    assert cb.iou_estimate is not None
+    np.testing.assert_allclose(
+        cb.iou_estimate, ExpectedIoU(2).update(probs.T, cb.calibrator(conf)).iou(), atol=2e-3
+    )
+    for k, name in enumerate(("background", "glacier")):
+        assert float(task.trainer.callback_metrics[f"val/iou_estimated_{name}"]) == pytest.approx(
+            cb.iou_estimate[k]
+        )
+    # this barely trained model puts most pixels near confidence 0, where accuracy is ~0.5: the authors'
+    # (0, 0) anchor drags those down; the chance-level anchor calibrates them (see fit_kernel_ridge)
+    chance = KernelRidgeCalibrator.fit(conf, correct, low_anchor=0.5)
+    assert expected_calibration_error(chance(conf), correct) < 0.5 * after
     # the checkpoint carries it in its metadata block; load_checkpoint and exported weights read it
     ckpt_path = tmp_path / "checkpoints" / "last.ckpt"
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
@@ -165,6 +180,14 @@ def test_other_methods(tmp_path: Path, method: str, kind: type) -> None:
     assert cb.ece_calibrated is not None and cb.ece_raw is not None
     assert cb.ece_calibrated <= cb.ece_raw
     assert task.calibrator is not None and isinstance(calibrator_from_dict(task.calibrator), kind)
+    if method == "isotonic":
+        # calibrated in-sample, the IoU estimated without the reference matches the measured IoU
+        probs, _, _ = _val_pixels(task, val)
+        masks = torch.cat([b["mask"] for b in val]).numpy()
+        truth, pred = masks[masks != 255], probs.argmax(axis=1)
+        measured = [((pred == k) & (truth == k)).sum() / ((pred == k) | (truth == k)).sum() for k in (0, 1)]
+        assert cb.iou_estimate is not None
+        np.testing.assert_allclose(cb.iou_estimate, measured, atol=0.02)
     if method == "temperature":
         # the temperature fitted on a 3000-pixel subsample lowers the NLL of all validation pixels
         probs, _, _ = _val_pixels(task, val)
