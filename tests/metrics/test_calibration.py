@@ -112,7 +112,10 @@ def test_reexported_lazily_without_torch() -> None:
         "import sys\n"
         "import glaciermap.metrics\n"
         "from glaciermap.metrics import reliability_table\n"
-        "from glaciermap.calibration import get_calibrator\n"
+        "import numpy as np\n"
+        "from glaciermap.calibration import get_calibrator, IsotonicCalibrator\n"
+        "get_calibrator('glavitu_global').apply_to_probabilities(np.full((2, 3, 3), 0.5))\n"
+        "IsotonicCalibrator.fit(np.random.rand(100), np.random.rand(100) < 0.5)\n"
         "print('torch' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
