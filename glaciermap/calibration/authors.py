@@ -2,8 +2,8 @@
 
 The authors ship pickled ``sklearn.kernel_ridge.KernelRidge`` models (``confidence_calibration_models/*.pickle``);
 we never unpickle them. Their parameters (support points ``X_fit``, dual coefficients ``dual_coef``, the fit-time
-penalties ``alpha``; ``gamma = 1``) were extracted once into ``data/glavitu_calibrators.json`` (GlaViTU reference
-spec 5.6), and :func:`get_calibrator` serves them as
+penalties ``alpha``; ``gamma = 1``) were extracted once into ``glavitu_calibrators.json`` next to this module
+(GlaViTU reference spec 5.6), and :func:`get_calibrator` serves them as
 :class:`~glaciermap.calibration.kernel_ridge.KernelRidgeCalibrator`::
 
     f(c) = clip(sum_i a_i exp(-|c - x_i|), 0, 1)
@@ -26,7 +26,7 @@ from glaciermap.errors import ConfigError
 AuthorsCalibrator = Literal["glavitu_global", "glavitu_global_insar", "glavitu_regionencoding"]
 """Names of the shipped calibrators (``glavitu_<key in the JSON file>``)."""
 
-DATA_FILE = Path(__file__).resolve().parent / "data" / "glavitu_calibrators.json"
+DATA_FILE = Path(__file__).resolve().parent / "glavitu_calibrators.json"
 """The authors' calibrator parameters (copied from the reference notes)."""
 
 AUTHORS_CALIBRATORS: tuple[str, ...] = ("glavitu_global", "glavitu_global_insar", "glavitu_regionencoding")
