@@ -1,5 +1,6 @@
-"""Lightning callbacks: training throughput (more arrive with calibration and bias optimisation)."""
+"""Lightning callbacks: training throughput, confidence calibration (bias optimisation arrives later)."""
 
+from glaciermap.callbacks.calibration import CalibrationCallback
 from glaciermap.callbacks.throughput import Throughput
 
-__all__ = ["Throughput"]
+__all__ = ["CalibrationCallback", "Throughput"]

@@ -54,7 +54,9 @@ class Calibrator(Protocol):
 CalibratorFactory = Callable[[Mapping[str, Any]], Calibrator]
 """Builds a calibrator from its checkpoint entry (the dict with ``"kind"``)."""
 
-CALIBRATOR_KINDS: dict[str, str] = {}
+CALIBRATOR_KINDS: dict[str, str] = {
+    kind: "glaciermap.calibration:calibrator_from_dict" for kind in ("krr", "temperature", "isotonic")
+}
 """Calibrator kind -> ``"module:attribute"`` of its factory, imported only when a checkpoint needs it."""
 
 _REGISTERED: dict[str, CalibratorFactory] = {}
@@ -276,6 +278,12 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     norm = NormStats.from_dict(meta["norm_stats"])
     entry = meta.get("calibrator")
     calibrator = calibrator_from_dict(entry, f"checkpoint {p}") if entry is not None else None
+    check_classes = getattr(calibrator, "check_classes", None)
+    if check_classes is not None:
+        try:
+            check_classes(class_names, f"checkpoint {p}")
+        except GlaciermapError as err:
+            raise InputError(str(err)) from None
     info = {
         "model": name,
         "checkpoint": str(p),

@@ -5,6 +5,8 @@
 * :mod:`~glaciermap.metrics.objects`: matching glacier outlines (intersection > 50% of each), detection
   precision / recall / F1 by size class, area deviation (GlaViTU Eq. 10).
 * :mod:`~glaciermap.metrics.boundary`: the PoLiS boundary distance (GlaViTU Eq. 11).
+* :mod:`~glaciermap.metrics.calibration`: expected calibration error (GlaViTU Eq. 5), reliability table and
+  diagram, Brier score, NLL.
 
 Only pure metrics live here: they import nothing from datasets, inventory, baselines or the synthetic world.
 ``glaciermap evaluate``, the application that reads predictions and references and writes reports, is
@@ -18,6 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from glaciermap.metrics.boundary import Polis, polis, sample_boundary
+    from glaciermap.metrics.calibration import (
+        ReliabilityTable,
+        brier_score,
+        expected_calibration_error,
+        negative_log_likelihood,
+        plot_reliability_diagram,
+        reliability_table,
+    )
     from glaciermap.metrics.objects import (
         SIZE_CLASSES,
         GlacierMatching,
@@ -35,6 +45,14 @@ if TYPE_CHECKING:
 
 _MODULES = {
     "boundary": ("Polis", "polis", "sample_boundary"),
+    "calibration": (
+        "ReliabilityTable",
+        "brier_score",
+        "expected_calibration_error",
+        "negative_log_likelihood",
+        "plot_reliability_diagram",
+        "reliability_table",
+    ),
     "objects": (
         "SIZE_CLASSES",
         "GlacierMatching",
@@ -73,12 +91,18 @@ __all__ = [
     "GlacierMatching",
     "PixelMetrics",
     "Polis",
+    "ReliabilityTable",
     "area_deviation",
+    "brier_score",
     "detection_scores",
+    "expected_calibration_error",
     "match_glaciers",
+    "negative_log_likelihood",
     "pixel_metrics",
     "pixel_metrics_from_rasters",
+    "plot_reliability_diagram",
     "polis",
+    "reliability_table",
     "sample_boundary",
     "size_class",
 ]

@@ -81,6 +81,11 @@ class SegmentationTask(LightningModule):
             initialise the model: the fine-tuning strategy.
         norm_stats: Normalisation statistics (``NormStats.to_dict()``); filled from the data module when
             fitting starts and stored in checkpoints.
+        mc_dropout_training: Keep the model's dropout layers active in training, as Monte-Carlo dropout is
+            defined in the GlaViTU paper ("dropout during both training and inference"); the reference code
+            never trained with dropout (spec 9.2 item 1), so the default ``False`` keeps parity. The rate
+            is the model's ``dropout`` argument (``model_kwargs``). Validation and testing stay
+            deterministic; MC inference switches dropout on with ``set_mc_dropout``.
 
     Raises:
         ConfigError: On an unknown model, target, loss or schedule, or inconsistent arguments.
@@ -109,6 +114,7 @@ class SegmentationTask(LightningModule):
         region_dropout: float = 0.1,
         init_from: str | None = None,
         norm_stats: dict[str, Any] | None = None,
+        mc_dropout_training: bool = False,
     ) -> None:
         super().__init__()
         if target not in CLASS_NAMES_BY_TARGET:
@@ -143,6 +149,12 @@ class SegmentationTask(LightningModule):
         self.test_glacier_iou = BinaryJaccardIndex(ignore_index=IGNORE_INDEX)
         if init_from is not None:
             self._init_weights(init_from)
+        if mc_dropout_training:
+            from glaciermap.tasks.mc_dropout import enable_training_dropout
+
+            enable_training_dropout(self.model, model)
+        self.calibrator: dict[str, Any] | None = None
+        """Plain-JSON confidence calibrator (set by ``CalibrationCallback``), saved in the metadata."""
 
     # ------------------------------------------------------------------------------------------------
     # Set-up
@@ -250,6 +262,11 @@ class SegmentationTask(LightningModule):
         """Add a self-describing metadata block (``checkpoint["glaciermap"]``)."""
         checkpoint["glaciermap"] = self.metadata()
 
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Restore the confidence calibrator stored in the metadata block, if any."""
+        meta = checkpoint.get("glaciermap")
+        self.calibrator = meta.get("calibrator") if isinstance(meta, Mapping) else None
+
     def metadata(self) -> dict[str, Any]:
         """What a user of the weights needs: model, inputs, preprocessing, classes, regions, version."""
         return {
@@ -263,6 +280,7 @@ class SegmentationTask(LightningModule):
             "class_names": list(self.class_names),
             "region_codes": list(self.region_codes),
             "location_encoding": self.location_encoding,
+            **({"calibrator": self.calibrator} if self.calibrator is not None else {}),
         }
 
     # ------------------------------------------------------------------------------------------------
