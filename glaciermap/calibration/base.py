@@ -55,9 +55,8 @@ PROBABILITY_CLIP: float = 1e-6
 def raw_confidence(probabilities: npt.ArrayLike, axis: int = 0) -> npt.NDArray[np.float32]:
     """Raw confidence of GlaViTU paper Eq. 3, ``1 + sum_i p_i log_C(p_i)``, with ``p`` clipped as spec 5.4.
 
-    The same computation as :func:`glaciermap.inference.confidence.entropy_confidence` (a test keeps them
-    equal); it lives here too so that this package needs neither torch nor the inference package, which is
-    downstream of it.
+    The one implementation of Eq. 3 in glaciermap: :func:`glaciermap.inference.confidence.entropy_confidence`
+    and the calibration callback call it.
 
     Args:
         probabilities: Class probabilities with the ``C >= 2`` classes along ``axis``.

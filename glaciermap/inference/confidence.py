@@ -14,10 +14,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from glaciermap.calibration.base import raw_confidence
 from glaciermap.errors import InputError
-
-PROBABILITY_CLIP: float = 1e-6
-"""Probabilities are clipped to ``[PROBABILITY_CLIP, 1 - PROBABILITY_CLIP]`` before the logarithm (spec 5.4)."""
 
 
 def entropy_confidence(probabilities: npt.ArrayLike, axis: int = 0) -> npt.NDArray[np.float32]:
@@ -38,7 +36,4 @@ def entropy_confidence(probabilities: npt.ArrayLike, axis: int = 0) -> npt.NDArr
     classes = p.shape[axis] if p.ndim else 0
     if classes < 2:
         raise InputError(f"confidence: expected at least 2 classes along axis {axis}, got shape {p.shape}")
-    p = np.clip(p, PROBABILITY_CLIP, 1.0 - PROBABILITY_CLIP)
-    # log_C(p) = ln(p) / ln(C)
-    out = 1.0 + (p * np.log(p)).sum(axis=axis) / np.float32(np.log(classes))
-    return np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)
+    return raw_confidence(p, axis=axis)  # the one implementation of Eq. 3
