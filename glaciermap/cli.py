@@ -14,9 +14,14 @@ naming the input and what was expected, with exit status 2.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import signal
 import sys
+import threading
 from collections.abc import Sequence
+from types import FrameType
+from typing import Literal
 
 from glaciermap import __version__
 from glaciermap.errors import GlaciermapError
@@ -62,27 +67,97 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+OUTPUTS: dict[str, tuple[str, Literal["dir", "file"]]] = {
+    "map": ("out", "dir"),
+    "inventory": ("out", "file"),
+    "evaluate": ("out", "dir"),
+    "synth": ("out", "dir"),
+    "demo": ("out", "dir"),
+    "fit-band-ratio": ("out", "file"),
+    "convert-keras": ("output", "file"),
+    "compare-inventory": ("out_dir", "dir"),
+}
+"""Sub-command -> (argument, kind) of its output location, checked before the command does any work."""
+
+EXIT_INTERRUPTED = 130
+"""Exit status after Ctrl-C (SIGINT), as shells report it (128 + 2)."""
+
+EXIT_TERMINATED = 143
+"""Exit status after SIGTERM (``timeout``, SLURM, ``docker stop``), as shells report it (128 + 15)."""
+
+
+class Terminated(BaseException):
+    """Raised in the main thread when the process receives SIGTERM, so every clean-up handler runs."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise Terminated
+
+
+def _check_output(command: str, args: argparse.Namespace) -> None:
+    """Reject an unusable output location before the command starts (one clear line, nothing written)."""
+    from glaciermap.io import check_output_dir, check_output_file
+
+    spec = OUTPUTS.get(command)
+    value = getattr(args, spec[0], None) if spec is not None else None
+    if spec is None or value is None:
+        return
+    flag = spec[0] if spec[0] == "output" else "--" + spec[0].replace("_", "-")
+    (check_output_dir if spec[1] == "dir" else check_output_file)(value, flag)
+
+
+def _describe_os_error(err: OSError) -> str:
+    """One line for an operating-system error while reading or writing (disk full, permission, ...)."""
+    where = f" {err.filename}" if err.filename else ""
+    if err.errno == errno.ENOSPC:
+        return f"no space left on the device while writing{where}; free some space or choose another --out"
+    reason = err.strerror or type(err).__name__
+    return f"cannot read or write{where}: {reason}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the process exit status."""
+    """Run the command line; returns the process exit status.
+
+    User mistakes (:class:`~glaciermap.errors.GlaciermapError`) and operating-system errors (disk full,
+    permission denied) print one line and exit 2; Ctrl-C exits 130 and SIGTERM 143, after the temporary files
+    of the interrupted outputs are removed.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv[0] if argv else "glaciermap"
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return _run(argv)
+    except GlaciermapError as err:
+        print(f"glaciermap {command}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"glaciermap {command}: error: {_describe_os_error(err)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"glaciermap {command}: interrupted; no partial output was kept", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Terminated:
+        print(f"glaciermap {command}: terminated; no partial output was kept", file=sys.stderr)
+        return EXIT_TERMINATED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(argv: list[str]) -> int:
     if argv and argv[0] in LIGHTNING_COMMANDS:
         from glaciermap.commands.lightning import run
 
-        try:
-            return run(argv)
-        except GlaciermapError as err:
-            print(f"glaciermap {argv[0]}: error: {err}", file=sys.stderr)
-            return 2
+        return run(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 0
-    try:
-        return int(args._module.main(args))
-    except GlaciermapError as err:
-        print(f"glaciermap {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    _check_output(args.command, args)
+    return int(args._module.main(args))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from glaciermap.datamodules.scenes import SceneDataModule
+from glaciermap.errors import InputError
+from glaciermap.io import load_error_detail
 from glaciermap.tasks.segmentation import SegmentationTask
 
 SUBCOMMANDS: tuple[str, ...] = ("fit", "validate", "test", "predict")
@@ -35,8 +38,49 @@ class GlaciermapCLI(LightningCLI):
         parser.link_arguments("data.region_codes", "model.region_codes", apply_on="instantiate")
 
 
+def _option_values(argv: Sequence[str], name: str) -> list[str]:
+    """Values of ``--name VALUE`` and ``--name=VALUE`` in ``argv``."""
+    values = []
+    for i, arg in enumerate(argv):
+        if arg == name and i + 1 < len(argv):
+            values.append(argv[i + 1])
+        elif arg.startswith(name + "="):
+            values.append(arg.split("=", 1)[1])
+    return values
+
+
+def check_checkpoint_arguments(argv: Sequence[str]) -> None:
+    """Check ``--ckpt_path`` before LightningCLI starts, so a wrong path is one line and writes nothing.
+
+    ``"last"``, ``"best"``, ``"hpc"`` and ``"registry"`` are Lightning's own names and are left to it.
+
+    Args:
+        argv: The command's arguments.
+
+    Raises:
+        InputError: If the file is missing or is not a readable checkpoint.
+    """
+    import torch
+
+    for value in _option_values(argv, "--ckpt_path"):
+        if value in ("last", "best", "hpc", "registry", "null", "None"):
+            continue
+        path = Path(value)
+        expected = "expected a .ckpt written by 'glaciermap fit'"
+        if not path.is_file():
+            raise InputError(f"--ckpt_path {path}: file not found; {expected}")
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # unpickling, zip and torch errors alike
+            detail = load_error_detail(err)
+            raise InputError(f"--ckpt_path {path} is not a readable checkpoint ({detail}); {expected}") from None
+        if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+            raise InputError(f"--ckpt_path {path} holds no 'state_dict'; {expected}")
+
+
 def run(argv: Sequence[str]) -> int:
     """Run LightningCLI with ``argv`` (starting with the sub-command); returns the exit status."""
+    check_checkpoint_arguments(argv)
     # LightningCLI warns when given the process's own arguments explicitly.
     args = None if list(argv) == sys.argv[1:] else list(argv)
     if argv and argv[0] == "predict":

@@ -51,7 +51,7 @@ from glaciermap.inference.confidence import entropy_confidence
 from glaciermap.inference.predictor import QUICKLOOK_SIDE, SceneStream, Strip
 from glaciermap.inference.source import Prefetcher
 from glaciermap.inference.writers import StreamingRaster
-from glaciermap.io import atomic_output, json_text
+from glaciermap.io import atomic_output, check_output_dir, json_text, output_lock
 from glaciermap.raster import RasterGrid
 
 GDAL_CACHE_BASE_MB = 64
@@ -311,10 +311,10 @@ class SceneWriter:
 
     def write(self, progress: ProgressCallback | None, extra_summary: dict[str, Any]) -> MapResult:
         """Stream every strip into the outputs, then finish them; returns the files and the summary."""
+        check_output_dir(self.out, "output folder")
         created = not self.out.exists()
-        self.out.mkdir(parents=True, exist_ok=True)
         try:
-            with contextlib.ExitStack() as stack:
+            with output_lock(self.out, "output folder"), contextlib.ExitStack() as stack:
                 stack.enter_context(rasterio.Env(GDAL_CACHEMAX=gdal_cache_bytes(self.scene)))  # bytes
                 summary_tmp = stack.enter_context(atomic_output(self.out / "summary.json"))
                 quicklook_tmp = (
@@ -341,6 +341,7 @@ class SceneWriter:
         if self.quicklook:
             files["quicklook"] = self.out / "quicklook.png"
         files["summary"] = self.out / "summary.json"
+        _remove_stale(self.out, {p.name for p in files.values()})
         return MapResult(out_dir=self.out, files=files, summary=summary)
 
     def _open_sinks(self, stack: contextlib.ExitStack) -> dict[str, StreamingRaster]:
@@ -568,6 +569,26 @@ def _write_strip(
         spread = strip.spread.astype(np.float32, copy=True)
         spread[:, invalid] = nodata
         sinks["mc_std"].write(strip.row, spread)
+
+
+MAP_OUTPUTS: tuple[str, ...] = (
+    "classes.tif",
+    "confidence.tif",
+    "calibrated_confidence.tif",
+    "probabilities.tif",
+    "mc_std.tif",
+    "uncertain.tif",
+    "quicklook.png",
+    "summary.json",
+)
+"""Every file a mapping run may write into its output folder."""
+
+
+def _remove_stale(out: Path, written: set[str]) -> None:
+    """Remove outputs of an earlier run that this run did not write (e.g. ``probabilities.tif``)."""
+    for name in MAP_OUTPUTS:
+        if name not in written:
+            _remove(out / name)
 
 
 def _remove(path: Path) -> None:

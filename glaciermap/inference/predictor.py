@@ -323,6 +323,7 @@ class ScenePredictor:
         """The window grid of a scene with the configured size, overlap, window and layout."""
         size = self.options.window_size
         assert size is not None
+        self._check_window_size(scene, size)
         return window_grid(
             scene.height,
             scene.width,
@@ -331,6 +332,37 @@ class ScenePredictor:
             kind=self.options.window,
             layout=self.options.layout,
         )
+
+    def _check_window_size(self, scene: SceneInfo, size: int) -> None:
+        """Bound the window by the scene and by memory before anything is allocated.
+
+        A window larger than the scene only pads it, so it is refused unless it is the model's own training
+        size; and the buffers of one row of windows (input ring, accumulators, one batch) must fit in half of
+        the machine's memory.
+
+        Raises:
+            ConfigError: Naming the window size, the scene size or the memory needed.
+        """
+        longest = max(scene.height, scene.width)
+        native = default_window_size(self.mapping)
+        multiple = int(getattr(self.model, "size_multiple", 1))
+        fitting = max(native, -(-longest // multiple) * multiple)
+        if size > fitting:
+            raise ConfigError(
+                f"window_size {size} is larger than the scene ({scene.height} x {scene.width} px) and than the "
+                f"model's {native}; expected at most {fitting}"
+            )
+        channels = sum(len(b) for b in self.mapping.bands.values())
+        classes = self.mapping.num_classes * (2 if self.options.mc_passes > 1 else 1)
+        width = scene.width + 2 * size
+        need = 4 * size * (width * (channels + classes) + self.options.batch_size * size * (channels + 8 * classes))
+        total = _physical_memory()
+        if total and need > total // 2:
+            raise ConfigError(
+                f"window_size {size} with batch_size {self.options.batch_size} needs about {need / 2**30:.1f} GiB "
+                f"for a {scene.width} px wide scene, more than half of this machine's {total / 2**30:.1f} GiB; "
+                "use a smaller window or batch"
+            )
 
     def stream(self, scene_dir: str | os.PathLike[str]) -> SceneStream:
         """Validate a scene folder and return its stream of blended strips.
@@ -577,3 +609,11 @@ class RingAccumulator:
                     acc[:, :keep] = acc[:, stride:].clone()
                     acc[:, keep:] = 0.0
         return strip
+
+
+def _physical_memory() -> int:
+    """Bytes of physical memory of this machine (0 if unknown)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 0

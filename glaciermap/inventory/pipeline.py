@@ -56,7 +56,7 @@ from glaciermap.inventory.outlines import read_outlines
 from glaciermap.inventory.polygonise import iter_polygons
 from glaciermap.inventory.terrain import slope_aspect
 from glaciermap.inventory.uncertainty import buffer_uncertainty_m2, metric_crs_for
-from glaciermap.io import atomic_output
+from glaciermap.io import atomic_outputs, check_output_file
 
 GLACIER_COLUMNS: tuple[str, ...] = (
     "glac_id",
@@ -310,6 +310,9 @@ def _check_options(
     """Validate the options of :func:`build_inventory`; returns the divide method to use."""
     if out_path is not None and Path(out_path).suffix.lower() != ".gpkg":
         raise ConfigError(f"out: expected a .gpkg file name, got {out_path}")
+    if out_path is not None:  # before any work: the GeoPackage and the CSV beside it must be writable
+        check_output_file(out_path, "out")
+        check_output_file(Path(out_path).with_suffix(".csv"), "out (its CSV)")
     if not (min_area_km2 >= 0):
         raise ConfigError(f"min_area_km2 must be >= 0 km2, got {min_area_km2}")
     if median_filter < 0 or (median_filter > 1 and median_filter % 2 == 0):
@@ -586,7 +589,7 @@ def write_inventory(inventory: Inventory, out_path: str | os.PathLike[str]) -> t
     """
     gpkg = Path(out_path)
     csv = gpkg.with_suffix(".csv")
-    with atomic_output(gpkg) as tmp_gpkg, atomic_output(csv) as tmp_csv:
+    with atomic_outputs(gpkg, csv) as (tmp_gpkg, tmp_csv):
         inventory.glaciers.to_file(tmp_gpkg, layer="glaciers", driver="GPKG")
         inventory.debris.to_file(tmp_gpkg, layer="debris", driver="GPKG")
         inventory.divides.to_file(tmp_gpkg, layer="divides", driver="GPKG")

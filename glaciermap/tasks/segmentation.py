@@ -41,6 +41,7 @@ from glaciermap.callbacks.throughput import Throughput
 from glaciermap.constants import CLASS_NAMES, IGNORE_INDEX, Modality
 from glaciermap.datasets.scene import resolve_bands
 from glaciermap.errors import ConfigError
+from glaciermap.io import load_error_detail
 from glaciermap.models import get_model
 from glaciermap.models.base import SegmentationModel
 from glaciermap.tasks.losses import DeepSupervisionLoss, LossName, build_loss
@@ -184,15 +185,20 @@ class SegmentationTask(LightningModule):
         p = Path(path)
         if not p.exists():
             raise ConfigError(f"init_from: {p} does not exist (expected a .ckpt or .safetensors file)")
-        if p.suffix == ".safetensors":
-            from safetensors.torch import load_file
+        expected = "expected a .ckpt written by 'glaciermap fit' or released .safetensors weights"
+        try:
+            if p.suffix == ".safetensors":
+                from safetensors.torch import load_file
 
-            state = load_file(str(p))
-        else:
-            ckpt = torch.load(p, map_location="cpu", weights_only=True)
-            state = {
-                k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")
-            }
+                state = load_file(str(p))
+            else:
+                ckpt = torch.load(p, map_location="cpu", weights_only=True)
+                state = {
+                    k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")
+                }
+        except Exception as err:  # unpickling, zip, safetensors and key errors alike: not a usable checkpoint
+            detail = load_error_detail(err)
+            raise ConfigError(f"init_from: {p} is not a readable checkpoint ({detail}); {expected}") from None
         missing, unexpected = self.model.load_state_dict(state, strict=False)
         if unexpected or missing:
             raise ConfigError(
