@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
+import logging
+import os
 import signal
 import sys
 import threading
@@ -124,6 +126,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv else "glaciermap"
+    # GDAL's own error lines would repeat what the one-line error says (e.g. a full disk, line after line).
+    logging.getLogger("rasterio").addHandler(logging.NullHandler())
+    logging.getLogger("rasterio").propagate = False
+    os.environ.setdefault("CPL_LOG", os.devnull)  # GDAL's C-level messages; set CPL_LOG to see them
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _on_sigterm)

@@ -278,7 +278,9 @@ def output_lock(folder: str | os.PathLike[str], what: str = "--out") -> Iterator
             f.write(str(os.getpid()))
         break
     else:
-        raise InputError(f"{what} {d}: cannot take the lock {lock.name}; expected a folder only this run writes")
+        raise InputError(
+            f"{what} {d}: cannot take the lock {lock.name}; expected a folder only this run writes"
+        )
     try:
         yield lock
     finally:
@@ -308,6 +310,10 @@ def load_error_detail(err: BaseException) -> str:
     text = str(err).strip()
     if not text:
         return type(err).__name__
-    if text.startswith("Weights only load failed") or "Unsupported operand" in text or "invalid load key" in text:
+    if (
+        text.startswith("Weights only load failed")
+        or "Unsupported operand" in text
+        or "invalid load key" in text
+    ):
         return "not a PyTorch checkpoint, or one that holds code rather than only tensors"
     return text.splitlines()[0][:160]

@@ -73,7 +73,9 @@ def check_checkpoint_arguments(argv: Sequence[str]) -> None:
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # unpickling, zip and torch errors alike
             detail = load_error_detail(err)
-            raise InputError(f"--ckpt_path {path} is not a readable checkpoint ({detail}); {expected}") from None
+            raise InputError(
+                f"--ckpt_path {path} is not a readable checkpoint ({detail}); {expected}"
+            ) from None
         if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
             raise InputError(f"--ckpt_path {path} holds no 'state_dict'; {expected}")
 

@@ -31,6 +31,7 @@ import torch
 
 from glaciermap.constants import BANDS, CLASS_NAMES, IMAGE_FILL
 from glaciermap.errors import ConfigError, GlaciermapError, InputError
+from glaciermap.io import load_error_detail
 from glaciermap.models.base import SegmentationModel
 from glaciermap.transforms.normalisation import NormStats
 
@@ -214,9 +215,8 @@ def _read_checkpoint(path: Path, map_location: str | torch.device) -> dict[str, 
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # pickle, zip and torch errors alike mean "not a readable checkpoint"
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise InputError(
-            f"checkpoint {path} is not a readable PyTorch checkpoint ({first[:200]}); expected a .ckpt "
+            f"checkpoint {path} is not a readable PyTorch checkpoint ({load_error_detail(err)}); expected a .ckpt "
             "written by 'glaciermap fit'"
         ) from None
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), Mapping):

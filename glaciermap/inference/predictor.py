@@ -355,7 +355,11 @@ class ScenePredictor:
         channels = sum(len(b) for b in self.mapping.bands.values())
         classes = self.mapping.num_classes * (2 if self.options.mc_passes > 1 else 1)
         width = scene.width + 2 * size
-        need = 4 * size * (width * (channels + classes) + self.options.batch_size * size * (channels + 8 * classes))
+        need = (
+            4
+            * size
+            * (width * (channels + classes) + self.options.batch_size * size * (channels + 8 * classes))
+        )
         total = _physical_memory()
         if total and need > total // 2:
             raise ConfigError(

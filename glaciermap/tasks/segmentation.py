@@ -194,7 +194,9 @@ class SegmentationTask(LightningModule):
             else:
                 ckpt = torch.load(p, map_location="cpu", weights_only=True)
                 state = {
-                    k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")
+                    k.removeprefix("model."): v
+                    for k, v in ckpt["state_dict"].items()
+                    if k.startswith("model.")
                 }
         except Exception as err:  # unpickling, zip, safetensors and key errors alike: not a usable checkpoint
             detail = load_error_detail(err)
