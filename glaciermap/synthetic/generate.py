@@ -129,7 +129,7 @@ def _grid(preset: RegionPreset, height: int, width: int, pixel_size: float) -> t
 
 
 def _blocks(height: int, width: int, block: int) -> Iterator[tuple[int, int, int, int]]:
-    """Windows ``(row0, col0, rows, cols)`` of at most ``block`` pixels a side covering the scene, row by row."""
+    """Windows ``(row0, col0, rows, cols)`` of at most ``block`` pixels a side covering the scene."""
     for r0 in range(0, height, block):
         for c0 in range(0, width, block):
             yield r0, c0, min(block, height - r0), min(block, width - c0)

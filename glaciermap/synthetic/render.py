@@ -373,7 +373,7 @@ class SceneRenderer:
     def _optical(
         self, px: _Pixels, surface: _Surface, relief: _Relief, cover: _Cover, tau: Floats | None
     ) -> F32:
-        """Top-of-atmosphere reflectance of the six bands: surface mixture, illumination, path, cloud, noise."""
+        """TOA reflectance of the six bands: surface mixture, illumination, path radiance, cloud, noise."""
         pressure = np.exp(-np.maximum(relief.z, 0.0) / np.float32(8000.0)).astype(np.float32)
         hh, ww = relief.z.shape
         optical = np.empty((6, hh, ww), dtype=np.float32)
@@ -510,7 +510,7 @@ class SceneRenderer:
             px: The padded window.
             height: Window rows.
             width: Window columns.
-            rasters: ``optical``, ``dem``, ``thermal``, ``sar`` and ``insar``, each (bands, h, w) with the halo.
+            rasters: ``optical``, ``dem``, ``thermal``, ``sar`` and ``insar``, (bands, h, w) with the halo.
             labels: Class labels with the halo.
             glaciers: Glacier ids with the halo.
 

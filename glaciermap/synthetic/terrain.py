@@ -1,10 +1,10 @@
 """Coarse stage of the synthetic glacier world: terrain, glaciers, debris, sea, sun and sky.
 
 Everything that needs the whole scene at once is decided here, on a coarse grid of ``factor`` x ``factor``
-pixels per cell (so at most :data:`MAX_COARSE_SIDE` cells a side whatever the scene size, which bounds memory).
-The flow routing and the lakes (steps 2 and 7) are in :mod:`glaciermap.synthetic.hydrology`. The fine stage
-(:mod:`glaciermap.synthetic.render`) evaluates these fields at each pixel with a cubic B-spline and adds
-pixel-scale detail. The physics (see ``docs/synthetic_world.md``):
+pixels per cell (so at most :data:`MAX_COARSE_SIDE` cells a side whatever the scene size, which bounds
+memory). The flow routing and the lakes (steps 2 and 7) are in :mod:`glaciermap.synthetic.hydrology`. The
+fine stage (:mod:`glaciermap.synthetic.render`) evaluates these fields at each pixel with a cubic B-spline
+and adds pixel-scale detail. The physics (see ``docs/synthetic_world.md``):
 
 1. Relief: a target slope (gentle valley floors along the zero lines of smooth random fields, steep
    hillslopes) integrated from the valley mouths as a cost distance (the eikonal equation
