@@ -45,6 +45,7 @@ def slope_degrees(z: F64, cell: float) -> F64:
 
 
 _OFFSETS = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
+"""Offsets (dy, dx) of the eight neighbours of a cell, in the order D8 ties are broken."""
 
 
 def neighbour(a: F64, dy: int, dx: int, fill: float) -> F64:
