@@ -16,8 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from glaciermap.inference import MapResult
+    from glaciermap.inventory import Inventory
 
 HELP = "main job: map an unseen synthetic scene with the bundled model, score it, write outlines"
 
@@ -61,27 +66,34 @@ def _scores(pred: Any, labels: Any) -> dict[str, float]:
     }
 
 
-def main(args: argparse.Namespace) -> int:
-    """Run the demo; prints a summary table and returns 0."""
-    from rich.console import Console
-    from rich.table import Table
+@dataclass
+class _DemoRun:
+    """What the demo made: the scene folder, the map, the inventory and the seconds each took.
 
-    from glaciermap.baselines import band_ratio_classes
+    Attributes:
+        scene: The scene folder.
+        result: The mapping result (files and summary).
+        inventory: The glacier inventory.
+        seconds: Seconds spent on ``scene``, ``map`` and ``inventory``.
+    """
+
+    scene: Path
+    result: MapResult
+    inventory: Inventory
+    seconds: dict[str, float]
+
+
+def _run_pipeline(args: argparse.Namespace, start: float) -> _DemoRun:
+    """Generate the scene, map it with the bundled weights and build the inventory of the map."""
     from glaciermap.constants import SCENE_FILES
-    from glaciermap.datasets.scene_folder import read_scene_metadata
     from glaciermap.inference import map_scene
     from glaciermap.inventory import build_inventory
-    from glaciermap.io import atomic_output, open_raster
     from glaciermap.models.hub import bundled_weights
     from glaciermap.synthetic.generate import generate_scene
 
-    console = Console()
-    start = time.perf_counter()
     out: Path = args.out
     scene = generate_scene(out / "scene", preset=args.region, size=tuple(args.size), seed=args.seed)
     t_scene = time.perf_counter()
-    meta = read_scene_metadata(scene)
-
     # cosine (Hann) blending: weights fall to 0 at window edges, where a small CNN sees least context
     result = map_scene(
         bundled_weights(DEMO_WEIGHTS), scene, out / "map", window="cosine", progress=not args.quiet
@@ -89,32 +101,40 @@ def main(args: argparse.Namespace) -> int:
     t_map = time.perf_counter()
     inventory = build_inventory(result.files["classes"], scene / SCENE_FILES["dem"], out / "inventory.gpkg")
     t_inventory = time.perf_counter()
+    seconds = {
+        "scene": round(t_scene - start, 2),
+        "map": round(t_map - t_scene, 2),
+        "inventory": round(t_inventory - t_map, 2),
+    }
+    return _DemoRun(scene, result, inventory, seconds)
 
-    with open_raster(scene / SCENE_FILES["labels"], "labels") as src:
-        labels = src.read(1)
-    with open_raster(result.files["classes"], "class map") as src:
-        predicted = src.read(1)
-    model = _scores(predicted, labels)
-    ratio = _scores(band_ratio_classes(scene), labels)  # band ratio: 1 = glacier, never debris
-    summary: dict[str, Any] = {
-        "scene": str(scene),
+
+def _summary(run: _DemoRun, meta: dict[str, Any], labels: Any, scores: dict[str, Any]) -> dict[str, Any]:
+    """The content of ``demo.json`` (without the total seconds)."""
+    from glaciermap.models.hub import bundled_weights
+
+    return {
+        "scene": str(run.scene),
         "region": meta.get("region_code"),
         "preset": meta.get("preset"),
         "size": [int(labels.shape[0]), int(labels.shape[1])],
         "model": str(bundled_weights(DEMO_WEIGHTS)),
-        "scores": {"model": model, "band_ratio": ratio},
-        "mapped_area_km2": result.summary.get("area_km2"),
-        "inventory": {"glaciers": len(inventory.glaciers), "path": str(inventory.gpkg_path)},
-        "seconds": {
-            "scene": round(t_scene - start, 2),
-            "map": round(t_map - t_scene, 2),
-            "inventory": round(t_inventory - t_map, 2),
-        },
+        "scores": scores,
+        "mapped_area_km2": run.result.summary.get("area_km2"),
+        "inventory": {"glaciers": len(run.inventory.glaciers), "path": str(run.inventory.gpkg_path)},
+        "seconds": dict(run.seconds),
     }
-    summary["seconds"]["total"] = round(time.perf_counter() - start, 2)
-    with atomic_output(out / "demo.json") as tmp:
-        tmp.write_text(json.dumps(summary, indent=2))
 
+
+def _print_summary(
+    args: argparse.Namespace, meta: dict[str, Any], labels: Any, summary: dict[str, Any], run: _DemoRun
+) -> None:
+    """Print the scores of the model and of the band ratio as a table, then where the outputs are."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    model, ratio = summary["scores"]["model"], summary["scores"]["band_ratio"]
     table = Table(
         title=f"glaciermap demo: synthetic {meta.get('preset')} scene ({meta.get('region_code')}), "
         f"{labels.shape[0]} x {labels.shape[1]} px, seed {args.seed}"
@@ -130,8 +150,32 @@ def main(args: argparse.Namespace) -> int:
     ):
         table.add_row(name, f"{model[key]:.3f}", f"{ratio[key]:.3f}")
     console.print(table)
+    inventory = run.inventory
     console.print(
         f"{len(inventory.glaciers)} glaciers in {inventory.gpkg_path}; map, confidence and quick-look in "
-        f"{out / 'map'}; {summary['seconds']['total']:.1f} s"
+        f"{args.out / 'map'}; {summary['seconds']['total']:.1f} s"
     )
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the demo; prints a summary table and returns 0."""
+    from glaciermap.baselines import band_ratio_classes
+    from glaciermap.constants import SCENE_FILES
+    from glaciermap.datasets.scene_folder import read_scene_metadata
+    from glaciermap.io import atomic_output, open_raster
+
+    start = time.perf_counter()
+    run = _run_pipeline(args, start)
+    meta = read_scene_metadata(run.scene)
+    with open_raster(run.scene / SCENE_FILES["labels"], "labels") as src:
+        labels = src.read(1)
+    with open_raster(run.result.files["classes"], "class map") as src:
+        predicted = src.read(1)
+    model = _scores(predicted, labels)
+    ratio = _scores(band_ratio_classes(run.scene), labels)  # band ratio: 1 = glacier, never debris
+    summary = _summary(run, meta, labels, {"model": model, "band_ratio": ratio})
+    summary["seconds"]["total"] = round(time.perf_counter() - start, 2)
+    with atomic_output(args.out / "demo.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=2))
+    _print_summary(args, meta, labels, summary, run)
     return 0

@@ -27,12 +27,14 @@ from glaciermap.io import atomic_output
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
+    """A table cell: floats with ``digits`` decimals ("n/a" for NaN), anything else as text."""
     if isinstance(value, float | np.floating):
         return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
     return str(value)
 
 
 def _md_table(frame: pd.DataFrame, columns: dict[str, str], digits: int = 3) -> list[str]:
+    """The lines of a Markdown table of ``frame``'s columns (column name -> heading), one row per row."""
     lines = ["| " + " | ".join(columns.values()) + " |", "|" + "---|" * len(columns)]
     for _, row in frame.iterrows():
         lines.append("| " + " | ".join(_fmt(row[c], digits) for c in columns) + " |")
@@ -47,8 +49,22 @@ def markdown_report(
     sizes: pd.DataFrame,
 ) -> str:
     """The Markdown report text (see ``docs/evaluation.md``)."""
-    three = three_class_methods(ev)
     sizes = sizes[(sizes["size_class"] == ALL) | (sizes["n_ref"] + sizes["n_pred"] > 0)]  # the CSV has all
+    out = [
+        *_header(ev),
+        *_region_section(ev, regions),
+        *_pixel_section(pixels, regions),
+        *_scene_section(scenes),
+        *_detection_section(sizes),
+        *_area_section(sizes),
+        *_files_section(ev),
+    ]
+    return "\n".join(out) + "\n"
+
+
+def _header(ev: Evaluation) -> list[str]:
+    """Title, version, reference and the table of the methods compared."""
+    three = three_class_methods(ev)
     out = [
         "# Glacier mapping evaluation",
         "",
@@ -63,7 +79,12 @@ def markdown_report(
         out.append(
             f"| {m.name} | {m.description} | {n} | {'three-class' if m.name in three else 'glacier / not'} |"
         )
-    out += ["", "## Glacier IoU per region", ""]
+    return out
+
+
+def _region_section(ev: Evaluation, regions: pd.DataFrame) -> list[str]:
+    """Glacier IoU per region and method, pooled over all regions and averaged over them."""
+    out = ["", "## Glacier IoU per region", ""]
     out.append("Pixels pooled per region (micro-average); *average* is the unweighted mean of the regions.")
     out.append("")
     region_names = list(dict.fromkeys(r for r in regions["region"] if r != ALL))
@@ -79,8 +100,12 @@ def markdown_report(
     ]
     out.append("| average | " + " | ".join(_fmt(a) for a in averages) + " |")
     out += ["", "![Glacier IoU per region](iou_per_region.png)", ""]
+    return out
 
-    out += ["## Pixel metrics, all scenes", ""]
+
+def _pixel_section(pixels: pd.DataFrame, regions: pd.DataFrame) -> list[str]:
+    """Per-class pixel metrics and the overall accuracy and mean IoU of all scenes."""
+    out = ["## Pixel metrics, all scenes", ""]
     pooled = pixels[pixels["scene"] == ALL]
     out += _md_table(
         pooled,
@@ -106,7 +131,12 @@ def markdown_report(
             "debris_f1": "F1 debris",
         },
     )
-    out += ["", "## Per scene", ""]
+    return out
+
+
+def _scene_section(scenes: pd.DataFrame) -> list[str]:
+    """One row per method and scene: pixel, detection and boundary metrics."""
+    out = ["", "## Per scene", ""]
     out += _md_table(
         scenes,
         {
@@ -121,7 +151,12 @@ def markdown_report(
             "polis_median_m": "PoLiS median (m)",
         },
     )
-    out += ["", "## Glacier detection by size class", ""]
+    return out
+
+
+def _detection_section(sizes: pd.DataFrame) -> list[str]:
+    """Glacier detection precision, recall and F1 by size class."""
+    out = ["", "## Glacier detection by size class", ""]
     out.append(
         "A predicted glacier matches a reference one when their intersection is more than 50% of each. "
         "Precision counts predicted glaciers by their own size class, recall reference glaciers by theirs."
@@ -140,7 +175,12 @@ def markdown_report(
         },
     )
     out += ["", "![F1 by size class](f1_by_size_class.png)", ""]
-    out += ["## Area deviation and boundary distance of matched glaciers", ""]
+    return out
+
+
+def _area_section(sizes: pd.DataFrame) -> list[str]:
+    """Area deviation (GlaViTU paper Eq. 10) and PoLiS (Eq. 11) of the matched glaciers by size class."""
+    out = ["## Area deviation and boundary distance of matched glaciers", ""]
     out.append(
         "ΔA = A_pred - A_ref and δA = ΔA / A_ref (Eq. 10), by the reference glacier's size class. PoLiS (Eq. 11): "
         "distances of boundary points sampled every 10 m to the other outline, pooled over the pairs."
@@ -161,11 +201,16 @@ def markdown_report(
         },
     )
     out += ["", "![Predicted vs reference area](area_scatter.png)", "", "![PoLiS](polis_hist.png)", ""]
-    out += ["## Files", ""]
+    return out
+
+
+def _files_section(ev: Evaluation) -> list[str]:
+    """The CSV files of the report, and the evaluation's notes if any."""
+    out = ["## Files", ""]
     out += [f"- `{name}`" for name in REPORT_FILES if name.endswith(".csv")]
     if ev.notes:
         out += ["", "## Notes", ""] + [f"- {note}" for note in ev.notes]
-    return "\n".join(out) + "\n"
+    return out
 
 
 def write_report(

@@ -72,6 +72,30 @@ def _ids(gdf: gpd.GeoDataFrame) -> tuple[str, npt.NDArray[Any]]:
     return name, gdf[name].to_numpy()
 
 
+@dataclass
+class _Measured:
+    """The glaciers of one inventory in the comparison's metric CRS.
+
+    Attributes:
+        geoms: The polygons.
+        area_km2: Their areas, km2.
+        id_field: Name of the identifier column (``"row"``: row numbers).
+        ids: The identifiers.
+    """
+
+    geoms: npt.NDArray[Any]
+    area_km2: npt.NDArray[np.float64]
+    id_field: str
+    ids: npt.NDArray[Any]
+
+
+def _measure(gdf: gpd.GeoDataFrame, crs: CRS, to_km2: float) -> _Measured:
+    """Project an inventory to ``crs`` and measure its glaciers (``to_km2``: squared CRS units to km2)."""
+    geoms = gdf.to_crs(crs).geometry.values
+    id_field, ids = _ids(gdf)
+    return _Measured(geoms, shapely.area(geoms) * to_km2, id_field, ids)
+
+
 def compare_inventories(
     ours: gpd.GeoDataFrame, reference: gpd.GeoDataFrame, cell_size_km: float = 10.0
 ) -> Comparison:
@@ -91,17 +115,41 @@ def compare_inventories(
     if not (cell_size_km > 0):
         raise ConfigError(f"cell_size_km must be > 0, got {cell_size_km}")
     crs = metric_crs(ours)
-    a = ours.to_crs(crs).geometry.values
-    b = reference.to_crs(crs).geometry.values
     unit = crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0
     to_km2 = unit * unit / 1e6
-    area_a = shapely.area(a) * to_km2
-    area_b = shapely.area(b) * to_km2
-    id_a_name, id_a = _ids(ours)
-    id_b_name, id_b = _ids(reference)
+    a = _measure(ours, crs, to_km2)
+    b = _measure(reference, crs, to_km2)
+    matches, pa, pb = _matches(a, b, crs, to_km2)
+    area_field = find_field(reference, AREA_FIELDS)
+    if area_field is not None:
+        matches["area_ref_attr_km2"] = pd.to_numeric(reference[area_field], errors="coerce").to_numpy()[pb]
+    not_a = np.setdiff1d(np.arange(len(a.geoms)), pa)
+    not_b = np.setdiff1d(np.arange(len(b.geoms)), pb)
+    new = pd.DataFrame({"id_ours": a.ids[not_a], "area_ours_km2": a.area_km2[not_a]})
+    omitted = pd.DataFrame({"id_ref": b.ids[not_b], "area_ref_km2": b.area_km2[not_b]})
+    cells, transform = cell_differences(a.geoms, b.geoms, cell_size_km * 1000.0 / unit, to_km2)
+    summary = _summary(a, b, matches, (len(not_b), len(not_a)), cells, cell_size_km)
+    summary["crs"] = crs.to_string()
+    return Comparison(matches, omitted, new, cells, transform, crs, summary)
 
+
+def _matches(
+    a: _Measured, b: _Measured, crs: CRS, to_km2: float
+) -> tuple[pd.DataFrame, npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Match the glaciers (:func:`glaciermap.metrics.objects.match_glaciers`) and tabulate the pairs.
+
+    Args:
+        a: Our glaciers.
+        b: The reference glaciers.
+        crs: Their (metric) CRS.
+        to_km2: Factor from squared CRS units to km2.
+
+    Returns:
+        ``(matches, pa, pb)``: the pairs sorted by our row then the reference row, with their areas and
+        differences, and the row numbers of each side.
+    """
     matching = match_glaciers(
-        gpd.GeoSeries(a, crs=crs), gpd.GeoSeries(b, crs=crs), fraction=MATCH_FRACTION
+        gpd.GeoSeries(a.geoms, crs=crs), gpd.GeoSeries(b.geoms, crs=crs), fraction=MATCH_FRACTION
     )  # positional index: pred_id / ref_id are row numbers of ours / reference
     pa = matching.pairs["pred_id"].to_numpy(dtype=np.int64)
     pb = matching.pairs["ref_id"].to_numpy(dtype=np.int64)
@@ -110,50 +158,63 @@ def compare_inventories(
     pairs = matching.pairs.iloc[order]
     matches = pd.DataFrame(
         {
-            "id_ours": id_a[pa],
-            "id_ref": id_b[pb],
-            "area_ours_km2": area_a[pa],
-            "area_ref_km2": area_b[pb],
+            "id_ours": a.ids[pa],
+            "id_ref": b.ids[pb],
+            "area_ours_km2": a.area_km2[pa],
+            "area_ref_km2": b.area_km2[pb],
             "overlap_km2": pairs["intersection_km2"].to_numpy(dtype=np.float64) * (1e6 * to_km2),
         }
     )
     matches["d_area_km2"] = matches["area_ours_km2"] - matches["area_ref_km2"]
     matches["rel_d_area"] = matches["d_area_km2"] / matches["area_ref_km2"]
-    area_field = find_field(reference, AREA_FIELDS)
-    if area_field is not None:
-        matches["area_ref_attr_km2"] = pd.to_numeric(reference[area_field], errors="coerce").to_numpy()[pb]
-    not_a = np.setdiff1d(np.arange(len(a)), pa)
-    not_b = np.setdiff1d(np.arange(len(b)), pb)
-    new = pd.DataFrame({"id_ours": id_a[not_a], "area_ours_km2": area_a[not_a]})
-    omitted = pd.DataFrame({"id_ref": id_b[not_b], "area_ref_km2": area_b[not_b]})
+    return matches, pa, pb
 
-    cells, transform = cell_differences(a, b, cell_size_km * 1000.0 / unit, to_km2)
-    n_m = len(matches)
-    precision = n_m / len(a) if len(a) else math.nan
-    recall = n_m / len(b) if len(b) else math.nan
-    f1 = 2 * n_m / (len(a) + len(b)) if (len(a) + len(b)) else math.nan
-    summary = {
-        "n_ours": len(a),
-        "n_reference": len(b),
+
+def _summary(
+    a: _Measured,
+    b: _Measured,
+    matches: pd.DataFrame,
+    unmatched: tuple[int, int],
+    cells: npt.NDArray[np.float32],
+    cell_size_km: float,
+) -> dict[str, Any]:
+    """Counts, object precision / recall / F1 (GlaViTU Eqs. 7-9) and area totals of a comparison.
+
+    Args:
+        a: Our glaciers.
+        b: The reference glaciers.
+        matches: The matched pairs.
+        unmatched: Numbers of omitted (reference) and new (our) glaciers.
+        cells: Area differences per grid cell, km2.
+        cell_size_km: Side of the cells, km.
+
+    Returns:
+        The summary, without the CRS.
+    """
+    n_a, n_b, n_m = len(a.geoms), len(b.geoms), len(matches)
+    precision = n_m / n_a if n_a else math.nan
+    recall = n_m / n_b if n_b else math.nan
+    f1 = 2 * n_m / (n_a + n_b) if (n_a + n_b) else math.nan
+    return {
+        "n_ours": n_a,
+        "n_reference": n_b,
         "n_matched": n_m,
-        "n_omitted": len(not_b),
-        "n_new": len(not_a),
+        "n_omitted": unmatched[0],
+        "n_new": unmatched[1],
         "precision": precision,
         "recall": recall,
         "f1": f1,
-        "area_ours_km2": float(area_a.sum()),
-        "area_reference_km2": float(area_b.sum()),
-        "d_area_km2": float(area_a.sum() - area_b.sum()),
+        "area_ours_km2": float(a.area_km2.sum()),
+        "area_reference_km2": float(b.area_km2.sum()),
+        "d_area_km2": float(a.area_km2.sum() - b.area_km2.sum()),
         "matched_d_area_km2": float(matches["d_area_km2"].sum()),
         "matched_mean_rel_d_area": float(matches["rel_d_area"].mean()) if n_m else math.nan,
         "cell_size_km": cell_size_km,
         "cell_d_area_min_km2": float(np.nanmin(cells)) if np.isfinite(cells).any() else math.nan,
         "cell_d_area_max_km2": float(np.nanmax(cells)) if np.isfinite(cells).any() else math.nan,
-        "id_field_ours": id_a_name,
-        "id_field_reference": id_b_name,
-        "crs": crs.to_string(),
+        "id_field_ours": a.id_field,
+        "id_field_reference": b.id_field,
     }
-    return Comparison(matches, omitted, new, cells, transform, crs, summary)
 
 
 def cell_differences(

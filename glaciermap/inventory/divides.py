@@ -1,7 +1,7 @@
 """Ice divides: splitting a glacier complex into glaciers from a DEM.
 
-Two methods, both summarised in ``glavitu-reference.md`` 9.1 (the authors' ``massive_ice_divides`` code),
-re-implemented on rasters with scipy and scikit-image (no WhiteboxTools / pysheds):
+Two methods, both from the GlaViTU authors' ice-divide code (``massive_ice_divides``), re-implemented
+on rasters with scipy and scikit-image (no WhiteboxTools / pysheds):
 
 **Flow-shed ("flowshed")**, after Kienholz et al. (2013), *A new semi-automatic approach for dividing
 glacier complexes into individual glaciers*, J. Glaciol. 59(217): flow-sheds draining to outlets
@@ -46,15 +46,15 @@ and 62 with the gutter outlets. (The generator splits its glaciers with a waters
 too, so the minima outlets are favoured by construction; they also avoid the gutter's many parallel
 flow-sheds on planar ice slopes.)
 
-**Copy ("copy")**: the glaciers of a reference inventory (e.g. RGI), rasterised on the grid, are the
-markers of a marker-controlled watershed on the conditioned DEM inside (reference union predicted ice);
-only predicted pixels are kept, predicted pixels no marker reaches get labels of their own, then slivers
-are merged (spec 9.1 (a)). The authors flood the *negated* DEM (``negate_dem=True``); we flood the DEM
-itself by default: on the negated DEM the flood runs from high to low ground, so a strip of predicted ice
-along a valley margin (higher than the ice next to the reference outline) takes the label of the highest
-reference glacier it touches and carries it along the margin across divides (see
-``test_copy_split_follows_the_reference``); flooding the DEM gives each predicted pixel the reference
-glacier reached over the lowest path, i.e. the one it drains to.
+**Copy ("copy")**: the glaciers of a reference inventory (e.g. RGI), rasterised on the grid, are the markers
+of a marker-controlled watershed on the conditioned DEM inside (reference union predicted ice); only predicted
+pixels are kept, predicted pixels no marker reaches get labels of their own, then slivers are merged, as in
+the authors' code. The authors flood the *negated* DEM (``negate_dem=True``); we flood the DEM itself by
+default: on the negated DEM the flood runs from high to low ground, so a strip of predicted ice along a valley
+margin (higher than the ice next to the reference outline) takes the label of the highest reference glacier it
+touches and carries it along the margin across divides (see ``test_copy_split_follows_the_reference``);
+flooding the DEM gives each predicted pixel the reference glacier reached over the lowest path, i.e. the one
+it drains to.
 """
 
 from __future__ import annotations
@@ -90,7 +90,8 @@ REFERENCE_CELL_M2 = 100.0
 
 @dataclass(frozen=True)
 class DivideParams:
-    """Parameters of the ice-divide methods (defaults: the reference implementation, spec 9.1).
+    """Parameters of the ice-divide methods (defaults: those of the authors' ``massive_ice_divides`` code,
+    except ``outlets``, ``merge_rule`` and ``negate_dem``, chosen as the module docstring explains).
 
     Attributes:
         buffer_m: Width of the buffer between the ice and the gutter, m (Kienholz "buffer 2").
@@ -309,7 +310,34 @@ def _surface_outlets(
     _, where = np.unique(flat[first], return_index=True)  # labels 1..n, in order
     depth = img.ravel()[first[where]].astype(np.float64)  # a minimum's elevation: any of its pixels
     area = np.bincount(basins.ravel(), minlength=n + 1)[1:].astype(np.float64) * pixel_size_m * pixel_size_m
-    # Passes: the lowest max(z_p, z_q) over 8-neighbour pixel pairs joining two basins.
+    roots = _merge_shallow_basins(_passes(basins, img, n), n, depth, area, params)
+    sheds = roots[basins].astype(np.int32)
+    acc = np.bincount(sheds.ravel(), minlength=n + 1).astype(np.float64) * pixel_size_m * pixel_size_m
+    positions = ndi.find_objects(markers)
+    points: dict[int, tuple[int, int]] = {}
+    for k in np.unique(roots[1:]).tolist():
+        sl = positions[k - 1]
+        if sl is not None:
+            local = np.argwhere(markers[sl] == k)[0]
+            points[k] = (int(local[0] + sl[0].start), int(local[1] + sl[1].start))
+    return sheds, points, acc
+
+
+def _passes(
+    basins: npt.NDArray[np.int32], img: npt.NDArray[np.float64], n: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """The lowest pass between every pair of adjacent basins.
+
+    A pass is the lowest max(z_p, z_q) over the 8-neighbour pixel pairs (p, q) that join the two basins.
+
+    Args:
+        basins: Basin labels 1..n (0 outside the complex).
+        img: The surface (m).
+        n: Number of basins.
+
+    Returns:
+        ``(u, v, s)``: the basin pairs ``u < v`` and the height of their lowest pass, sorted by ``(u, v)``.
+    """
     us, vs, ss = [], [], []
     for sa, sb in (
         ((slice(None), slice(None, -1)), (slice(None), slice(1, None))),
@@ -323,45 +351,57 @@ def _surface_outlets(
         vs.append(np.maximum(a[sel], b[sel]).astype(np.int64))
         ss.append(np.maximum(img[sa][sel], img[sb][sel]))
     u, v, s = np.concatenate(us), np.concatenate(vs), np.concatenate(ss)
+    if not u.size:
+        return u, v, s
+    code = u * (n + 1) + v
+    order = np.argsort(code, kind="stable")
+    code, s = code[order], s[order]
+    starts = np.flatnonzero(np.r_[True, code[1:] != code[:-1]])
+    return u[order][starts], v[order][starts], np.minimum.reduceat(s, starts)
+
+
+def _merge_shallow_basins(
+    passes: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]],
+    n: int,
+    depth: npt.NDArray[np.float64],
+    area: npt.NDArray[np.float64],
+    params: DivideParams,
+) -> npt.NDArray[np.int64]:
+    """Merge basins across their passes, lowest pass first, as a flood from the significant minima would.
+
+    Args:
+        passes: ``(u, v, s)`` of :func:`_passes`.
+        n: Number of basins.
+        depth: Elevation of every basin's minimum (m), basins 1..n.
+        area: Area of every basin (m2), basins 1..n.
+        params: ``min_depth_m`` and ``min_pour_area_m2``.
+
+    Returns:
+        The root basin of every basin 0..n (0 stays 0).
+    """
+    u, v, s = passes
     parent = np.arange(n + 1)
-    if u.size:
-        code = u * (n + 1) + v
-        order = np.argsort(code, kind="stable")
-        code, s = code[order], s[order]
-        starts = np.flatnonzero(np.r_[True, code[1:] != code[:-1]])
-        code, s = code[starts], np.minimum.reduceat(s, starts)  # the lowest pass of each pair
-        by_height = np.argsort(s, kind="stable")
-        lo_min = np.r_[0.0, depth]
-        size = np.r_[0.0, area]
+    if not u.size:
+        return parent
+    lo_min = np.r_[0.0, depth]
+    size = np.r_[0.0, area]
 
-        def find(x: int) -> int:
-            while parent[x] != x:
-                parent[x] = parent[parent[x]]
-                x = int(parent[x])
-            return x
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = int(parent[x])
+        return x
 
-        for e in by_height.tolist():
-            ra, rb = find(int(code[e] // (n + 1))), find(int(code[e] % (n + 1)))
-            if ra == rb:
-                continue
-            if lo_min[ra] > lo_min[rb] or (lo_min[ra] == lo_min[rb] and ra > rb):
-                ra, rb = rb, ra  # rb: the component with the higher minimum
-            if s[e] - lo_min[rb] < params.min_depth_m or size[rb] < params.min_pour_area_m2:
-                parent[rb] = ra
-                size[ra] += size[rb]
-        roots = np.array([find(i) for i in range(n + 1)])
-    else:
-        roots = parent
-    sheds = roots[basins].astype(np.int32)
-    acc = np.bincount(sheds.ravel(), minlength=n + 1).astype(np.float64) * pixel_size_m * pixel_size_m
-    positions = ndi.find_objects(markers)
-    points: dict[int, tuple[int, int]] = {}
-    for k in np.unique(roots[1:]).tolist():
-        sl = positions[k - 1]
-        if sl is not None:
-            local = np.argwhere(markers[sl] == k)[0]
-            points[k] = (int(local[0] + sl[0].start), int(local[1] + sl[1].start))
-    return sheds, points, acc
+    for e in np.argsort(s, kind="stable").tolist():
+        ra, rb = find(int(u[e])), find(int(v[e]))
+        if ra == rb:
+            continue
+        if lo_min[ra] > lo_min[rb] or (lo_min[ra] == lo_min[rb] and ra > rb):
+            ra, rb = rb, ra  # rb: the component with the higher minimum
+        if s[e] - lo_min[rb] < params.min_depth_m or size[rb] < params.min_pour_area_m2:
+            parent[rb] = ra
+            size[ra] += size[rb]
+    return np.array([find(i) for i in range(n + 1)])
 
 
 def copy_split(
@@ -370,7 +410,7 @@ def copy_split(
     reference: npt.NDArray[np.integer],
     negate_dem: bool = False,
 ) -> npt.NDArray[np.int32]:
-    """Split one complex by copying the divides of a reference inventory (spec 9.1 (a)).
+    """Split one complex by copying the divides of a reference inventory (the authors' copy method).
 
     Args:
         complex_mask: The complex's pixels in a crop.

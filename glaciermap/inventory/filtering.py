@@ -276,7 +276,9 @@ def region_geometry(
 def compactness(
     area_m2: npt.NDArray[np.float64], perimeter_m: npt.NDArray[np.float64]
 ) -> npt.NDArray[np.float64]:
-    """Compactness ``2 sqrt(pi A) / P`` (1 for a disc, smaller for elongated shapes), spec 9.1.
+    """Compactness ``2 sqrt(pi A) / P`` (1 for a disc, smaller for elongated shapes).
+
+    The authors' ice-divide code finds elongated slivers with it (:func:`merge_slivers`).
 
     Args:
         area_m2: Areas, m2.
@@ -299,7 +301,7 @@ def merge_slivers(
     area2_m2: float = 2e5,
     min_compactness: float = 0.5,
 ) -> npt.NDArray[np.int32]:
-    """Merge sliver regions into their neighbours, as the authors' ice-divide code does (spec 9.1).
+    """Merge sliver regions into their neighbours, as the authors' ice-divide code does.
 
     A region is a sliver if ``A < area1_m2`` or (``A < area2_m2`` and compactness ``< min_compactness``).
     Slivers that share a boundary form groups; each group joins the non-sliver region sharing the longest

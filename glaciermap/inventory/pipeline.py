@@ -223,7 +223,6 @@ def build_inventory(
         ConfigError: For invalid options.
         InputError: For a missing, corrupt or unusable class raster, DEM or reference (see ``inputs``).
     """
-    global _JOB
     times: dict[str, float] = {}
     t0 = time.perf_counter()
     method = _check_options(out_path, min_area_km2, median_filter, method, reference, buffer_pixels, workers)
@@ -233,19 +232,10 @@ def build_inventory(
         date = scene_date(Path(classes_path).parent)
     src_date = _check_date(date)
     params = divide_params or DivideParams()
-    classes = ClassReader(classes_path, median_filter=median_filter)
+    classes, dem = _open_readers(classes_path, dem_path, median_filter)
+    grid = classes.grid
     try:
-        grid = classes.grid
-        dem = DemReader(dem_path, grid)  # validates the DEM before any work
-    except BaseException:
-        classes.close()
-        raise
-    try:
-        ref_geoms = None
-        if method == "copy":
-            assert reference is not None
-            ref = read_outlines(reference, "reference inventory").to_crs(grid.crs)
-            ref_geoms = ref.geometry
+        ref_geoms = _reference_geoms(reference, grid) if method == "copy" else None
         t1 = time.perf_counter()
         complexes = scan_complexes(classes.strips(), grid.row_area_m2, min_area_km2)
         times["scan_s"] = time.perf_counter() - t1
@@ -264,11 +254,8 @@ def build_inventory(
             metric_crs_for(grid.crs.to_wkt(), grid.bounds),
             ref_geoms,
         )
-        job.readers[os.getpid()] = (classes, dem)
-        _JOB = job
-        results = sorted(_run(job, workers), key=lambda r: r.k)
+        results = _run_job(job, (classes, dem), workers)
     finally:
-        _JOB = None
         classes.close()
         dem.close()
     times["complexes_s"] = time.perf_counter() - t2
@@ -277,18 +264,8 @@ def build_inventory(
     t3 = time.perf_counter()
     inventory = _assemble(results, grid, dem_source or Path(dem_path).name, src_date)
     times["assemble_s"] = time.perf_counter() - t3
-    inventory.summary.update(
-        method=method,
-        dem_reprojected=not dem.same_grid,
-        crs=grid.crs.to_string(),
-        pixel_size_m=grid.pixel_size_m,
-        min_area_km2=min_area_km2,
-        buffer_pixels=buffer_pixels,
-        workers=workers,
-        largest_complex_km2=float(complexes.area_km2.max(initial=0.0)),
-        largest_crop_mpx=float(((crops[:, 1] - crops[:, 0]) * (crops[:, 3] - crops[:, 2])).max(initial=0))
-        / 1e6,
-    )
+    inventory.summary.update(method=method, dem_reprojected=not dem.same_grid)
+    inventory.summary.update(_run_summary(job, min_area_km2, buffer_pixels, workers))
     if out_path is not None:
         t4 = time.perf_counter()
         write_inventory(inventory, out_path)
@@ -296,6 +273,50 @@ def build_inventory(
     times["total_s"] = time.perf_counter() - t0
     inventory.summary["timings"] = times
     return inventory
+
+
+def _open_readers(
+    classes_path: str | os.PathLike[str], dem_path: str | os.PathLike[str], median_filter: int
+) -> tuple[ClassReader, DemReader]:
+    """Open the class raster and the DEM (checked on the class grid first); none stays open on error."""
+    classes = ClassReader(classes_path, median_filter=median_filter)
+    try:
+        return classes, DemReader(dem_path, classes.grid)
+    except BaseException:
+        classes.close()
+        raise
+
+
+def _reference_geoms(reference: str | os.PathLike[str] | None, grid: ClassGrid) -> gpd.GeoSeries:
+    """The reference outlines of method ``"copy"``, in the class grid's CRS."""
+    assert reference is not None
+    ref = read_outlines(reference, "reference inventory").to_crs(grid.crs)
+    return ref.geometry
+
+
+def _run_job(job: _Job, readers: tuple[ClassReader, DemReader], workers: int) -> list[_ComplexResult]:
+    """Process every complex of ``job`` (this process uses ``readers``), in the order of the complexes."""
+    global _JOB
+    job.readers[os.getpid()] = readers
+    _JOB = job
+    try:
+        return sorted(_run(job, workers), key=lambda r: r.k)
+    finally:
+        _JOB = None
+
+
+def _run_summary(job: _Job, min_area_km2: float, buffer_pixels: float, workers: int) -> dict[str, Any]:
+    """Run information for the inventory's summary: grid, options and the largest complex and crop."""
+    c = job.crops
+    return {
+        "crs": job.grid.crs.to_string(),
+        "pixel_size_m": job.grid.pixel_size_m,
+        "min_area_km2": min_area_km2,
+        "buffer_pixels": buffer_pixels,
+        "workers": workers,
+        "largest_complex_km2": float(job.complexes.area_km2.max(initial=0.0)),
+        "largest_crop_mpx": float(((c[:, 1] - c[:, 0]) * (c[:, 3] - c[:, 2])).max(initial=0)) / 1e6,
+    }
 
 
 def _check_options(
@@ -403,15 +424,6 @@ def _process_complex(k: int) -> _ComplexResult:
     z = dem_reader.read(r0, c0, r1 - r0, c1 - c0)
     area, dx, dy = grid.row_area_m2[r0:r1], grid.row_dx_m[r0:r1], grid.row_dy_m[r0:r1]
     transform = grid.window_transform(r0, c0)
-    open_edges = np.zeros(cmask.shape, dtype=bool)
-    if r0 == 0:
-        open_edges[0, :] = True
-    if r1 == grid.height:
-        open_edges[-1, :] = True
-    if c0 == 0:
-        open_edges[:, 0] = True
-    if c1 == grid.width:
-        open_edges[:, -1] = True
     reference = None
     if job.method == "copy" and job.reference is not None:
         reference = _rasterise_reference(job.reference, transform, cmask.shape)
@@ -425,10 +437,75 @@ def _process_complex(k: int) -> _ComplexResult:
         dy,
         job.params,
         reference=reference,
-        open_edges=open_edges,
+        open_edges=_open_edges(cmask.shape, (r0, r1, c0, c1), grid),
     )
-    slope, aspect = slope_aspect(z, dx, dy, where=glaciers > 0)
     debris = (cls == DEBRIS_ICE) & (glaciers > 0)
+    attrs = _attributes(glaciers, z, debris, (r0, c0), grid)
+    parts: dict[int, list[Any]] = {}
+    for geom, value in iter_polygons(glaciers, transform):
+        parts.setdefault(value, []).append(geom)
+    polygons = [_polygonal(parts.get(i, [])) for i in range(1, len(attrs) + 1)]
+    unc = buffer_uncertainty_m2(job.to_metric(np.asarray(polygons, dtype=object)), job.buffer_m) / 1e6
+    for a, u in zip(attrs, unc):
+        a["area_unc_km2"] = float(u)
+    divides: list[tuple[int, int, Any, float]] = []
+    if len(attrs) > 1:
+        lines = divide_lines(glaciers, transform)
+        lengths = shapely.length(job.to_metric(np.asarray([g for _, _, g in lines], dtype=object)))
+        divides = [(u, v, g, float(length)) for (u, v, g), length in zip(lines, lengths)]
+    valid = int(np.count_nonzero(cmask & np.isfinite(z)))
+    return _ComplexResult(k, attrs, polygons, _debris_parts(job, debris, glaciers, r0, c0), divides, valid)
+
+
+def _open_edges(
+    shape: tuple[int, int], crop: tuple[int, int, int, int], grid: ClassGrid
+) -> npt.NDArray[np.bool_]:
+    """The crop's border pixels that lie on the raster's edge, where ice may flow out of the raster.
+
+    Args:
+        shape: Shape of the crop.
+        crop: ``(row0, row1, col0, col1)`` of the crop in the raster.
+        grid: The class grid.
+
+    Returns:
+        A mask of the crop, True on the raster's edge.
+    """
+    r0, r1, c0, c1 = crop
+    open_edges = np.zeros(shape, dtype=bool)
+    if r0 == 0:
+        open_edges[0, :] = True
+    if r1 == grid.height:
+        open_edges[-1, :] = True
+    if c0 == 0:
+        open_edges[:, 0] = True
+    if c1 == grid.width:
+        open_edges[:, -1] = True
+    return open_edges
+
+
+def _attributes(
+    glaciers: npt.NDArray[np.int32],
+    z: npt.NDArray[np.floating[Any]],
+    debris: npt.NDArray[np.bool_],
+    origin: tuple[int, int],
+    grid: ClassGrid,
+) -> list[dict[str, Any]]:
+    """The attributes of every glacier of a crop (:func:`glacier_attributes`), terminus in grid coordinates.
+
+    Args:
+        glaciers: Glacier labels 1..n of the crop.
+        z: Elevation of the crop (m).
+        debris: Debris-covered pixels of the glaciers.
+        origin: ``(row0, col0)`` of the crop in the raster.
+        grid: The class grid.
+
+    Returns:
+        One attribute dict per glacier, in label order; ``term_x``, ``term_y`` NaN without a terminus.
+    """
+    r0, c0 = origin
+    r1 = r0 + glaciers.shape[0]
+    area, dx, dy = grid.row_area_m2[r0:r1], grid.row_dx_m[r0:r1], grid.row_dy_m[r0:r1]
+    slope, aspect = slope_aspect(z, dx, dy, where=glaciers > 0)
     attrs: list[dict[str, Any]] = []
     for i, sl in enumerate(ndi.find_objects(glaciers), start=1):
         assert sl is not None
@@ -441,30 +518,35 @@ def _process_complex(k: int) -> _ComplexResult:
         else:
             a["term_x"] = a["term_y"] = math.nan
         attrs.append(a)
-    parts: dict[int, list[Any]] = {}
-    for geom, value in iter_polygons(glaciers, transform):
-        parts.setdefault(value, []).append(geom)
-    polygons = [_polygonal(parts.get(i, [])) for i in range(1, len(attrs) + 1)]
-    unc = buffer_uncertainty_m2(job.to_metric(np.asarray(polygons, dtype=object)), job.buffer_m) / 1e6
-    for a, u in zip(attrs, unc):
-        a["area_unc_km2"] = float(u)
+    return attrs
+
+
+def _debris_parts(
+    job: _Job, debris: npt.NDArray[np.bool_], glaciers: npt.NDArray[np.int32], r0: int, c0: int
+) -> list[tuple[int, Any, float, float]]:
+    """The debris-covered parts of a crop's glaciers: ``(glacier label, polygon, area km2, uncertainty km2)``.
+
+    Args:
+        job: The inventory job (metric CRS, uncertainty buffer).
+        debris: Debris-covered glacier pixels of the crop.
+        glaciers: Glacier labels of the crop.
+        r0: First row of the crop in the raster.
+        c0: First column.
+
+    Returns:
+        One row per debris polygon.
+    """
     debris_pairs: list[tuple[int, Any]] = []
     if debris.any():
         rows, cols = np.nonzero(debris.any(axis=1))[0], np.nonzero(debris.any(axis=0))[0]
         d0, d1, e0, e1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
         debris_ids = np.where(debris[d0:d1, e0:e1], glaciers[d0:d1, e0:e1], 0)
-        debris_pairs = [(v, g) for g, v in iter_polygons(debris_ids, grid.window_transform(r0 + d0, c0 + e0))]
+        window = job.grid.window_transform(r0 + d0, c0 + e0)
+        debris_pairs = [(v, g) for g, v in iter_polygons(debris_ids, window)]
     debris_m = job.to_metric(np.asarray([g for _, g in debris_pairs], dtype=object))
     debris_area = shapely.area(debris_m) / 1e6 if len(debris_m) else np.zeros(0)
     debris_unc = buffer_uncertainty_m2(debris_m, job.buffer_m) / 1e6
-    debris_rows = [(v, g, float(a), float(u)) for (v, g), a, u in zip(debris_pairs, debris_area, debris_unc)]
-    divides: list[tuple[int, int, Any, float]] = []
-    if len(attrs) > 1:
-        lines = divide_lines(glaciers, transform)
-        lengths = shapely.length(job.to_metric(np.asarray([g for _, _, g in lines], dtype=object)))
-        divides = [(u, v, g, float(length)) for (u, v, g), length in zip(lines, lengths)]
-    valid = int(np.count_nonzero(cmask & np.isfinite(z)))
-    return _ComplexResult(k, attrs, polygons, debris_rows, divides, valid)
+    return [(v, g, float(a), float(u)) for (v, g), a, u in zip(debris_pairs, debris_area, debris_unc)]
 
 
 def _complex_mask(
@@ -511,48 +593,13 @@ def _rasterise_reference(
 
 def _assemble(results: list[_ComplexResult], grid: ClassGrid, dem_source: str, src_date: str) -> Inventory:
     """Number the glaciers and build the three layers, adding centre and terminus points in EPSG:4326."""
-    rows: list[dict[str, Any]] = []
-    geoms: list[Any] = []
-    debris_rows: list[tuple[int, Any, float, float]] = []
-    divide_rows: list[tuple[int, int, Any, float]] = []
-    gid = 0
-    for res in results:
-        first = gid + 1
-        for attrs, geom in zip(res.attrs, res.polygons):
-            gid += 1
-            rows.append({"glac_id": gid, "complex_id": res.k, **attrs})
-            geoms.append(geom)
-        debris_rows.extend((first + local - 1, g, a, u) for local, g, a, u in res.debris)
-        divide_rows.extend((first + u - 1, first + v - 1, g, length) for u, v, g, length in res.divides)
+    rows, geoms, debris_rows, divide_rows = _number_glaciers(results)
     crs = grid.crs
+    debris = _debris_layer(debris_rows, crs)
+    divides = _divides_layer(divide_rows, crs)
     glaciers = gpd.GeoDataFrame(pd.DataFrame(rows), geometry=gpd.GeoSeries(geoms, crs=crs), crs=crs)
-    debris = gpd.GeoDataFrame(
-        {
-            "glac_id": np.asarray([d[0] for d in debris_rows], dtype=np.int64),
-            "area_km2": np.asarray([d[2] for d in debris_rows], dtype=np.float64),
-            "area_unc_km2": np.asarray([d[3] for d in debris_rows], dtype=np.float64),
-        },
-        geometry=gpd.GeoSeries([d[1] for d in debris_rows], crs=crs),
-        crs=crs,
-    )
-    divides = gpd.GeoDataFrame(
-        {
-            "glac_id_1": np.asarray([d[0] for d in divide_rows], dtype=np.int64),
-            "glac_id_2": np.asarray([d[1] for d in divide_rows], dtype=np.int64),
-            "length_m": np.asarray([d[3] for d in divide_rows], dtype=np.float64),
-        },
-        geometry=gpd.GeoSeries([d[2] for d in divide_rows], crs=crs),
-        crs=crs,
-    )
     if len(glaciers):
-        to_wgs84 = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
-        centre = shapely.point_on_surface(glaciers.geometry.values)
-        glaciers["cenlon"], glaciers["cenlat"] = to_wgs84.transform(
-            shapely.get_x(centre), shapely.get_y(centre)
-        )
-        glaciers["termlon"], glaciers["termlat"] = to_wgs84.transform(
-            glaciers.pop("term_x").to_numpy(), glaciers.pop("term_y").to_numpy()
-        )
+        _add_points(glaciers, crs)
         per_glacier = debris.groupby("glac_id")["area_unc_km2"].sum()
         glaciers["debris_unc_km2"] = glaciers["glac_id"].map(per_glacier).fillna(0.0).to_numpy()
     glaciers["dem_source"] = dem_source
@@ -573,6 +620,74 @@ def _assemble(results: list[_ComplexResult], grid: ClassGrid, dem_source: str, s
         "debris_unc_km2": float(debris["area_unc_km2"].sum()),
     }
     return Inventory(glaciers, debris, divides, summary)
+
+
+def _number_glaciers(
+    results: list[_ComplexResult],
+) -> tuple[
+    list[dict[str, Any]], list[Any], list[tuple[int, Any, float, float]], list[tuple[int, int, Any, float]]
+]:
+    """Number the glaciers 1..n in complex order and renumber their debris and divides to match.
+
+    Args:
+        results: The complexes' results, in complex order.
+
+    Returns:
+        ``(attribute rows, glacier polygons, debris rows, divide rows)`` with inventory-wide glacier ids.
+    """
+    rows: list[dict[str, Any]] = []
+    geoms: list[Any] = []
+    debris_rows: list[tuple[int, Any, float, float]] = []
+    divide_rows: list[tuple[int, int, Any, float]] = []
+    gid = 0
+    for res in results:
+        first = gid + 1
+        for attrs, geom in zip(res.attrs, res.polygons):
+            gid += 1
+            rows.append({"glac_id": gid, "complex_id": res.k, **attrs})
+            geoms.append(geom)
+        debris_rows.extend((first + local - 1, g, a, u) for local, g, a, u in res.debris)
+        divide_rows.extend((first + u - 1, first + v - 1, g, length) for u, v, g, length in res.divides)
+    return rows, geoms, debris_rows, divide_rows
+
+
+def _debris_layer(debris_rows: list[tuple[int, Any, float, float]], crs: Any) -> gpd.GeoDataFrame:
+    """The ``debris`` layer: ``glac_id``, ``area_km2``, ``area_unc_km2`` and the polygons."""
+    return gpd.GeoDataFrame(
+        {
+            "glac_id": np.asarray([d[0] for d in debris_rows], dtype=np.int64),
+            "area_km2": np.asarray([d[2] for d in debris_rows], dtype=np.float64),
+            "area_unc_km2": np.asarray([d[3] for d in debris_rows], dtype=np.float64),
+        },
+        geometry=gpd.GeoSeries([d[1] for d in debris_rows], crs=crs),
+        crs=crs,
+    )
+
+
+def _divides_layer(divide_rows: list[tuple[int, int, Any, float]], crs: Any) -> gpd.GeoDataFrame:
+    """The ``divides`` layer: ``glac_id_1``, ``glac_id_2``, ``length_m`` and the lines."""
+    return gpd.GeoDataFrame(
+        {
+            "glac_id_1": np.asarray([d[0] for d in divide_rows], dtype=np.int64),
+            "glac_id_2": np.asarray([d[1] for d in divide_rows], dtype=np.int64),
+            "length_m": np.asarray([d[3] for d in divide_rows], dtype=np.float64),
+        },
+        geometry=gpd.GeoSeries([d[2] for d in divide_rows], crs=crs),
+        crs=crs,
+    )
+
+
+def _add_points(glaciers: gpd.GeoDataFrame, crs: Any) -> None:
+    """Add the centre and terminus points in EPSG:4326: ``cenlon``, ``cenlat``, ``termlon``, ``termlat``.
+
+    The centre is a point on the glacier's surface; the terminus columns replace ``term_x`` and ``term_y``.
+    """
+    to_wgs84 = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    centre = shapely.point_on_surface(glaciers.geometry.values)
+    glaciers["cenlon"], glaciers["cenlat"] = to_wgs84.transform(shapely.get_x(centre), shapely.get_y(centre))
+    glaciers["termlon"], glaciers["termlat"] = to_wgs84.transform(
+        glaciers.pop("term_x").to_numpy(), glaciers.pop("term_y").to_numpy()
+    )
 
 
 def write_inventory(inventory: Inventory, out_path: str | os.PathLike[str]) -> tuple[Path, Path]:

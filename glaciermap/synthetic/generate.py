@@ -31,10 +31,12 @@ import json
 import math
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
+import numpy.typing as npt
 
 from glaciermap import __version__
 from glaciermap.constants import (
@@ -59,6 +61,10 @@ from glaciermap.synthetic.presets import (
     utm_epsg,
 )
 from glaciermap.transforms.normalisation import ModalityStats, RunningStats
+
+if TYPE_CHECKING:
+    from glaciermap.synthetic.render import WindowData
+    from glaciermap.synthetic.terrain import CoarseWorld
 
 __all__ = [
     "DEFAULT_PRESET",
@@ -123,9 +129,219 @@ def _grid(preset: RegionPreset, height: int, width: int, pixel_size: float) -> t
 
 
 def _blocks(height: int, width: int, block: int) -> Iterator[tuple[int, int, int, int]]:
+    """Windows ``(row0, col0, rows, cols)`` of at most ``block`` pixels a side covering the scene."""
     for r0 in range(0, height, block):
         for c0 in range(0, width, block):
             yield r0, c0, min(block, height - r0), min(block, width - c0)
+
+
+_FLOAT_MODALITIES: Final[tuple[str, ...]] = ("optical", "dem", "thermal", "sar", "insar")
+"""The float32 rasters of a scene, one per modality (bands: :data:`glaciermap.constants.BANDS`)."""
+_OUTPUTS: Final[dict[str, dict[str, Any]]] = {
+    **{
+        m: {"count": len(BANDS[m]), "dtype": "float32", "nodata": RASTER_NODATA, "predictor": 3}
+        for m in _FLOAT_MODALITIES
+    },
+    "labels": {"count": 1, "dtype": "uint8", "nodata": IGNORE_INDEX, "predictor": 2},
+    "glaciers": {"count": 1, "dtype": "uint32", "nodata": 0, "predictor": 2},
+}
+"""Band count, data type, nodata and deflate predictor of every raster of a scene folder."""
+_FILE_NAMES: Final[dict[str, str]] = {**SCENE_FILES, "glaciers": GLACIER_FILE}
+"""File name of every raster of a scene folder."""
+
+
+def _base_profile(height: int, width: int, crs: str, transform: Any) -> dict[str, Any]:
+    """Creation options shared by every raster: deflate, BigTIFF when needed, 256 x 256 tiles if it fits.
+
+    Args:
+        height: Scene rows (pixels).
+        width: Scene columns (pixels).
+        crs: The scene's CRS (``EPSG:...``).
+        transform: Its affine transform.
+
+    Returns:
+        The keyword arguments of ``rasterio.open`` common to all rasters.
+    """
+    tiled = height >= TILE and width >= TILE
+    base: dict[str, Any] = {
+        "driver": "GTiff",
+        "height": height,
+        "width": width,
+        "crs": crs,
+        "transform": transform,
+        "compress": "deflate",
+        "zlevel": 1,  # noisy float bands barely compress further; level 6 doubles the writing time
+        "bigtiff": "IF_SAFER",  # BigTIFF when a file might pass 4 GB (20,000 px scenes)
+        "tiled": tiled,
+    }
+    if tiled:
+        base.update(blockxsize=TILE, blockysize=TILE)
+    return base
+
+
+class _SceneWriter:
+    """The rasters of a scene folder, open for writing window by window.
+
+    Every file is written under a temporary name (:func:`glaciermap.io.atomic_output`) and renamed when
+    ``stack`` closes without an error, so a failure leaves no partial scene file.
+
+    Args:
+        stack: The exit stack that owns the open files.
+        out: The scene folder.
+        profile: Creation options shared by every raster (:func:`_base_profile`).
+    """
+
+    def __init__(self, stack: contextlib.ExitStack[Any], out: Path, profile: dict[str, Any]) -> None:
+        import rasterio
+
+        tmp = {k: stack.enter_context(atomic_output(out / _FILE_NAMES[k])) for k in _OUTPUTS}
+        self.dst = {
+            k: stack.enter_context(rasterio.open(tmp[k], "w", **profile, **_OUTPUTS[k])) for k in _OUTPUTS
+        }
+        for m in _FLOAT_MODALITIES:
+            self.dst[m].descriptions = BANDS[m]
+            units = _UNITS[m]
+            self.dst[m].units = units if isinstance(units, tuple) else (units,) * len(BANDS[m])
+        self.dst["labels"].descriptions = ("labels",)
+        self.dst["labels"].update_tags(classes="0 background, 1 clean ice, 2 debris-covered ice, 255 nodata")
+        self.dst["glaciers"].descriptions = ("glacier_id",)
+
+    def write(self, r0: int, c0: int, win: WindowData) -> None:
+        """Write the rasters of the window whose top-left pixel is (``r0``, ``c0``)."""
+        from rasterio.windows import Window
+
+        h, w = win.labels.shape
+        window = Window(c0, r0, w, h)
+        for m in _FLOAT_MODALITIES:
+            self.dst[m].write(getattr(win, m), window=window)
+        self.dst["labels"].write(win.labels, 1, window=window)
+        self.dst["glaciers"].write(win.glaciers, 1, window=window)
+
+
+class _SceneTally:
+    """Running totals over the windows: band statistics, class pixels and areas, glacier ids.
+
+    Args:
+        row_km2: Area of a pixel of every row (km2).
+    """
+
+    def __init__(self, row_km2: npt.NDArray[np.float64]) -> None:
+        self.row_km2 = row_km2
+        self.stats = {m: RunningStats(len(BANDS[m])) for m in _FLOAT_MODALITIES}
+        self.class_pixels = np.zeros(256, dtype=np.int64)
+        self.class_km2 = {CLEAN_ICE: 0.0, DEBRIS_ICE: 0.0}
+        self.glacier_ids: set[int] = set()
+
+    def update(self, r0: int, win: WindowData) -> None:
+        """Add the window whose first row is ``r0`` (statistics of its valid pixels only)."""
+        h = win.labels.shape[0]
+        for m, stats in self.stats.items():
+            arr = getattr(win, m)
+            stats.update(arr.reshape(arr.shape[0], -1) if win.valid.all() else arr[:, win.valid])
+        self.class_pixels += np.bincount(win.labels.ravel(), minlength=256)
+        for cls in (CLEAN_ICE, DEBRIS_ICE):
+            self.class_km2[cls] += float(np.dot((win.labels == cls).sum(axis=1), self.row_km2[r0 : r0 + h]))
+        self.glacier_ids.update(int(i) for i in np.unique(win.glaciers) if i)
+
+    def stats_json(self) -> dict[str, Any]:
+        """The content of ``stats.json``: per modality, per band mean / std / min / max and the count."""
+        return {m: _stats_entry(s.result(BANDS[m])) for m, s in self.stats.items()}
+
+
+@dataclass(frozen=True)
+class _SceneSetup:
+    """The arguments of :func:`generate_scene` that ``scene.json`` records, checked and normalised."""
+
+    region: RegionPreset
+    height: int
+    width: int
+    seed: int
+    pixel_size: float
+    year: int | None
+    clouds: bool
+    nodata_stripes: bool
+
+
+def _metadata(
+    setup: _SceneSetup, crs: str, transform: Any, world: CoarseWorld, tally: _SceneTally
+) -> dict[str, Any]:
+    """The content of ``scene.json``: where, when and how the scene was made, and what it holds.
+
+    Args:
+        setup: The scene's arguments.
+        crs: Its CRS.
+        transform: Its affine transform.
+        world: Its coarse world (the sun's position).
+        tally: The totals over all windows.
+
+    Returns:
+        The metadata (:func:`glaciermap.datasets.scene_folder.write_scene_metadata`).
+    """
+    region = setup.region
+    return {
+        "region_code": region.region_code,
+        "preset": region.name,
+        "year": int(setup.year) if setup.year is not None else region.year,
+        "sensor": region.sensor,
+        "center_lat": region.center_lat,
+        "center_lon": region.center_lon,
+        "crs": crs,
+        "pixel_size": setup.pixel_size,
+        "height": setup.height,
+        "width": setup.width,
+        "seed": setup.seed,
+        "generator_version": GENERATOR_VERSION,
+        "sun_azimuth": round(world.sun_azimuth, 4),
+        "sun_elevation": round(world.sun_elevation, 4),
+        "transform": [float(x) for x in tuple(transform)[:6]],
+        "ela": region.ela,
+        "clouds": bool(setup.clouds),
+        "nodata_stripes": bool(setup.nodata_stripes),
+        "n_glaciers": len(tally.glacier_ids),
+        "class_area_km2": {
+            "clean_ice": round(tally.class_km2[CLEAN_ICE], 6),
+            "debris_ice": round(tally.class_km2[DEBRIS_ICE], 6),
+        },
+        "nodata_fraction": round(float(tally.class_pixels[IGNORE_INDEX]) / (setup.height * setup.width), 6),
+        "files": {**SCENE_FILES, "glaciers": GLACIER_FILE, "stats": STATS_FILE},
+    }
+
+
+def _render_rasters(
+    setup: _SceneSetup, out: Path, crs: str, transform: Any, block_size: int
+) -> tuple[CoarseWorld, _SceneTally]:
+    """Run the coarse stage, then render the scene window by window into its rasters.
+
+    Args:
+        setup: The scene's arguments.
+        out: The scene folder (exists).
+        crs: The scene's CRS.
+        transform: Its affine transform.
+        block_size: Side of the windows computed at once (pixels).
+
+    Returns:
+        (the coarse world, the totals over all windows).
+    """
+    import rasterio
+    from rasterio.crs import CRS
+
+    from glaciermap.synthetic.render import SceneRenderer
+    from glaciermap.synthetic.terrain import build_coarse_world
+
+    region, height, width = setup.region, setup.height, setup.width
+    sun = sun_position(region.center_lat, region.day_of_year)
+    world = build_coarse_world(region, height, width, setup.pixel_size, setup.seed, sun, setup.clouds)
+    renderer = SceneRenderer(
+        world, region, setup.pixel_size, setup.seed, height, width, setup.clouds, setup.nodata_stripes
+    )
+    tally = _SceneTally(RasterGrid(CRS.from_user_input(crs), transform, height, width).row_areas_m2() / 1e6)
+    with contextlib.ExitStack() as stack, rasterio.Env(GDAL_CACHEMAX=256):
+        writer = _SceneWriter(stack, out, _base_profile(height, width, crs, transform))
+        for r0, c0, h, w in _blocks(height, width, block_size):
+            win = renderer.render(r0, c0, h, w)
+            writer.write(r0, c0, win)
+            tally.update(r0, win)
+    return world, tally
 
 
 def generate_scene(
@@ -167,12 +383,6 @@ def generate_scene(
         ConfigError: If the preset is unknown, an argument is out of range or ``out_dir`` cannot be
             created (e.g. it is an existing file).
     """
-    import rasterio
-    from rasterio.crs import CRS
-
-    from glaciermap.synthetic.render import SceneRenderer
-    from glaciermap.synthetic.terrain import build_coarse_world
-
     region = get_preset(preset)
     height, width = _validate(size, seed, pixel_size, block_size, year)
     out = Path(out_dir)
@@ -180,93 +390,11 @@ def generate_scene(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ConfigError(f"{out}: cannot create the scene folder ({err.strerror or err})") from None
-    seed = int(seed)
-    pixel_size = float(pixel_size)
-    sun = sun_position(region.center_lat, region.day_of_year)
-    world = build_coarse_world(region, height, width, pixel_size, seed, sun, clouds)
-    renderer = SceneRenderer(world, region, pixel_size, seed, height, width, clouds, nodata_stripes)
-    crs, transform = _grid(region, height, width, pixel_size)
-
-    tiled = height >= TILE and width >= TILE
-    base: dict[str, Any] = {
-        "driver": "GTiff",
-        "height": height,
-        "width": width,
-        "crs": crs,
-        "transform": transform,
-        "compress": "deflate",
-        "zlevel": 1,  # noisy float bands barely compress further; level 6 doubles the writing time
-        "bigtiff": "IF_SAFER",  # BigTIFF when a file might pass 4 GB (20,000 px scenes)
-        "tiled": tiled,
-    }
-    if tiled:
-        base.update(blockxsize=TILE, blockysize=TILE)
-    specs: dict[str, dict[str, Any]] = {
-        m: {"count": len(BANDS[m]), "dtype": "float32", "nodata": RASTER_NODATA, "predictor": 3}
-        for m in ("optical", "dem", "thermal", "sar", "insar")
-    }
-    specs["labels"] = {"count": 1, "dtype": "uint8", "nodata": IGNORE_INDEX, "predictor": 2}
-    specs["glaciers"] = {"count": 1, "dtype": "uint32", "nodata": 0, "predictor": 2}
-    names = {**SCENE_FILES, "glaciers": GLACIER_FILE}
-    stats = {m: RunningStats(len(BANDS[m])) for m in ("optical", "dem", "thermal", "sar", "insar")}
-    class_pixels = np.zeros(256, dtype=np.int64)
-    class_km2 = {CLEAN_ICE: 0.0, DEBRIS_ICE: 0.0}
-    row_km2 = RasterGrid(CRS.from_user_input(crs), transform, height, width).row_areas_m2() / 1e6
-    glacier_ids: set[int] = set()
-
-    with contextlib.ExitStack() as stack, rasterio.Env(GDAL_CACHEMAX=256):
-        tmp = {k: stack.enter_context(atomic_output(out / names[k])) for k in specs}
-        dst = {k: stack.enter_context(rasterio.open(tmp[k], "w", **base, **specs[k])) for k in specs}
-        for m in stats:
-            dst[m].descriptions = BANDS[m]
-            units = _UNITS[m]
-            dst[m].units = units if isinstance(units, tuple) else (units,) * len(BANDS[m])
-        dst["labels"].descriptions = ("labels",)
-        dst["labels"].update_tags(classes="0 background, 1 clean ice, 2 debris-covered ice, 255 nodata")
-        dst["glaciers"].descriptions = ("glacier_id",)
-        for r0, c0, h, w in _blocks(height, width, block_size):
-            win = renderer.render(r0, c0, h, w)
-            window = rasterio.windows.Window(c0, r0, w, h)
-            for m in stats:
-                arr = getattr(win, m)
-                dst[m].write(arr, window=window)
-                stats[m].update(arr.reshape(arr.shape[0], -1) if win.valid.all() else arr[:, win.valid])
-            dst["labels"].write(win.labels, 1, window=window)
-            dst["glaciers"].write(win.glaciers, 1, window=window)
-            class_pixels += np.bincount(win.labels.ravel(), minlength=256)
-            for cls in (CLEAN_ICE, DEBRIS_ICE):
-                class_km2[cls] += float(np.dot((win.labels == cls).sum(axis=1), row_km2[r0 : r0 + h]))
-            glacier_ids.update(int(i) for i in np.unique(win.glaciers) if i)
-
-    meta: dict[str, Any] = {
-        "region_code": region.region_code,
-        "preset": region.name,
-        "year": int(year) if year is not None else region.year,
-        "sensor": region.sensor,
-        "center_lat": region.center_lat,
-        "center_lon": region.center_lon,
-        "crs": crs,
-        "pixel_size": pixel_size,
-        "height": height,
-        "width": width,
-        "seed": seed,
-        "generator_version": GENERATOR_VERSION,
-        "sun_azimuth": round(world.sun_azimuth, 4),
-        "sun_elevation": round(world.sun_elevation, 4),
-        "transform": [float(x) for x in tuple(transform)[:6]],
-        "ela": region.ela,
-        "clouds": bool(clouds),
-        "nodata_stripes": bool(nodata_stripes),
-        "n_glaciers": len(glacier_ids),
-        "class_area_km2": {
-            "clean_ice": round(class_km2[CLEAN_ICE], 6),
-            "debris_ice": round(class_km2[DEBRIS_ICE], 6),
-        },
-        "nodata_fraction": round(float(class_pixels[IGNORE_INDEX]) / (height * width), 6),
-        "files": {**SCENE_FILES, "glaciers": GLACIER_FILE, "stats": STATS_FILE},
-    }
-    _write_json(out / STATS_FILE, {m: _stats_entry(s.result(BANDS[m])) for m, s in stats.items()})
-    write_scene_metadata(out, meta)
+    setup = _SceneSetup(region, height, width, int(seed), float(pixel_size), year, clouds, nodata_stripes)
+    crs, transform = _grid(region, height, width, setup.pixel_size)
+    world, tally = _render_rasters(setup, out, crs, transform, block_size)
+    _write_json(out / STATS_FILE, tally.stats_json())
+    write_scene_metadata(out, _metadata(setup, crs, transform, world, tally))
     return out
 
 

@@ -1,12 +1,15 @@
-"""Coarse stage of the synthetic glacier world: terrain, flow routing, glaciers, debris, lakes, sea.
+"""Coarse stage of the synthetic glacier world: terrain, glaciers, debris, sea, sun and sky.
 
 Everything that needs the whole scene at once is decided here, on a coarse grid of ``factor`` x ``factor``
-pixels per cell (so at most :data:`MAX_COARSE_SIDE` cells a side whatever the scene size, which bounds memory).
-The fine stage (:mod:`glaciermap.synthetic.render`) evaluates these fields at each pixel with a cubic
-B-spline and adds pixel-scale detail. The physics (see ``docs/synthetic_world.md``):
+pixels per cell (so at most :data:`MAX_COARSE_SIDE` cells a side whatever the scene size, which bounds
+memory). The flow routing and the lakes (steps 2 and 7) are in :mod:`glaciermap.synthetic.hydrology`. The
+fine stage (:mod:`glaciermap.synthetic.render`) evaluates these fields at each pixel with a cubic B-spline
+and adds pixel-scale detail. The physics (see ``docs/synthetic_world.md``):
 
-1. Relief: a fractional Brownian surface plus a ridged component (sharp aretes), mapped through a hypsometric
-   transform z = z_floor + (z_summit - z_floor) * Phi(h)**p (broad gentle valley floors, steep summits).
+1. Relief: a target slope (gentle valley floors along the zero lines of smooth random fields, steep
+   hillslopes) integrated from the valley mouths as a cost distance (the eikonal equation
+   |grad z| = tan(slope); Sethian, *Level Set Methods*, 1999, ch. 8), then scaled and shifted so that the
+   preset's share of the scene lies above the ELA (:func:`_relief`).
 2. Depressions are filled (morphological reconstruction; Soille, *Morphological Image Analysis*, 2004,
    sec. 6.3.4), flats are drained along their geodesic distance to the spill point, and ice and water are
    routed down the steepest of the eight neighbours (D8; O'Callaghan and Mark 1984).
@@ -25,8 +28,9 @@ B-spline and adds pixel-scale detail. The physics (see ``docs/synthetic_world.md
    Debris is kept on gentle surfaces (the Karakoram paper: 68 % of debris below 10 degrees of slope).
 6. Glaciers are split at ice divides by a marker watershed of the ice surface from its h-minima (the
    termini), the approach of Kienholz et al. (2013) used by GlaViTU.
-7. Proglacial lakes and tarns dammed on gentle ground, mostly near glacier fronts; in maritime presets land below sea level
-   connected to the domain edge is sea, ice reaching it calves, and ice melange spreads from the fronts.
+7. Proglacial lakes and tarns dammed on gentle ground, mostly near glacier fronts; in maritime presets land
+   below sea level connected to the domain edge is sea, ice reaching it calves, and ice melange spreads from
+   the fronts.
 8. Cast shadows by ray marching towards the sun; thin cloud, lithology and seasonal-snow potential fields.
 """
 
@@ -40,6 +44,15 @@ import numpy.typing as npt
 from scipy import ndimage
 from scipy.special import ndtr
 
+from glaciermap.synthetic.hydrology import (
+    d8_receivers,
+    drain_flats,
+    fill_depressions,
+    lakes,
+    neighbour,
+    slope_degrees,
+    topological_levels,
+)
 from glaciermap.synthetic.noise import F32, F64, I64, spectral_field
 from glaciermap.synthetic.presets import RegionPreset
 
@@ -126,6 +139,151 @@ def coarse_layout(height: int, width: int, pixel_size: float) -> tuple[int, int,
     return factor, margin, cell, hc, wc
 
 
+def _tan(deg: F64 | float) -> F64:
+    """Tangent of an angle in degrees."""
+    out: F64 = np.tan(np.radians(deg))
+    return out
+
+
+def _valley_floor(field_: F64, half_width: float, cell: float) -> F64:
+    """1 on the floor of the valley along the zero line of ``field_``, 0 beyond ``half_width`` (m).
+
+    Args:
+        field_: A smooth random field whose zero lines are the valley axes.
+        half_width: Half-width of the valley floor (m); the floor fades out from 0.4 to 1 times it.
+        cell: Grid spacing (m).
+
+    Returns:
+        The valley-floor weight 0..1 (smoothstep of the distance to the zero line).
+    """
+    line = np.zeros(field_.shape, dtype=bool)
+    pos = field_ > 0
+    line[:-1] |= pos[:-1] != pos[1:]
+    line[:, :-1] |= pos[:, :-1] != pos[:, 1:]
+    d = ndimage.distance_transform_edt(~line) * cell
+    t = np.clip((d - 0.4 * half_width) / (0.6 * half_width), 0.0, 1.0)
+    out: F64 = 1.0 - t * t * (3.0 - 2.0 * t)
+    return out
+
+
+@dataclass
+class _ReliefFields:
+    """The random fields of the relief on the landscape's domain (``tshape``), all standard normal.
+
+    Attributes:
+        massif: Massif field at wavelength lambda (modulates the hillslope gradient; interior base levels).
+        main: Main valley network: valleys along its zero lines (wavelength lambda / 4).
+        trib: Tributary valleys along its zero lines (wavelength lambda / 10).
+        rough: Rough noise on the hillslope gradient (wavelength lambda / 20).
+    """
+
+    massif: F64
+    main: F64
+    trib: F64
+    rough: F64
+
+
+def _relief_fields(
+    preset: RegionPreset, tshape: tuple[int, int], cell: float, rng: np.random.Generator
+) -> _ReliefFields:
+    """Draw the relief's random fields on a grid of at least 1.6 lambda (a multiple of 16) a side.
+
+    Args:
+        preset: Region preset (its ``relief_wavelength`` is lambda).
+        tshape: Shape of the landscape's domain (cells); the fields are cropped to it.
+        cell: Grid spacing (m).
+        rng: The relief's random generator (the fields are drawn in a fixed order).
+
+    Returns:
+        The four fields.
+    """
+    lam = preset.relief_wavelength
+    n_min = math.ceil(1.6 * lam / cell)
+    gy = 16 * math.ceil(max(tshape[0], n_min) / 16)
+    gx = 16 * math.ceil(max(tshape[1], n_min) / 16)
+    crop = (slice(0, tshape[0]), slice(0, tshape[1]))
+    massif = spectral_field((gy, gx), rng, cell, 4.0, lam)[crop]
+    main = spectral_field((gy, gx), rng, cell, 4.0, lam / 4.0)[crop]
+    trib = spectral_field((gy, gx), rng, cell, 4.0, lam / 10.0)[crop]
+    rough = spectral_field((gy, gx), rng, cell, 3.0, lam / 20.0)[crop]
+    return _ReliefFields(massif, main, trib, rough)
+
+
+def _target_slope(preset: RegionPreset, fields: _ReliefFields, cell: float) -> tuple[F64, F64]:
+    """Prescribed gradient (tangent of the slope): gentle valley floors, moderate tributaries, steep hills.
+
+    Args:
+        preset: Region preset (hillslope, tributary and valley gradients, valley width).
+        fields: The relief's random fields.
+        cell: Grid spacing (m).
+
+    Returns:
+        (target gradient, main valley-floor weight 0..1).
+    """
+    hill = _tan(preset.hillslope + 5.0 * fields.rough) * np.clip(1.0 + 0.3 * fields.massif, 0.6, 1.6)
+    main_floor = _valley_floor(fields.main, 0.5 * preset.valley_width, cell)
+    trib_floor = _valley_floor(fields.trib, 0.1 * preset.valley_width, cell)
+    target = hill + (_tan(preset.tributary_gradient) - hill) * trib_floor
+    target = target + (_tan(preset.valley_gradient) - target) * main_floor
+    return target, main_floor
+
+
+def _base_levels(
+    preset: RegionPreset, tshape: tuple[int, int], main_floor: F64, massif: F64
+) -> npt.NDArray[np.bool_]:
+    """Outlets of the landscape: valley mouths on its edge (only the southern edge for maritime presets).
+
+    Args:
+        preset: Region preset (``sea``: maritime).
+        tshape: Shape of the landscape's domain (cells).
+        main_floor: Main valley-floor weight.
+        massif: Massif field (inland presets also drain to valley floors where it is low).
+
+    Returns:
+        The cells from which the cost distance is measured (the whole edge if no valley reaches it).
+    """
+    edge = np.zeros(tshape, dtype=bool)
+    if preset.sea:
+        edge[-1, :] = True
+    else:
+        edge[0, :] = edge[-1, :] = edge[:, 0] = edge[:, -1] = True
+    valley = main_floor > 0.99
+    sources = edge & valley
+    if not preset.sea:  # interior base levels keep relief bounded on big scenes
+        sources |= valley & (massif < -1.2)
+    if not sources.any():
+        sources = edge
+    return sources
+
+
+def _hypsometry(preset: RegionPreset, dist: F64, margin: int) -> tuple[F64, float]:
+    """Elevation (m) from the cost distance, scaled and shifted so the preset's share lies above the ELA.
+
+    Args:
+        preset: Region preset (ELA, accumulation-area share, elevation range, sea fraction).
+        dist: Cost distance to the outlets on the scene's coarse grid.
+        margin: Coarse cells of margin around the scene (left out of the quantiles).
+
+    Returns:
+        (elevation in m, scale from cost distance to elevation).
+    """
+    core = dist[margin:-margin, margin:-margin]
+    if preset.sea:  # the lowest part of the scene is sea (fjords) and the preset's share is above the ELA
+        q_sea = float(np.quantile(core, preset.sea_fraction))
+        q_ela = float(np.quantile(core, 1.0 - preset.accumulation_area))
+        scale = preset.ela / max(q_ela - q_sea, 1.0)
+        z: F64 = (dist - q_sea) * scale
+    else:  # relief towards the preset's, then shifted so that the preset's share lies above the ELA
+        scale = float(
+            np.clip((preset.z_summit - preset.z_floor) / max(np.quantile(core, 0.995), 1.0), 0.8, 1.4)
+        )
+        z = dist * scale
+        z = z + (
+            preset.ela - float(np.quantile(z[margin:-margin, margin:-margin], 1.0 - preset.accumulation_area))
+        )
+    return z, scale
+
+
 def _relief(
     preset: RegionPreset, shape: tuple[int, int], margin: int, cell: float, seed: int
 ) -> tuple[F64, F64]:
@@ -148,199 +306,21 @@ def _relief(
     from skimage.graph import MCP_Geometric
 
     rng = np.random.default_rng([seed & 0xFFFFFFFF, 1])
-    lam = preset.relief_wavelength
     # the landscape is built on at least 0.6 lambda a side, so that a small scene is a window of it
-    t_min = math.ceil(0.6 * lam / cell)
+    t_min = math.ceil(0.6 * preset.relief_wavelength / cell)
     tshape = (max(shape[0], t_min), max(shape[1], t_min))
-    n_min = math.ceil(1.6 * lam / cell)
-    gy = 16 * math.ceil(max(tshape[0], n_min) / 16)
-    gx = 16 * math.ceil(max(tshape[1], n_min) / 16)
-    crop = (slice(0, tshape[0]), slice(0, tshape[1]))
-    massif = spectral_field((gy, gx), rng, cell, 4.0, lam)[crop]
-    main = spectral_field((gy, gx), rng, cell, 4.0, lam / 4.0)[crop]
-    trib = spectral_field((gy, gx), rng, cell, 4.0, lam / 10.0)[crop]
-    rough = spectral_field((gy, gx), rng, cell, 3.0, lam / 20.0)[crop]
-
-    def tan(deg: F64 | float) -> F64:
-        out: F64 = np.tan(np.radians(deg))
-        return out
-
-    hill = tan(preset.hillslope + 5.0 * rough) * np.clip(1.0 + 0.3 * massif, 0.6, 1.6)
-
-    def floor(field_: F64, half_width: float) -> F64:
-        """1 on the floor of the valley along the zero line of ``field_``, 0 beyond ``half_width`` (m)."""
-        line = np.zeros(field_.shape, dtype=bool)
-        pos = field_ > 0
-        line[:-1] |= pos[:-1] != pos[1:]
-        line[:, :-1] |= pos[:, :-1] != pos[:, 1:]
-        d = ndimage.distance_transform_edt(~line) * cell
-        t = np.clip((d - 0.4 * half_width) / (0.6 * half_width), 0.0, 1.0)
-        out: F64 = 1.0 - t * t * (3.0 - 2.0 * t)
-        return out
-
-    main_floor = floor(main, 0.5 * preset.valley_width)
-    target = hill + (tan(preset.tributary_gradient) - hill) * floor(trib, 0.1 * preset.valley_width)
-    target = target + (tan(preset.valley_gradient) - target) * main_floor
-    edge = np.zeros(tshape, dtype=bool)
-    if preset.sea:
-        edge[-1, :] = True
-    else:
-        edge[0, :] = edge[-1, :] = edge[:, 0] = edge[:, -1] = True
-    valley = main_floor > 0.99
-    sources = edge & valley
-    if not preset.sea:  # interior base levels keep relief bounded on big scenes
-        sources |= valley & (massif < -1.2)
-    if not sources.any():
-        sources = edge
+    fields = _relief_fields(preset, tshape, cell, rng)
+    target, main_floor = _target_slope(preset, fields, cell)
+    sources = _base_levels(preset, tshape, main_floor, fields.massif)
     dist, _ = MCP_Geometric(target * cell).find_costs([tuple(p) for p in np.argwhere(sources)])
     dist = ndimage.gaussian_filter(dist, 1.0)
     r0 = tshape[0] - shape[0] if preset.sea else (tshape[0] - shape[0]) // 2  # maritime: keep the coast
     c0 = (tshape[1] - shape[1]) // 2
     dist = dist[r0 : r0 + shape[0], c0 : c0 + shape[1]]
     target = target[r0 : r0 + shape[0], c0 : c0 + shape[1]]
-    core = dist[margin:-margin, margin:-margin]
-    if preset.sea:  # the lowest part of the scene is sea (fjords) and the preset's share is above the ELA
-        q_sea = float(np.quantile(core, preset.sea_fraction))
-        q_ela = float(np.quantile(core, 1.0 - preset.accumulation_area))
-        scale = preset.ela / max(q_ela - q_sea, 1.0)
-        z: F64 = (dist - q_sea) * scale
-    else:  # relief towards the preset's, then shifted so that the preset's share lies above the ELA
-        scale = float(
-            np.clip((preset.z_summit - preset.z_floor) / max(np.quantile(core, 0.995), 1.0), 0.8, 1.4)
-        )
-        z = dist * scale
-        z = z + (
-            preset.ela - float(np.quantile(z[margin:-margin, margin:-margin], 1.0 - preset.accumulation_area))
-        )
+    z, scale = _hypsometry(preset, dist, margin)
     design: F64 = np.degrees(np.arctan(target * scale))
     return z, design
-
-
-def slope_degrees(z: F64, cell: float) -> F64:
-    """Slope (degrees) by central differences (one-sided at the edges).
-
-    Args:
-        z: Elevation (m), shape (H, W).
-        cell: Grid spacing (m).
-
-    Returns:
-        Slope in degrees, shape (H, W).
-    """
-    gy, gx = np.gradient(z, cell)
-    out: F64 = np.degrees(np.arctan(np.hypot(gx, gy)))
-    return out
-
-
-def _fill_depressions(z: F64, outlet: npt.NDArray[np.bool_]) -> F64:
-    """Fill closed depressions by reconstruction by erosion from the outlets (module step 2)."""
-    from skimage.morphology import reconstruction
-
-    seed = np.where(outlet, z, z.max() + 1.0)
-    filled: F64 = reconstruction(seed, z, method="erosion")
-    return np.maximum(filled, z)
-
-
-_OFFSETS = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
-
-
-def _neighbour(a: F64, dy: int, dx: int, fill: float) -> F64:
-    """``a`` shifted so that out[i, j] = a[i + dy, j + dx] (``fill`` outside)."""
-    out = np.full_like(a, fill)
-    h, w = a.shape
-    if abs(dy) >= h or abs(dx) >= w:
-        return out
-    out[max(0, -dy) : h - max(0, dy), max(0, -dx) : w - max(0, dx)] = a[
-        max(0, dy) : h - max(0, -dy), max(0, dx) : w - max(0, -dx)
-    ]
-    return out
-
-
-def _drain_flats(filled: F64, outlet: npt.NDArray[np.bool_], rise: float = 1e-4) -> F64:
-    """Give flats a gradient towards their spill cells (geodesic distance; Garbrecht and Martz 1997).
-
-    Args:
-        filled: Elevation with depressions filled (m).
-        outlet: Cells that drain out of the domain.
-        rise: Elevation added per cell of geodesic distance from the spill cell (m).
-
-    Returns:
-        The elevation with every flat draining to its spill cell.
-    """
-    from skimage.graph import MCP_Geometric
-
-    lower = np.zeros(filled.shape, dtype=bool)
-    for dy, dx in _OFFSETS:
-        lower |= _neighbour(filled, dy, dx, np.inf) < filled
-    flat = ~lower & ~outlet
-    if not flat.any():
-        return filled
-    # cells of a flat region that touch a lower cell: a flat cell's equal-height neighbour with an exit
-    equal_nb = np.zeros(filled.shape, dtype=bool)
-    flat_level = np.where(flat, filled, np.nan)
-    for dy, dx in _OFFSETS:
-        equal_nb |= _neighbour(flat_level, dy, dx, np.nan) == filled
-    spill = ~flat & equal_nb
-    region = flat | spill
-    costs = np.where(region, 1.0, np.inf)
-    starts = np.argwhere(spill)
-    if starts.size == 0:
-        return filled
-    mcp = MCP_Geometric(costs)
-    dist, _ = mcp.find_costs([tuple(p) for p in starts])
-    dist = np.where(np.isfinite(dist) & flat, dist, 0.0)
-    return filled + rise * dist
-
-
-def d8_receivers(z: F64, outlet: npt.NDArray[np.bool_], cell: float) -> I64:
-    """Steepest-descent (D8) receiver of every cell (O'Callaghan and Mark 1984).
-
-    Args:
-        z: Routing elevation (m), shape (H, W).
-        outlet: Cells that drain out of the domain (edge, sea); they get no receiver.
-        cell: Grid spacing (m).
-
-    Returns:
-        Flat index of the receiver of every cell, -1 for outlets and pits, shape (H*W,).
-    """
-    h, w = z.shape
-    best = np.zeros(z.shape)
-    rec = np.full(z.shape, -1, dtype=np.int64)
-    idx = np.arange(h * w, dtype=np.int64).reshape(h, w)
-    for dy, dx in _OFFSETS:
-        nb = _neighbour(z, dy, dx, np.inf)
-        drop = (z - nb) / (cell * math.hypot(dy, dx))
-        better = drop > best
-        best = np.where(better, drop, best)
-        rec = np.where(better, idx + dy * w + dx, rec)
-    rec[outlet] = -1
-    out: I64 = rec.ravel()
-    return out
-
-
-def topological_levels(rec: I64) -> list[I64]:
-    """Group cells into levels so that every cell comes after all cells draining into it (Kahn's algorithm).
-
-    Args:
-        rec: Receiver of every cell (-1 for none), shape (N,).
-
-    Returns:
-        Index arrays, one per level, upstream first.
-    """
-    n = rec.size
-    has = rec >= 0
-    indeg = np.bincount(rec[has], minlength=n)
-    frontier = np.flatnonzero(indeg == 0)
-    levels: list[I64] = []
-    while frontier.size:
-        levels.append(frontier)
-        r = rec[frontier]
-        r = r[r >= 0]
-        if r.size == 0:
-            break
-        u, cnt = np.unique(r, return_counts=True)
-        indeg[u] -= cnt
-        frontier = u[indeg[u] == 0]
-    return levels
 
 
 def ice_width(q: F64, cell: float) -> F64:
@@ -520,56 +500,6 @@ def _glacier_ids(ice: npt.NDArray[np.bool_], surface: F64, h: float) -> tuple[np
     return labels.astype(np.int32), int(n)
 
 
-def _lakes(
-    preset: RegionPreset,
-    z: F64,
-    ice: npt.NDArray[np.bool_],
-    sea: npt.NDArray[np.bool_],
-    margin: int,
-    cell: float,
-    rng: np.random.Generator,
-) -> tuple[npt.NDArray[np.bool_], F64]:
-    """Proglacial lakes and tarns on gentle ice-free ground (module step 7).
-
-    Lakes are dammed (moraines, bedrock sills): each is a disc of radius 60-250 m, with a ragged shore,
-    around a seeded centre, flooded up to 2 m above the ground at the centre. Centres are drawn with
-    probability proportional to gentle (< 8 degrees) ice-free ground below ELA + 200 m, five times more
-    near glacier fronts (< 600 m), ``lake_density`` per km2 on average.
-
-    Returns:
-        (lake mask, water level in m where there is a lake).
-    """
-    lake = np.zeros(z.shape, dtype=bool)
-    level = np.zeros_like(z)
-    slope = slope_degrees(z, cell)
-    ok = ~ice & ~sea & (slope < 8.0) & (z < preset.ela + 200.0)
-    ok[:margin, :] = ok[-margin:, :] = ok[:, :margin] = ok[:, -margin:] = False
-    if not ok.any() or preset.lake_density <= 0:
-        return lake, level
-    near = ndimage.distance_transform_edt(~ice) * cell < 600.0 if ice.any() else np.zeros_like(ok)
-    weight = np.where(ok, 1.0 + 4.0 * near, 0.0).ravel()
-    area_km2 = (z.shape[0] - 2 * margin) * (z.shape[1] - 2 * margin) * cell * cell / 1e6
-    n = min(int(rng.poisson(preset.lake_density * area_km2)), int(ok.sum()))
-    if n == 0:
-        return lake, level
-    centres: I64 = rng.choice(weight.size, size=n, replace=False, p=weight / weight.sum())
-    radii = rng.uniform(60.0, 250.0, size=len(centres))
-    wobble = rng.uniform(0.0, 2.0 * math.pi, size=(len(centres), 3))
-    for k, (c, radius) in enumerate(zip(centres, radii, strict=True)):
-        cy, cx = divmod(int(c), z.shape[1])
-        rc = math.ceil(1.4 * radius / cell) + 1
-        ys = slice(max(cy - rc, 0), min(cy + rc + 1, z.shape[0]))
-        xs = slice(max(cx - rc, 0), min(cx + rc + 1, z.shape[1]))
-        yy, xx = np.mgrid[ys, xs]
-        ang = np.arctan2(yy - cy, xx - cx)
-        shore = radius * (1.0 + 0.25 * np.sin(2 * ang + wobble[k, 0]) + 0.15 * np.sin(3 * ang + wobble[k, 1]))
-        lvl = z[cy, cx] + 2.0
-        disc = (np.hypot(yy - cy, xx - cx) * cell <= shore) & (z[ys, xs] <= lvl) & ok[ys, xs]
-        lake[ys, xs] |= disc
-        level[ys, xs] = np.where(disc, lvl, level[ys, xs])
-    return lake, level
-
-
 def _cast_shadow(surface: F64, cell: float, azimuth: float, elevation: float) -> F64:
     """Cast shadow (1 = shadowed) by marching from each cell towards the sun (step 8)."""
     h, w = surface.shape
@@ -583,10 +513,192 @@ def _cast_shadow(surface: F64, cell: float, azimuth: float, elevation: float) ->
     while step <= max_steps:
         dy, dx = round(step * d_row), round(step * d_col)
         dist = math.hypot(dy, dx) * cell
-        nb = _neighbour(surface, dy, dx, -np.inf)
+        nb = neighbour(surface, dy, dx, -np.inf)
         shadow |= nb > surface + dist * tan_e
         step += max(1, step // 12)
     return shadow.astype(np.float64)
+
+
+def _sea(preset: RegionPreset, bed: F64, edge: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+    """Sea: land below sea level connected to the domain edge (maritime presets only, module step 7).
+
+    Args:
+        preset: Region preset (``sea``: maritime).
+        bed: Bed elevation (m).
+        edge: The domain's edge cells.
+
+    Returns:
+        The sea mask (all False for inland presets).
+    """
+    if not preset.sea:
+        return np.zeros(bed.shape, dtype=bool)
+    below, _ = ndimage.label(bed < 0.0)
+    touching = np.unique(below[edge & (below > 0)])
+    sea: npt.NDArray[np.bool_] = np.isin(below, touching[touching > 0])
+    return sea
+
+
+def _routing(bed: F64, outlet: npt.NDArray[np.bool_], cell: float) -> tuple[F64, I64, list[I64]]:
+    """Fill the depressions, drain the flats and route every cell to its D8 receiver (module step 2).
+
+    Args:
+        bed: Bed elevation (m).
+        outlet: Cells that drain out of the domain (edge, sea).
+        cell: Grid spacing (m).
+
+    Returns:
+        (plain, receivers, levels): the bed with closed depressions turned into plains, the D8 receiver of
+        every cell (:func:`~glaciermap.synthetic.hydrology.d8_receivers`) and the topological levels.
+    """
+    filled = fill_depressions(bed, outlet)
+    # closed depressions become gently sloping plains (1.5 %) draining to their spill points
+    plain = drain_flats(filled, outlet, rise=0.015 * cell)
+    routing = drain_flats(plain, outlet)
+    rec = d8_receivers(routing, outlet, cell)
+    return plain, rec, topological_levels(rec)
+
+
+def _nearest_glacier(glacier_id: npt.NDArray[np.int32], n_glaciers: int) -> npt.NDArray[np.int32]:
+    """The id of the nearest glacier at every cell (unchanged if there is no glacier)."""
+    if not n_glaciers:
+        return glacier_id
+    _, (iy, ix) = ndimage.distance_transform_edt(glacier_id == 0, return_indices=True)
+    out: npt.NDArray[np.int32] = glacier_id[iy, ix]
+    return out
+
+
+@dataclass
+class _Water:
+    """Lakes and sea, and the surface they make with the ice and the land.
+
+    Attributes:
+        mask: Lake or sea cells.
+        surface: Surface elevation (m): ice surface, sea level 0, lake level or the drained plain.
+        level: Water level (m) of the nearest lake or sea cell, at every cell.
+    """
+
+    mask: npt.NDArray[np.bool_]
+    surface: F64
+    level: F64
+
+
+def _water(
+    preset: RegionPreset,
+    plain: F64,
+    geo: _Glaciers,
+    sea: npt.NDArray[np.bool_],
+    margin: int,
+    cell: float,
+    rng: np.random.Generator,
+) -> _Water:
+    """Add the lakes (:func:`~glaciermap.synthetic.hydrology.lakes`) to the sea and build the surface.
+
+    Args:
+        preset: Region preset.
+        plain: Bed with drained depressions (m).
+        geo: The glaciers.
+        sea: Sea cells.
+        margin: Coarse cells of margin (no lake centre there).
+        cell: Grid spacing (m).
+        rng: The scene's generator for lakes, lithology and snow patches (lakes draw first).
+
+    Returns:
+        The water.
+    """
+    lake, lake_level = lakes(preset, plain, geo.ice, sea, margin, cell, rng)
+    water = lake | sea
+    surface = np.where(geo.ice, geo.surface, np.where(sea, 0.0, np.where(lake, lake_level, plain)))
+    if water.any():
+        _, (wy, wx) = ndimage.distance_transform_edt(~water, return_indices=True)
+        level_fill = np.where(sea, 0.0, lake_level)[wy, wx]
+    else:
+        level_fill = np.zeros_like(plain)
+    return _Water(water, surface, level_fill)
+
+
+def _melange(preset: RegionPreset, geo: _Glaciers, sea: npt.NDArray[np.bool_], cell: float) -> F64:
+    """Ice melange: calving flux from ice fronts touching the sea, spread by currents (module step 7).
+
+    Args:
+        preset: Region preset (``sea`` and ``melange`` density).
+        geo: The glaciers (extent and velocity).
+        sea: Sea cells.
+        cell: Grid spacing (m).
+
+    Returns:
+        Melange fraction 0..1 on the sea, 0 elsewhere.
+    """
+    if not (preset.sea and preset.melange > 0 and geo.ice.any()):
+        return np.zeros_like(geo.surface)
+    _, (jy, jx) = ndimage.distance_transform_edt(~geo.ice, return_indices=True)
+    front = ndimage.binary_dilation(geo.ice, structure=np.ones((3, 3))) & sea
+    strength = front * np.sqrt(np.maximum(geo.velocity[jy, jx], 1.0))
+    near = ndimage.gaussian_filter(strength, 500.0 / cell) * (500.0 / cell) ** 2
+    far = ndimage.gaussian_filter(strength, 1500.0 / cell) * (1500.0 / cell) ** 2
+    dens = 1.0 - np.exp(-(near + 0.3 * far) / 8.0)
+    out: F64 = np.where(sea, preset.melange * dens, 0.0)
+    return out
+
+
+def _cloud(shape: tuple[int, int], seed: int, cell: float, clouds: bool) -> F64:
+    """Thin-cloud optical depth 0..0.7 from its own random stream (zero without clouds, module step 8)."""
+    if not clouds:
+        return np.zeros(shape)
+    cloud_rng = np.random.default_rng([seed & 0xFFFFFFFF, 3])  # own stream: clouds change nothing else
+    c = spectral_field(shape, cloud_rng, cell, 3.0, 5000.0)
+    out: F64 = np.clip((c - 0.45) * 0.6, 0.0, 0.7)
+    return out
+
+
+def _snow_potential(
+    preset: RegionPreset,
+    surface: F64,
+    covered: npt.NDArray[np.bool_],
+    sun: tuple[float, float],
+    cell: float,
+    rng: np.random.Generator,
+) -> F64:
+    """Seasonal-snow potential: high, shaded, concave terrain outside glaciers and water (module step 8).
+
+    Args:
+        preset: Region preset (ELA, ``snow_patches``).
+        surface: Surface elevation (m).
+        covered: Ice or water cells (potential -1).
+        sun: (azimuth, elevation) in degrees.
+        cell: Grid spacing (m).
+        rng: The scene's generator (draws the patch field).
+
+    Returns:
+        The potential; the fine stage draws snow where it exceeds 0.5 (with noise).
+    """
+    az, el = sun
+    gy, gx = np.gradient(surface, cell)
+    slope_r = np.arctan(np.hypot(gx, gy))
+    aspect = np.arctan2(-gx, gy)  # downslope direction, clockwise from north
+    sun_az, sun_zen = math.radians(az), math.radians(90.0 - el)
+    cos_i = np.cos(sun_zen) * np.cos(slope_r) + np.sin(sun_zen) * np.sin(slope_r) * np.cos(sun_az - aspect)
+    concave = ndimage.gaussian_filter(surface, 300.0 / cell) - surface
+    snow_elev = 1.0 / (1.0 + np.exp(-(surface - (preset.ela - 300.0)) / 120.0))
+    patches = spectral_field(surface.shape, rng, cell, 2.5, 1200.0)
+    shade = 1.0 - np.clip(cos_i / max(math.sin(math.radians(el)), 0.2), 0.0, 1.0)
+    hollow = np.clip(concave / 60.0, 0.0, 1.0)
+    snowpot = snow_elev * (0.25 + 0.35 * shade + 0.2 * hollow + 0.3 * patches) + preset.snow_patches - 0.25
+    out: F64 = np.where(covered, -1.0, snowpot)
+    return out
+
+
+def _moraine(preset: RegionPreset, geo: _Glaciers, water: _Water, cell: float) -> F64:
+    """Moraine: ice-free land within 300 m of the ice and below ELA + 100 m (fraction 0..1)."""
+    if geo.ice.any():
+        near_ice = ndimage.distance_transform_edt(~geo.ice) * cell
+    else:
+        near_ice = np.full(geo.ice.shape, np.inf)
+    out: F64 = np.where(
+        ~geo.ice & ~water.mask & (water.surface < preset.ela + 100.0),
+        np.clip(1.0 - near_ice / 300.0, 0, 1),
+        0.0,
+    )
+    return out
 
 
 def build_coarse_world(
@@ -616,99 +728,37 @@ def build_coarse_world(
     bed, design_slope = _relief(preset, (hc, wc), margin, cell, seed)
     edge = np.zeros(bed.shape, dtype=bool)
     edge[0, :] = edge[-1, :] = edge[:, 0] = edge[:, -1] = True
-    if preset.sea:
-        below, _ = ndimage.label(bed < 0.0)
-        touching = np.unique(below[edge & (below > 0)])
-        sea = np.isin(below, touching[touching > 0])
-    else:
-        sea = np.zeros(bed.shape, dtype=bool)
-    outlet = edge | sea
-    filled = _fill_depressions(bed, outlet)
-    # closed depressions become gently sloping plains (1.5 %) draining to their spill points
-    plain = _drain_flats(filled, outlet, rise=0.015 * cell)
-    routing = _drain_flats(plain, outlet)
-    rec = d8_receivers(routing, outlet, cell)
-    levels = topological_levels(rec)
+    sea = _sea(preset, bed, edge)
+    plain, rec, levels = _routing(bed, edge | sea, cell)
     geo = _glaciers(preset, plain, rec, levels, sea, design_slope, cell)
-    ice = geo.ice
-    glacier_id, n_glaciers = _glacier_ids(ice, geo.surface, h=25.0)
-    if n_glaciers:
-        _, (iy, ix) = ndimage.distance_transform_edt(glacier_id == 0, return_indices=True)
-        id_fill = glacier_id[iy, ix]
-    else:
-        id_fill = glacier_id
-
+    glacier_id, n_glaciers = _glacier_ids(geo.ice, geo.surface, h=25.0)
+    # one generator for lakes, lithology and snow patches, drawn in this order
     rng = np.random.default_rng([seed & 0xFFFFFFFF, 2])
-    lake, lake_level = _lakes(preset, plain, ice, sea, margin, cell, rng)
-    water = lake | sea
-    surface = np.where(ice, geo.surface, np.where(sea, 0.0, np.where(lake, lake_level, plain)))
-    if water.any():
-        _, (wy, wx) = ndimage.distance_transform_edt(~water, return_indices=True)
-        level_fill = np.where(sea, 0.0, lake_level)[wy, wx]
-    else:
-        level_fill = np.zeros_like(bed)
-    # melange: calving flux from ice fronts touching the sea, spread by currents (step 7)
-    melange = np.zeros_like(bed)
-    if ice.any():
-        dist_ice, (jy, jx) = ndimage.distance_transform_edt(~ice, return_indices=True)
-        near_ice = dist_ice * cell
-    else:
-        near_ice = np.full(bed.shape, np.inf)
-    if preset.sea and preset.melange > 0 and ice.any():
-        front = ndimage.binary_dilation(ice, structure=np.ones((3, 3))) & sea
-        strength = front * np.sqrt(np.maximum(geo.velocity[jy, jx], 1.0))
-        near = ndimage.gaussian_filter(strength, 500.0 / cell) * (500.0 / cell) ** 2
-        far = ndimage.gaussian_filter(strength, 1500.0 / cell) * (1500.0 / cell) ** 2
-        dens = 1.0 - np.exp(-(near + 0.3 * far) / 8.0)
-        melange = np.where(sea, preset.melange * dens, 0.0)
-    az, el = sun
-    shadow = _cast_shadow(surface, cell, az, el)
-    if clouds:
-        cloud_rng = np.random.default_rng([seed & 0xFFFFFFFF, 3])  # own stream: clouds change nothing else
-        c = spectral_field(bed.shape, cloud_rng, cell, 3.0, 5000.0)
-        cloud = np.clip((c - 0.45) * 0.6, 0.0, 0.7)
-    else:
-        cloud = np.zeros_like(bed)
+    water = _water(preset, plain, geo, sea, margin, cell, rng)
     litho = ndtr(spectral_field(bed.shape, rng, cell, 2.6, 3000.0) * 1.3)
-    # seasonal snow: high, shaded, concave terrain outside glaciers
-    gy, gx = np.gradient(surface, cell)
-    slope_r = np.arctan(np.hypot(gx, gy))
-    aspect = np.arctan2(-gx, gy)  # downslope direction, clockwise from north
-    sun_az, sun_zen = math.radians(az), math.radians(90.0 - el)
-    cos_i = np.cos(sun_zen) * np.cos(slope_r) + np.sin(sun_zen) * np.sin(slope_r) * np.cos(sun_az - aspect)
-    concave = ndimage.gaussian_filter(surface, 300.0 / cell) - surface
-    snow_elev = 1.0 / (1.0 + np.exp(-(surface - (preset.ela - 300.0)) / 120.0))
-    patches = spectral_field(bed.shape, rng, cell, 2.5, 1200.0)
-    shade = 1.0 - np.clip(cos_i / max(math.sin(math.radians(el)), 0.2), 0.0, 1.0)
-    hollow = np.clip(concave / 60.0, 0.0, 1.0)
-    snowpot = snow_elev * (0.25 + 0.35 * shade + 0.2 * hollow + 0.3 * patches) + preset.snow_patches - 0.25
-    snowpot = np.where(ice | water, -1.0, snowpot)
-    moraine = np.where(
-        ~ice & ~water & (surface < preset.ela + 100.0), np.clip(1.0 - near_ice / 300.0, 0, 1), 0.0
-    )
-
+    snowpot = _snow_potential(preset, water.surface, geo.ice | water.mask, sun, cell, rng)
     fields = {
-        "surface": surface,
-        "ice": ice.astype(np.float64),
+        "surface": water.surface,
+        "ice": geo.ice.astype(np.float64),
         "debris": geo.debris,
-        "water": water.astype(np.float64),
+        "water": water.mask.astype(np.float64),
         "sea": sea.astype(np.float64),
-        "melange": melange,
+        "melange": _melange(preset, geo, sea, cell),
         "velocity": geo.velocity,
-        "shadow": shadow,
-        "cloud": cloud,
+        "shadow": _cast_shadow(water.surface, cell, *sun),
+        "cloud": _cloud(bed.shape, seed, cell, clouds),
         "litho": litho,
         "snowpot": snowpot,
-        "moraine": moraine,
+        "moraine": _moraine(preset, geo, water, cell),
     }
     return CoarseWorld(
         factor=factor,
         margin=margin,
         cell=cell,
         fields={k: v.astype(np.float32) for k, v in fields.items()},
-        glacier_id=id_fill.astype(np.int32),
-        water_level=level_fill.astype(np.float32),
+        glacier_id=_nearest_glacier(glacier_id, n_glaciers).astype(np.int32),
+        water_level=water.level.astype(np.float32),
         n_glaciers=n_glaciers,
-        sun_azimuth=az,
-        sun_elevation=el,
+        sun_azimuth=sun[0],
+        sun_elevation=sun[1],
     )
