@@ -54,7 +54,6 @@ ImageFormat = Literal["stacked", "per_modality"]
 ``"per_modality"``: ``dict[modality, (C_m, H, W)]`` for multi-branch models."""
 
 
-
 class SceneRaster(RasterDataset):
     """Base class of the per-modality rasters of a scene folder (one file, canonical bands)."""
 

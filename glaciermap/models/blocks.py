@@ -100,6 +100,7 @@ class MCDropout(nn.Module):
         return F.dropout(x, self.p, training=True)
 
     def extra_repr(self) -> str:
+        """The dropout settings shown in the module's ``repr``."""
         return f"p={self.p}, spatial={self.spatial}, train_active={self.train_active}"
 
 
