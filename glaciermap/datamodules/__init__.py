@@ -1,6 +1,37 @@
-"""LightningDataModules: scene folders (:class:`SceneDataModule`) and the synthetic world (:class:`SyntheticDataModule`)."""
+"""LightningDataModules and their samplers, one per dataset family.
 
-from glaciermap.datamodules.scenes import SceneDataModule
-from glaciermap.datamodules.synthetic import SyntheticDataModule
+* :class:`SceneDataModule`: scene folders (random training windows, grid evaluation, sharded by rank).
+* :class:`SyntheticDataModule`: the synthetic world, scenes named ``PRESET:SEED`` generated on first use.
+* :class:`SceneMappingDataModule`: whole scenes for ``glaciermap predict`` (:class:`MappingSceneSampler`).
+* :mod:`~glaciermap.datamodules.samplers`: window samplers (:class:`RandomWindows`, :class:`GridWindows`,
+  :class:`ShardedWindowSampler`).
+"""
 
-__all__ = ["SceneDataModule", "SyntheticDataModule"]
+from glaciermap.datamodules.mapping import MappingSceneSampler, SceneList, SceneMappingDataModule
+from glaciermap.datamodules.samplers import (
+    GridWindows,
+    RandomWindows,
+    ShardedWindowSampler,
+    WindowSource,
+    check_patch_fits,
+    epoch_generator,
+)
+from glaciermap.datamodules.scenes import SceneDataModule, Split, worker_init
+from glaciermap.datamodules.synthetic import SyntheticDataModule, parse_spec
+
+__all__ = [
+    "GridWindows",
+    "MappingSceneSampler",
+    "RandomWindows",
+    "SceneDataModule",
+    "SceneList",
+    "SceneMappingDataModule",
+    "ShardedWindowSampler",
+    "Split",
+    "SyntheticDataModule",
+    "WindowSource",
+    "check_patch_fits",
+    "epoch_generator",
+    "parse_spec",
+    "worker_init",
+]

@@ -388,8 +388,9 @@ def check_label_values(values: Iterable[int], source: str | Path) -> None:
 
 
 def invalid_pixels(data: npt.NDArray[Any], nodata: float | None) -> npt.NDArray[np.bool_]:
-    """Pixels where any band is nodata: not finite (NaN or +-infinity), the file's nodata value or
-    :data:`RASTER_NODATA`.
+    """Pixels where any band is nodata: not finite, the file's nodata value or :data:`RASTER_NODATA`.
+
+    Not finite means NaN or +-infinity.
 
     Args:
         data: Bands ``(C, H, W)``.

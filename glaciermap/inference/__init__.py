@@ -2,36 +2,76 @@
 
 The public API (see ``docs/mapping.md``)::
 
-    map_scene(model, scene_dir, out_dir, overlap=0.5, tta=False, mc_passes=0, ...) -> MapResult
+    map_scene(model, scene_dir, out_dir, options=None, **overrides) -> MapResult
     map_scenes(model, scenes, out_root, rank=None, world_size=None, ...) -> list[MapResult]
     load_checkpoint(path) -> MappingModel            # model + bands + statistics + classes + calibrator
-    MappingModel.band_ratio() / MappingModel.from_model(model, norm_stats)
+    MappingModel.from_model(model, norm_stats)
     ScenePredictor(mapping, MapOptions(...)).stream(scene_dir)   # the blended strips, for custom writers
 
-The Lightning path for many scenes on several GPUs lives in :mod:`glaciermap.inference.lightning` (imported
-on demand).
+The band-ratio rule maps through the same path as a model (:func:`glaciermap.baselines.band_ratio_model`).
+The Lightning path for many scenes on several GPUs (``glaciermap predict``) is
+:mod:`glaciermap.tasks.mapping` with :mod:`glaciermap.datamodules.mapping`.
 """
 
-from glaciermap.inference.checkpoint import Calibrator, MappingModel, load_checkpoint, register_calibrator
+from glaciermap.calibration.base import PROBABILITY_CLIP
+from glaciermap.inference.checkpoint import (
+    CALIBRATOR_KINDS,
+    Calibrator,
+    MappingModel,
+    calibrator_from_dict,
+    load_checkpoint,
+    register_calibrator,
+)
 from glaciermap.inference.confidence import entropy_confidence
-from glaciermap.inference.mapping import map_scene, map_scenes, shard_scenes
-from glaciermap.inference.options import MapOptions
+from glaciermap.inference.mapping import ModelSource, map_scene, map_scenes, resolve_model, shard_scenes
+from glaciermap.inference.options import MapOptions, Precision
 from glaciermap.inference.outputs import MapResult
-from glaciermap.inference.predictor import ScenePredictor
-from glaciermap.inference.windows import blend_weights, window_grid
+from glaciermap.inference.predictor import DEFAULT_WINDOW, ScenePredictor, SceneStream, Strip
+from glaciermap.inference.progress import MappingProgress
+from glaciermap.inference.tta import DIHEDRAL, Dihedral, tta_predict
+from glaciermap.inference.windows import (
+    BlendWindow,
+    GridLayout,
+    WindowGrid,
+    blend_weights,
+    overlap_stride,
+    window_grid,
+    window_profile,
+)
+from glaciermap.inference.writers import COG_OPTIONS, StreamingRaster
 
 __all__ = [
+    "CALIBRATOR_KINDS",
+    "COG_OPTIONS",
+    "DEFAULT_WINDOW",
+    "DIHEDRAL",
+    "PROBABILITY_CLIP",
+    "BlendWindow",
     "Calibrator",
+    "Dihedral",
+    "GridLayout",
     "MapOptions",
     "MapResult",
     "MappingModel",
+    "MappingProgress",
+    "ModelSource",
+    "Precision",
     "ScenePredictor",
+    "SceneStream",
+    "StreamingRaster",
+    "Strip",
+    "WindowGrid",
     "blend_weights",
+    "calibrator_from_dict",
     "entropy_confidence",
     "load_checkpoint",
     "map_scene",
     "map_scenes",
+    "overlap_stride",
     "register_calibrator",
+    "resolve_model",
     "shard_scenes",
+    "tta_predict",
     "window_grid",
+    "window_profile",
 ]

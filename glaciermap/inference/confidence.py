@@ -1,8 +1,8 @@
 """Per-pixel confidence from class probabilities (GlaViTU paper, Eq. 3).
 
 ``conf(p) = 1 + sum_i p_i log_C(p_i)`` with ``C`` the number of classes: one minus the Shannon entropy in
-units of ``log C``, so 1 for a one-hot ``p`` and 0 for the uniform distribution. As in the reference code
-(GlaViTU reference spec 5.4) the probabilities are clipped to ``[1e-6, 1 - 1e-6]`` first, so a one-hot ``p``
+units of ``log C``, so 1 for a one-hot ``p`` and 0 for the uniform distribution. As in the authors' reference
+implementation the probabilities are clipped to ``[1e-6, 1 - 1e-6]`` first, so a one-hot ``p``
 gives ``1 - 2.1e-5`` for ``C = 2`` rather than exactly 1.
 
 Calibrated confidence (GlaViTU paper, Eq. 4) is a map ``R: [0, 1] -> [0, 1]`` applied to this value; see
@@ -23,7 +23,7 @@ def entropy_confidence(probabilities: npt.ArrayLike, axis: int = 0) -> npt.NDArr
 
     Args:
         probabilities: Class probabilities with the ``C`` classes along ``axis`` (e.g. ``(C, H, W)``),
-            summing to one; clipped to ``[1e-6, 1 - 1e-6]`` (reference spec 5.4).
+            summing to one; clipped to ``[1e-6, 1 - 1e-6]`` (:data:`PROBABILITY_CLIP`).
         axis: The class axis.
 
     Returns:

@@ -56,7 +56,7 @@ from glaciermap.inference.windows import WindowGrid, window_grid
 from glaciermap.models.blocks import MCDropout
 
 DEFAULT_WINDOW = 384
-"""Window side used when the model does not state one (GlaViTU reference spec 5.1)."""
+"""Window side used when the model does not state one (384, the GlaViTU paper's patch size)."""
 
 
 @dataclass

@@ -1,4 +1,6 @@
-"""Test-time augmentation: the eight dihedral transforms of a square window (GlaViTU reference spec 5.2).
+"""Test-time augmentation: the eight dihedral transforms of a square window.
+
+The GlaViTU authors' reference implementation offers this for deployment (the paper does not use it).
 
 Each window is predicted as is and after a rotation by 90, 180 and 270 degrees (counter-clockwise), a
 horizontal flip, a vertical flip, and a rotation by 90 degrees followed by a horizontal or a vertical flip.
@@ -65,7 +67,7 @@ DIHEDRAL: tuple[Dihedral, ...] = (
     Dihedral("rot90_hflip", _compose(_rot(1), _flip(_W)), _compose(_flip(_W), _rot(-1))),
     Dihedral("rot90_vflip", _compose(_rot(1), _flip(_H)), _compose(_flip(_H), _rot(-1))),
 )
-"""The eight transforms of GlaViTU reference spec 5.2, identity first."""
+"""The eight dihedral transforms, identity first, in the order of the GlaViTU authors' code."""
 
 
 def tta_predict(predict: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:

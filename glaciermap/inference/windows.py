@@ -8,20 +8,20 @@ of an axis of length ``d``:
 
 * ``"compact"`` (default): the fewest windows, ``n = max(1, ceil((d - S) / stride) + 1)`` and
   ``D = (n - 1) * stride + S``.
-* ``"reference"``: the GlaViTU code's padding, ``D = S * (floor(d / S) + 1)`` (always at least one extra
-  window multiple; GlaViTU reference spec 4.2, 5.1), lengthened to the next ``(n - 1) * stride + S`` when the
-  stride does not divide ``D - S``. The reference demo scene, 1808 x 2001 px, is padded to 1920 x 2304 px and
-  covered by 9 x 11 = 99 windows at ``S = 384``, 50 % overlap.
+* ``"reference"``: the padding of the GlaViTU authors' reference implementation,
+  ``D = S * (floor(d / S) + 1)`` (always at least one extra window multiple), lengthened to the next
+  ``(n - 1) * stride + S`` when the stride does not divide ``D - S``. The reference demo scene,
+  1808 x 2001 px, is padded to 1920 x 2304 px and covered by 9 x 11 = 99 windows at ``S = 384``, 50 % overlap.
 
 Each window's class probabilities are multiplied by a smooth weight ``w`` that is largest at the window
 centre and the blended probability of a pixel is ``sum_k w_k p_k / sum_k w_k`` over the windows ``k`` that
-cover it (GlaViTU reference spec 5.1). Both weights offered are separable, ``w(i, j) = g(i) g(j)``, so the
-denominator is the product of a row sum and a column sum (:meth:`WindowGrid.weight_sums`) and never needs an
-accumulator of its own:
+cover it (the GlaViTU authors' reference implementation blends this way, at 50 % overlap). Both weights
+offered are separable, ``w(i, j) = g(i) g(j)``, so the denominator is the product of a row sum and a column
+sum (:meth:`WindowGrid.weight_sums`) and never needs an accumulator of its own:
 
 * ``"gaussian"``: ``g(u) = exp(-u^2 / 2)`` with ``u = linspace(-1, 1, S)``, hence
-  ``w = exp(-r^2 / 2)``, ``r^2 = u^2 + v^2`` exactly as the GlaViTU code (spec 5.1; its constant factor
-  cancels): 1 at the centre, 0.61 at the edge midpoints, 0.37 at the corners.
+  ``w = exp(-r^2 / 2)``, ``r^2 = u^2 + v^2`` exactly as the GlaViTU authors' reference implementation (its
+  constant factor cancels): 1 at the centre, 0.61 at the edge midpoints, 0.37 at the corners.
 * ``"cosine"``: the Hann window ``g(i) = sin^2(pi (i + 0.5) / S)``, sampled at pixel centres so it is
   positive everywhere. At 50 % overlap the shifted windows sum to exactly one (``sin^2 + cos^2 = 1``), so
   interior pixels are a plain partition-of-unity blend.
@@ -52,7 +52,7 @@ def window_profile(size: int, kind: BlendWindow = "gaussian") -> npt.NDArray[np.
 
     Args:
         size: Window side S (pixels).
-        kind: ``"gaussian"`` (``exp(-u^2/2)``, ``u = linspace(-1, 1, S)``; GlaViTU reference spec 5.1) or
+        kind: ``"gaussian"`` (``exp(-u^2/2)``, ``u = linspace(-1, 1, S)``; as in the GlaViTU authors' code) or
             ``"cosine"`` (Hann, ``sin^2(pi (i + 0.5) / S)``).
 
     Returns:
@@ -81,7 +81,7 @@ def blend_weights(size: int, kind: BlendWindow = "gaussian") -> npt.NDArray[np.f
 
     Returns:
         ``(S, S)`` float32 weights ``w(i, j) = g(i) g(j)``; for ``"gaussian"`` ``w = exp(-r^2 / 2)``
-        (GlaViTU reference spec 5.1).
+        (as in the GlaViTU authors' reference implementation).
     """
     g = window_profile(size, kind)
     return np.outer(g, g).astype(np.float32)

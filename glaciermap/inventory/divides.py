@@ -90,8 +90,10 @@ REFERENCE_CELL_M2 = 100.0
 
 @dataclass(frozen=True)
 class DivideParams:
-    """Parameters of the ice-divide methods (defaults: those of the authors' ``massive_ice_divides`` code,
-    except ``outlets``, ``merge_rule`` and ``negate_dem``, chosen as the module docstring explains).
+    """Parameters of the ice-divide methods.
+
+    Defaults: those of the authors' ``massive_ice_divides`` code, except ``outlets``, ``merge_rule`` and
+    ``negate_dem``, chosen as the module docstring explains.
 
     Attributes:
         buffer_m: Width of the buffer between the ice and the gutter, m (Kienholz "buffer 2").

@@ -97,6 +97,7 @@ class Complexes:
     area_km2: npt.NDArray[np.float64]
 
     def __len__(self) -> int:
+        """Number of items."""
         return len(self.area_km2)
 
 

@@ -222,9 +222,11 @@ class ClassReader:
         self._src.close()
 
     def __enter__(self) -> ClassReader:
+        """Open the raster; returns this reader."""
         return self
 
     def __exit__(self, *exc: object) -> None:
+        """Close the raster."""
         self.close()
 
 
@@ -346,7 +348,9 @@ class DemReader:
         self._src.close()
 
     def __enter__(self) -> DemReader:
+        """Open the raster; returns this reader."""
         return self
 
     def __exit__(self, *exc: object) -> None:
+        """Close the raster."""
         self.close()

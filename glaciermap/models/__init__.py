@@ -1,19 +1,50 @@
 """glaciermap.models: GlaViTU, the papers' baselines and the model registry (plain ``torch.nn`` modules).
 
 See :mod:`glaciermap.models.api` for the interface every model shares and ``docs/models.md`` for a guide.
+Released weights are safetensors files with their metadata (:mod:`~glaciermap.models.hub`); the authors'
+Keras weights convert with :mod:`~glaciermap.models.keras`.
 """
 
 from glaciermap.models.api import ModelEntry, get_model, list_models
-from glaciermap.models.base import SegmentationModel
-from glaciermap.models.glavitu import GLOBAL_REGION_CODES, GlaViTU, coordinate_vector, region_vector
+from glaciermap.models.base import ModelInputs, SegmentationModel
+from glaciermap.models.deeplab import DeepLabV3Plus
+from glaciermap.models.glavitu import (
+    GLOBAL_REGION_CODES,
+    GlaViTU,
+    LocationEncoder,
+    LocationEncoding,
+    coordinate_vector,
+    count_trainable,
+    region_vector,
+)
+from glaciermap.models.hub import bundled_weights, export_weights, read_weights
+from glaciermap.models.keras import convert_keras_file, convert_keras_weights
+from glaciermap.models.resunet import FusionResUNet, ResUNet
+from glaciermap.models.setr import SETR, FusionSETR
+from glaciermap.models.unet_cbam import UNetCBAM
 
 __all__ = [
     "GLOBAL_REGION_CODES",
+    "SETR",
+    "DeepLabV3Plus",
+    "FusionResUNet",
+    "FusionSETR",
     "GlaViTU",
+    "LocationEncoder",
+    "LocationEncoding",
     "ModelEntry",
+    "ModelInputs",
+    "ResUNet",
     "SegmentationModel",
+    "UNetCBAM",
+    "bundled_weights",
+    "convert_keras_file",
+    "convert_keras_weights",
     "coordinate_vector",
+    "count_trainable",
+    "export_weights",
     "get_model",
     "list_models",
+    "read_weights",
     "region_vector",
 ]

@@ -92,7 +92,7 @@ _REGISTRY: dict[str, ModelEntry] = {
             "GlaViTU: fusion block, SETR subnet, residual U-Net, deep supervision, optional location encoding",
             _MODALITY_INPUTS + "; location (region one-hot / indices, or lat/lon degrees) when encoded",
             "out (B,K,H,W) logits; aux (B,K,H,W) deep-supervision logits when deep_supervision=True",
-            _GLAVITU_PAPER + "; reference code spec section 1",
+            _GLAVITU_PAPER + "; Methods, GlaViTU; Supplementary Figs. 8-10",
             _glavitu,
         ),
         ModelEntry(
@@ -100,7 +100,7 @@ _REGISTRY: dict[str, ModelEntry] = {
             "Fusion block (64) + residual U-Net (4 poolings, bottleneck 1024) + 1x1 classifier",
             _MODALITY_INPUTS,
             "out (B,K,H,W) logits",
-            _GLAVITU_PAPER + "; authors' baseline FusionResUNet, spec section 2",
+            _GLAVITU_PAPER + "; authors' baseline FusionResUNet (their code)",
             _resunet,
         ),
         ModelEntry(
@@ -108,7 +108,7 @@ _REGISTRY: dict[str, ModelEntry] = {
             "Fusion block (32) + residual U-Net (3 poolings, 32/64/128, bottleneck 256)",
             _MODALITY_INPUTS,
             "out (B,K,H,W) logits",
-            _GLAVITU_PAPER + "; authors' baseline LightFusionResUNet, spec section 2",
+            _GLAVITU_PAPER + "; authors' baseline LightFusionResUNet (their code)",
             _resunet,
             {"filters": 32, "depth": 3},
         ),
@@ -117,7 +117,7 @@ _REGISTRY: dict[str, ModelEntry] = {
             "Fusion block (32) + SETR-PUP: patch 16, E 64, 24 blocks, 4 heads, MLP 256, PUP 64",
             _MODALITY_INPUTS,
             "out (B,K,H,W) logits (log of the upsampled softmax, as the reference upsamples probabilities)",
-            "Zheng et al., SETR, CVPR 2021; " + _GLAVITU_PAPER + "; authors' FusionSETR_LN16, spec section 2",
+            "Zheng et al., SETR, CVPR 2021; " + _GLAVITU_PAPER + "; authors' FusionSETR_LN16 (their code)",
             _setr,
         ),
         ModelEntry(
@@ -125,7 +125,7 @@ _REGISTRY: dict[str, ModelEntry] = {
             "Fusion block (64) + SETR-PUP: patch 16, E 768, 12 blocks, 12 heads, MLP 3072, PUP 256",
             _MODALITY_INPUTS,
             "out (B,K,H,W) logits (log of the upsampled softmax, as the reference upsamples probabilities)",
-            "Zheng et al., SETR, CVPR 2021; " + _GLAVITU_PAPER + "; authors' FusionSETR_B16, spec section 2",
+            "Zheng et al., SETR, CVPR 2021; " + _GLAVITU_PAPER + "; authors' FusionSETR_B16 (their code)",
             _setr,
             {
                 "fusion_filters": 64,
@@ -141,7 +141,7 @@ _REGISTRY: dict[str, ModelEntry] = {
             "DeepLabv3+ (segmentation-models-pytorch, ResNeSt-101, OS 16) behind the fusion block",
             _MODALITY_INPUTS + " (fusion=False: concatenated into one image)",
             "out (B,K,H,W) logits",
-            "Chen et al., DeepLabv3+, ECCV 2018; " + _GLAVITU_PAPER + "; spec section 2 (smp variant)",
+            "Chen et al., DeepLabv3+, ECCV 2018; " + _GLAVITU_PAPER + "; authors' DeepLabV3Plus, smp variant",
             _deeplab,
         ),
         ModelEntry(

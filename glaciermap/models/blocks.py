@@ -1,6 +1,6 @@
-"""Building blocks shared by GlaViTU and the fusion baselines (reference spec sections 0, 1.3, 1.7 and 2).
+"""Building blocks shared by GlaViTU and the fusion baselines (GlaViTU paper, Methods, "GlaViTU").
 
-The numerics follow the authors' Keras code exactly (spec section 0): BatchNormalization epsilon 1e-3 and
+The numerics follow the authors' Keras reference implementation exactly: BatchNormalization epsilon 1e-3 and
 momentum 0.99 (torch momentum 0.01), LeakyReLU slope 0.2 in the fusion block, squeeze-and-excitation and
 residual U-Net (``tf.nn.leaky_relu``), 0.3 where Keras' ``LeakyReLU()`` layer is used, and the bottom/right
 padding of the 2x2 convolutions of the up-convolutions.
@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from glaciermap.errors import ConfigError
 
 KERAS_BN_EPS = 1e-3
-"""Keras ``BatchNormalization`` / ``LayerNormalization`` default epsilon (spec section 0)."""
+"""Keras ``BatchNormalization`` / ``LayerNormalization`` default epsilon, 1e-3 (torch's default is 1e-5)."""
 KERAS_BN_MOMENTUM = 0.01
 """Torch momentum equivalent to Keras' ``momentum=0.99``."""
 TF_LEAKY_SLOPE = 0.2
@@ -38,7 +38,7 @@ def batch_norm_1d(channels: int) -> nn.BatchNorm1d:
 
 
 def init_keras_(module: nn.Module) -> None:
-    """Initialise weights the way Keras does by default (spec section 0, "Default initialisers").
+    """Initialise weights the way Keras does by default, as the authors' reference implementation does.
 
     Glorot-uniform kernels and zero biases for every ``Conv2d`` and ``Linear`` (torch's fan computation for
     convolutions equals Keras'), ones/zeros for normalisation layers. Modules that need something else (patch
@@ -60,10 +60,10 @@ class MCDropout(nn.Module):
     """Dropout whose activity is set explicitly, for Monte-Carlo dropout at inference.
 
     The authors' code calls every dropout layer with ``training=<inference_dropout flag>`` instead of the
-    Keras training phase, so with the shipped config dropout is off in training *and* inference (spec section
-    0, "dropout semantics trap"). ``train_active=False`` reproduces that; ``train_active=True`` gives the
-    usual PyTorch behaviour (active in ``train()``). Either way :attr:`mc_enabled` (set through
-    ``SegmentationModel.set_mc_dropout``) forces sampling on in every mode.
+    Keras training phase, so with the shipped config dropout is off in training *and* inference (the
+    released weights were therefore trained without dropout). ``train_active=False`` reproduces that;
+    ``train_active=True`` gives the usual PyTorch behaviour (active in ``train()``). Either way
+    :attr:`mc_enabled` (set through ``SegmentationModel.set_mc_dropout``) forces sampling on in every mode.
 
     Args:
         p: Drop probability.
@@ -100,11 +100,15 @@ class MCDropout(nn.Module):
         return F.dropout(x, self.p, training=True)
 
     def extra_repr(self) -> str:
+        """The dropout settings shown in the module's ``repr``."""
         return f"p={self.p}, spatial={self.spatial}, train_active={self.train_active}"
 
 
 class ConvBNActX2(nn.Module):
-    """Two (Conv3x3 with bias -> BN -> LeakyReLU 0.2) then spatial dropout (spec 1.3 step 1, 1.7).
+    """Two (Conv3x3 with bias -> BN -> LeakyReLU 0.2) then spatial dropout.
+
+    The convolutional branch of the fusion block and of the residual U-Net (GlaViTU paper, Supplementary
+    Figs. 8 and 10), as in the authors' reference implementation.
 
     Args:
         in_channels: Input channels C_in.
@@ -132,7 +136,10 @@ class ConvBNActX2(nn.Module):
 
 
 class SqueezeExcitation(nn.Module):
-    """Squeeze-and-excitation without channel reduction (spec 1.3 step 2; Hu et al., CVPR 2018).
+    """Squeeze-and-excitation without channel reduction (Hu et al., CVPR 2018).
+
+    One per convolutional branch of the fusion block (GlaViTU paper, Methods, "GlaViTU"); without channel
+    reduction as in the authors' reference implementation.
 
     s = sigmoid(W2 LeakyReLU_0.2(W1 GAP(x) + b1) + b2); y = x * s.
 
@@ -179,7 +186,7 @@ class FusionBranch(nn.Module):
 
 
 class FusionBlock(nn.Module):
-    """Per-modality branches summed together (spec 1.3; GlaViTU paper, Methods and Supplementary Fig. 8).
+    """Per-modality branches summed together (GlaViTU paper, Methods and Supplementary Fig. 8).
 
     F = sum over modalities m of SE_m(ConvBNActX2_m(x_m)); no concatenation, no normalisation after the sum.
 
@@ -210,10 +217,10 @@ class FusionBlock(nn.Module):
 
 
 class ResidualBlock(nn.Module):
-    """Residual block of the residual U-Net (spec 1.7).
+    """Residual block of the residual U-Net (GlaViTU paper, Supplementary Fig. 10).
 
     out = ConvBNActX2(x) + Conv1x1_no_bias(x); the projection is applied even when C_in == C, and there is no
-    activation after the addition.
+    activation after the addition, as in the authors' reference implementation.
 
     Args:
         in_channels: Input channels C_in.
@@ -235,7 +242,9 @@ class ResidualBlock(nn.Module):
 
 
 class UpConv(nn.Module):
-    """Nearest-neighbour x2 upsampling, Conv2x2 without bias ("same": pad bottom/right), BN (spec 1.7).
+    """Nearest-neighbour x2 upsampling, Conv2x2 without bias ("same": pad bottom/right), BN.
+
+    The up-convolution of the authors' reference implementation.
 
     Keras' ``padding="same"`` for an even kernel pads 0 at the top/left and 1 at the bottom/right; this is
     done explicitly with ``F.pad`` so that converted weights give Keras' numbers.

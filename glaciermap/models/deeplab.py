@@ -1,6 +1,6 @@
 """DeepLabv3+ baseline (Chen et al., ECCV 2018) built on segmentation-models-pytorch.
 
-The GlaViTU authors' ``DeepLabV3Plus`` (reference spec section 2) is FusionBlock(64) -> a stem-less
+The GlaViTU authors' ``DeepLabV3Plus`` (in their reference implementation) is FusionBlock(64) -> a stem-less
 ResNeSt-101 -> ASPP (rates 6/12/18) -> DeepLabv3+ head, with LeakyReLU 0.3 and Keras BN epsilons. This module
 keeps its structure where a library block fits instead of re-writing the backbone:
 

@@ -1,17 +1,19 @@
 """GlaViTU: Glacier-VisionTransformer-U-Net (Maslov et al., Nat. Commun. 16:43, 2025).
 
-The architecture of the authors' reference code, block for block (reference spec section 1)::
+The architecture of the GlaViTU paper (Methods, "GlaViTU"; Supplementary Figs. 8-10), block for block as in
+the authors' reference implementation::
 
-    inputs per modality -> FusionBlock(64)                       -> F  (B, 64, H, W)     spec 1.3
-    [F <- F + LocationEncoder(location)[:, :, None, None]]                               spec 1.4
-    SETR subnet (patch 16, E 64, 12 blocks, 4 heads, MLP 256)     -> T;  E1 = T + F      spec 1.5
-    deep-supervision head: 1x1 conv 64 -> K on E1                 -> "aux"               spec 1.6
-    residual U-Net (64/128/256, bottleneck 512, 1x1 64 -> 64)    -> U;  E2 = E1 + U     spec 1.7
+    inputs per modality -> FusionBlock(64)                       -> F  (B, 64, H, W)     Suppl. Fig. 8
+    [F <- F + LocationEncoder(location)[:, :, None, None]]                               Suppl. Fig. 9
+    SETR subnet (patch 16, E 64, 12 blocks, 4 heads, MLP 256)     -> T;  E1 = T + F      Suppl. Fig. 10
+    deep-supervision head: 1x1 conv 64 -> K on E1                 -> "aux"               Methods
+    residual U-Net (64/128/256, bottleneck 512, 1x1 64 -> 64)    -> U;  E2 = E1 + U     Suppl. Fig. 10
     main head: 1x1 conv 64 -> K on E2                             -> "out"
 
 The heads return logits; the reference's softmax is applied by :meth:`GlaViTU.predict_proba`. Trainable
 parameters for Optical+DEM, K=2: 10,024,516 with the deep-supervision head, 10,024,386 without, 10,029,764
-with region encoding (spec 1.8). Weights of the authors' Keras ``.h5`` files load through
+with region encoding, the same counts as the authors' Keras model (whose ``count_params()``
+also counts the batch-norm running statistics). Weights of the authors' Keras ``.h5`` files load through
 :func:`glaciermap.models.keras.convert_keras_weights`.
 """
 
@@ -37,21 +39,22 @@ from glaciermap.models.resunet import ResUNet
 from glaciermap.models.setr import SETR
 
 LocationEncoding = Literal["none", "region", "coordinates"]
-"""How GlaViTU is told where a patch lies (spec 1.4)."""
+"""How GlaViTU is told where a patch lies (GlaViTU paper, Methods, strategies 4 and 5)."""
 
 GLOBAL_REGION_CODES: Final[tuple[str, ...]] = (
     "ALP", "AN", "AWA", "CA", "GR", "HMA", "LL", "NZ", "SA", "SC", "SVAL",
 )  # fmt: skip
-"""Sorted region codes of the global training set; the one-hot gets one more, last, "unseen" slot (spec 1.4)."""
+"""Sorted region codes of the global training set; the one-hot gets one more, last, "unseen" slot.
 
-"""Name of the extra region slot used for regions not in the training set (and for ``None``)."""
+The paper's 12 positions (Methods, strategy 4); the order is the sorted codes, as the authors' reference
+implementation computes it from the training tiles."""
 
 FILTERS: Final[int] = 64
-"""Width of the fused features, the transformer tokens and the U-Net's first level (spec 1.3-1.7)."""
+"""Width of the fused features, the transformer tokens and the U-Net's first level (the authors' 64)."""
 
 
 def region_vector(codes: Sequence[str | None], region_codes: Sequence[str] = GLOBAL_REGION_CODES) -> Tensor:
-    """One-hot region vectors for region encoding (spec 1.4).
+    """One-hot region vectors for region encoding (GlaViTU paper, Methods, strategy 4).
 
     Args:
         codes: One region code per sample; ``None`` or ``"unseen"`` selects the last, "unseen" slot.
@@ -79,7 +82,10 @@ def region_vector(codes: Sequence[str | None], region_codes: Sequence[str] = GLO
 
 
 def coordinate_vector(lat: Tensor | Sequence[float], lon: Tensor | Sequence[float]) -> Tensor:
-    """Coordinate encoding [sin lat, cos lat, sin lon, cos lon] with the angles in radians (spec 1.4, 9.2.2).
+    """Coordinate encoding [sin lat, cos lat, sin lon, cos lon] with the angles in radians.
+
+    GlaViTU paper, Methods, strategy 5. Radians as in the authors' training code (their deployment script
+    feeds degrees, a bug not reproduced here).
 
     Args:
         lat: (B,) latitudes of the patch centres in degrees, in [-90, 90].
@@ -104,7 +110,7 @@ def coordinate_vector(lat: Tensor | Sequence[float], lon: Tensor | Sequence[floa
 
 
 class LocationEncoder(nn.Module):
-    """Location-encoding block (spec 1.4).
+    """Location-encoding block (GlaViTU paper, Methods, Supplementary Fig. 9).
 
     Dense(L -> 64) -> BatchNorm1d -> LeakyReLU(0.3) -> Dense(64 -> 64) -> BatchNorm1d -> LeakyReLU(0.3)
     -> Dropout (MC only). BatchNorm uses the Keras epsilon 1e-3; in ``train()`` mode it needs batches of at
@@ -136,7 +142,7 @@ class LocationEncoder(nn.Module):
 
 
 class GlaViTU(SegmentationModel):
-    """GlaViTU, exactly as the authors' reference code (see the module docstring and spec section 1).
+    """GlaViTU, exactly as the authors' reference implementation (see the module docstring).
 
     Args:
         modalities: Ordered ``{modality: channels}`` (default ``{"optical": 6, "dem": 2}``); one fusion branch
@@ -237,9 +243,9 @@ class GlaViTU(SegmentationModel):
 
         Accepted forms:
 
-        * region encoding: ``None`` (every sample "unseen", spec 9.2 item 10), (B,) integer slot indices
-          (``len(region_codes)`` = unseen), or (B, L) float vectors (one-hot or soft, e.g. from bias
-          optimisation, spec 5.7);
+        * region encoding: ``None`` (every sample "unseen", where the authors' deployment script crashed),
+          (B,) integer slot indices (``len(region_codes)`` = unseen), or (B, L) float vectors (one-hot or
+          soft, e.g. from bias optimisation, GlaViTU paper Eqs. 1-2);
         * coordinate encoding: (B, 2) latitude/longitude in degrees, or (B, 4) already-encoded vectors.
 
         Args:
@@ -316,7 +322,7 @@ class GlaViTU(SegmentationModel):
 
 
 def count_trainable(model: nn.Module) -> int:
-    """Number of trainable parameters, comparable with the spec's "trainable" column (spec 1.8)."""
+    """Number of trainable parameters (the Keras count of the authors' model less batch-norm statistics)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 

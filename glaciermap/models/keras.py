@@ -1,13 +1,14 @@
 """Convert the GlaViTU authors' Keras HDF5 weight files into a PyTorch state dict (h5py only, no TensorFlow).
 
-The authors publish Keras-2 *weights-only* HDF5 files of their training model (reference spec section 8).
+The authors publish Keras-2 *weights-only* HDF5 files of their training model (GlaViTU paper,
+"Code availability").
 Keras loads them by **order**: the top-level layers that have weights (``[location_encoding_block]``,
 ``fusion_block``, ``SETR``, ``ResUNet``, ``[deepsupervision]``, ``output``), and inside each layer its arrays
 in tracking order, trainable arrays first and BatchNormalization moving statistics last. The sub-layer names
 (``conv2d_13``, ...) depend on build order and differ between files, so this converter never looks at them:
 it walks the same order over the PyTorch modules and checks every array's shape.
 
-Layout conversions (spec sections 0 and 8):
+Layout conversions (Keras is channels-last, PyTorch channels-first):
 
 ============================  =====================  ===========================================
 Keras array                   Keras shape            PyTorch
@@ -138,7 +139,7 @@ class _LayoutBuilder:
 
 
 def keras_layout(model: GlaViTU) -> list[GroupLayout]:
-    """The Keras HDF5 layout of a GlaViTU's weights, top-level layer by layer (spec section 8).
+    """The Keras HDF5 layout of a GlaViTU's weights, top-level layer by layer (the order Keras loads them in).
 
     Args:
         model: The model whose state dict is to be filled.

@@ -1,4 +1,7 @@
-"""Residual U-Net: the GlaViTU convolutional subnet and the fusion ResUNet baselines (spec 1.7 and 2).
+"""Residual U-Net: the GlaViTU convolutional subnet and the fusion ResUNet baselines.
+
+The subnet of the GlaViTU paper (Methods and Supplementary Fig. 10); the baselines are those of the authors'
+reference implementation.
 
 :class:`ResUNet` is the feature subnet (no classifier). :class:`FusionResUNet` is the baseline model of the
 authors' code: FusionBlock -> ResUNet -> 1x1 classifier. With the defaults (64 filters, 4 poolings) it is the
@@ -22,7 +25,9 @@ DEFAULT_MODALITIES: dict[str, int] = {"optical": 6, "dem": 2}
 
 
 class ResUNet(nn.Module):
-    """Residual U-Net feature extractor (spec 1.7; Ronneberger et al. 2015 with He et al. 2016 residuals).
+    """Residual U-Net feature extractor (Ronneberger et al. 2015 with He et al. 2016 residuals).
+
+    GlaViTU's convolutional subnet (GlaViTU paper, Supplementary Fig. 10).
 
     Encoder: ``depth`` residual blocks with filters f, 2f, 4f, ... each followed by 2x2 max pooling; bottleneck
     residual block with f * 2**depth filters; decoder: per level an :class:`~glaciermap.models.blocks.UpConv`,
@@ -83,7 +88,7 @@ class ResUNet(nn.Module):
 
 
 class FusionResUNet(SegmentationModel):
-    """Fusion residual U-Net baseline of the GlaViTU authors' code (spec section 2).
+    """Fusion residual U-Net baseline of the GlaViTU authors' reference implementation.
 
     FusionBlock(f) -> ResUNet(f, depth) -> 1x1 convolution to K classes (softmax in :meth:`predict_proba`).
     Reference counts (Optical+DEM, K=2, trainable = Keras total minus BN statistics): ``FusionResUNet``

@@ -1,7 +1,8 @@
 """SETR with the progressive-upsampling (PUP) decoder: GlaViTU's transformer subnet and the SETR baselines.
 
 Zheng et al., "Rethinking semantic segmentation from a sequence-to-sequence perspective with transformers"
-(CVPR 2021), as simplified in the GlaViTU authors' code (spec sections 1.5 and 2): a ViT encoder without class
+(CVPR 2021), as simplified in the GlaViTU paper (Methods, "GlaViTU": "simplified building blocks from
+SETR") and in the authors' reference implementation: a ViT encoder without class
 token and without a final LayerNorm, pre-norm blocks whose MLP has GELU on *both* layers, and a PUP decoder
 with no non-linearities.
 """
@@ -29,7 +30,9 @@ DEFAULT_MODALITIES: dict[str, int] = {"optical": 6, "dem": 2}
 
 
 def upsample2x_bilinear(x: Tensor) -> Tensor:
-    """Keras ``UpSampling2D(2, interpolation="bilinear")``: half-pixel centres, edges clamped (spec 0).
+    """Keras ``UpSampling2D(2, interpolation="bilinear")``: half-pixel centres, edges clamped.
+
+    The Keras layer of the authors' reference implementation; ``F.interpolate(align_corners=False)`` matches.
 
     Args:
         x: (B, C, H, W).
@@ -41,7 +44,7 @@ def upsample2x_bilinear(x: Tensor) -> Tensor:
 
 
 class PatchEmbedding(nn.Module):
-    """Linear embedding of non-overlapping P x P patches (spec 1.5; Keras ``extract_patches`` + ``Dense``).
+    """Linear embedding of non-overlapping P x P patches (the authors' Keras ``extract_patches`` + ``Dense``).
 
     A ``Conv2d`` with kernel = stride = P is the same map; its Glorot initialisation uses the fans of the
     Keras dense kernel (P*P*C_in, E).
@@ -75,10 +78,10 @@ class PatchEmbedding(nn.Module):
 class PositionEmbedding(nn.Module):
     """Learned absolute position embedding on a ``grid x grid`` token grid, interpolated to other grids.
 
-    The reference learns one vector per token of the 24 x 24 grid of a 384 x 384 input (spec 1.5), tokens in
-    row-major order. For another grid (h, w) the table is resampled as an image with bicubic interpolation
-    (``align_corners=False``, anti-aliased when shrinking), as timm does for ViTs; on the training grid it is
-    used unchanged, so at 384 x 384 the model is the reference's exactly.
+    The reference learns one vector per token of the 24 x 24 grid of a 384 x 384 input (the paper's patch
+    size), tokens in row-major order. For another grid (h, w) the table is resampled as an image with bicubic
+    interpolation (``align_corners=False``, anti-aliased when shrinking), as timm does for ViTs; on the
+    training grid it is used unchanged, so at 384 x 384 the model is the reference's exactly.
 
     Args:
         grid: Side of the token grid the embedding is learned for (384 / 16 = 24).
@@ -95,7 +98,7 @@ class PositionEmbedding(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Keras initialisation N(0, 0.05^2) (spec section 0)."""
+        """Keras initialisation N(0, 0.05^2), as in the authors' reference implementation."""
         nn.init.normal_(self.weight, std=0.05)
 
     def resized(self, h: int, w: int) -> Tensor:
@@ -121,7 +124,9 @@ class PositionEmbedding(nn.Module):
 
 
 class MultiHeadSelfAttention(nn.Module):
-    """Multi-head self-attention as Keras ``MultiHeadAttention(num_heads, key_dim=E/heads)`` (spec 0, 1.5).
+    """Multi-head self-attention as Keras ``MultiHeadAttention(num_heads, key_dim=E/heads)``.
+
+    The attention of the authors' reference implementation.
 
     Separate q, k, v and output projections with biases, scale 1/sqrt(head_dim), no attention dropout
     (Vaswani et al. 2017). Head h uses channels ``h*d : (h+1)*d`` of each projection.
@@ -156,7 +161,7 @@ class MultiHeadSelfAttention(nn.Module):
 
 
 class TransformerBlock(nn.Module):
-    """Pre-norm transformer block of the reference (spec 1.5).
+    """Pre-norm transformer block, as in the authors' reference implementation.
 
     t = t + MHA(LN1(t)); t = t + Drop(GELU(W2 Drop(GELU(W1 LN2(t))))). LayerNorm epsilon is Keras' 1e-3, GELU
     the exact (erf) one, and -- unusually -- the second MLP layer has a GELU too.
@@ -190,7 +195,9 @@ class TransformerBlock(nn.Module):
 
 
 class PUPDecoder(nn.Module):
-    """Progressive-upsampling decoder without non-linearities (spec 1.5 table; SETR-PUP).
+    """Progressive-upsampling decoder without non-linearities (SETR-PUP, Zheng et al. 2021).
+
+    Without non-linearities as in the authors' reference implementation.
 
     Three times (Conv3x3 -> BN -> bilinear x2), then Conv3x3 -> BN, then Conv1x1 (bias) to ``out_channels``
     and, if ``final_upsample``, a last bilinear x2: a 1/16-resolution map comes back at full resolution.
@@ -227,7 +234,10 @@ class PUPDecoder(nn.Module):
 
 
 class SETR(nn.Module):
-    """Transformer subnet: patch embedding, position embedding, pre-norm blocks, PUP decoder (spec 1.5).
+    """Transformer subnet: patch embedding, position embedding, pre-norm blocks, PUP decoder.
+
+    GlaViTU's transformer subnet (GlaViTU paper, Supplementary Fig. 10): patch 16, width 64, 12 blocks,
+    4 heads, MLP 256, as in the authors' reference implementation.
 
     Args:
         in_channels: Channels of the input feature map.
@@ -275,7 +285,7 @@ class SETR(nn.Module):
         self.decoder = PUPDecoder(embed_dim, pup_filters, out_channels, final_upsample)
 
     def reset_parameters(self) -> None:
-        """Keras-like initialisation of the whole subnet (spec section 0)."""
+        """Keras-like initialisation of the whole subnet, as the authors' reference implementation has."""
         init_keras_(self)
         self.patch_embed.reset_parameters()
         self.pos_embed.reset_parameters()
@@ -292,7 +302,7 @@ class SETR(nn.Module):
 
 
 class FusionSETR(SegmentationModel):
-    """SETR-PUP baselines of the GlaViTU authors' code (spec section 2).
+    """SETR-PUP baselines of the GlaViTU authors' reference implementation.
 
     FusionBlock(f) -> SETR (patch 16) whose PUP decoder ends in a 1x1 convolution to K classes; the reference
     applies softmax at half resolution and *then* the last bilinear x2. That order is kept: the model returns

@@ -115,6 +115,7 @@ class CoarseWorld:
     stack: F32 = field(init=False)
 
     def __post_init__(self) -> None:
+        """Check the fields."""
         self.stack = np.stack([self.fields[n] for n in FIELD_NAMES]).astype(np.float32)
 
 

@@ -1,5 +1,36 @@
-"""LightningModules: :class:`SegmentationTask` (glacier segmentation) and its losses and schedules."""
+"""LightningModules: glacier segmentation (:class:`SegmentationTask`) and scene mapping (:class:`SceneMappingTask`).
 
-from glaciermap.tasks.segmentation import SegmentationTask
+* :mod:`~glaciermap.tasks.segmentation`: the training task (loss, optimiser, schedule, augmentation, metrics).
+* :mod:`~glaciermap.tasks.losses`: focal, Dice and cross-entropy losses that honour ``ignore_index``.
+* :mod:`~glaciermap.tasks.schedules`: the learning-rate schedules, stepped every batch.
+* :mod:`~glaciermap.tasks.mapping`: ``glaciermap predict``: whole scenes mapped under DDP, each written once.
+"""
 
-__all__ = ["SegmentationTask"]
+from glaciermap.tasks.losses import (
+    CrossEntropyLoss,
+    DeepSupervisionLoss,
+    DiceLoss,
+    FocalLoss,
+    LossName,
+    build_loss,
+)
+from glaciermap.tasks.mapping import SceneMappingTask, ScenePredictionWriter, resolve_mapping_model
+from glaciermap.tasks.schedules import ScheduleName, build_schedule
+from glaciermap.tasks.segmentation import CLASS_NAMES_BY_TARGET, MONITOR, SegmentationTask
+
+__all__ = [
+    "CLASS_NAMES_BY_TARGET",
+    "MONITOR",
+    "CrossEntropyLoss",
+    "DeepSupervisionLoss",
+    "DiceLoss",
+    "FocalLoss",
+    "LossName",
+    "SceneMappingTask",
+    "ScenePredictionWriter",
+    "ScheduleName",
+    "SegmentationTask",
+    "build_loss",
+    "build_schedule",
+    "resolve_mapping_model",
+]

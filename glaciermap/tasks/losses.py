@@ -1,13 +1,14 @@
 """Segmentation losses that honour ``ignore_index``.
 
-* :class:`FocalLoss`: the categorical focal loss of the GlaViTU reference (gamma 2, optional label smoothing),
-  spec section 3.1; Lin et al. (2017).
+* :class:`FocalLoss`: the categorical focal loss of the GlaViTU paper (Methods, "GlaViTU": gamma 2, label
+  smoothing 0.1); Lin et al. (2017).
 * :class:`DiceLoss`: the soft Dice loss of the Karakoram paper, Eq. 3.
 * :class:`CrossEntropyLoss`: plain cross-entropy (``torch.nn.functional.cross_entropy``).
-* :class:`DeepSupervisionLoss`: ``aux_weight * loss(aux) + main_weight * loss(main)`` (0.5 / 1.0 in the reference).
+* :class:`DeepSupervisionLoss`: ``aux_weight * loss(aux) + main_weight * loss(main)`` (0.5 / 1.0 in the
+  authors' reference implementation).
 
 Every loss takes logits ``(B, K, H, W)`` and an integer target ``(B, H, W)``; pixels equal to ``ignore_index``
-contribute nothing (the reference had no masking, spec 9.2 item 11: we deliberately mask nodata).
+contribute nothing (the authors' reference implementation has no masking; we deliberately mask nodata).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from glaciermap.constants import IGNORE_INDEX
 
 LossName = Literal["focal", "dice", "ce"]
 
-_EPS = 1e-7  # keras.backend.epsilon(), used by the reference for clipping (spec section 0)
+_EPS = 1e-7  # keras.backend.epsilon(): the authors' reference implementation clips probabilities with it
 
 
 def _one_hot_valid(target: Tensor, num_classes: int, ignore_index: int) -> tuple[Tensor, Tensor]:
@@ -34,7 +35,7 @@ def _one_hot_valid(target: Tensor, num_classes: int, ignore_index: int) -> tuple
 
 
 class FocalLoss(nn.Module):
-    """Categorical focal loss with label smoothing (GlaViTU spec section 3.1).
+    """Categorical focal loss with label smoothing (GlaViTU paper, Methods, "GlaViTU"; Lin et al. 2017).
 
     Per valid pixel ``L = -sum_c (1 - p_c)^gamma * y_c * log(p_c)`` with ``p = clip(softmax(logits), 1e-7,
     1 - 1e-7)`` and ``y = onehot * (1 - s) + s / K`` (label smoothing ``s``), averaged over valid pixels.
@@ -133,7 +134,7 @@ def build_loss(
 
 
 class DeepSupervisionLoss(nn.Module):
-    """Weighted sum over the main and the deep-supervision outputs (GlaViTU spec section 3.1).
+    """Weighted sum over the main and the deep-supervision outputs (GlaViTU paper, Methods, "GlaViTU").
 
     Args:
         loss: The per-output loss.

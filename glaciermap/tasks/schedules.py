@@ -1,4 +1,7 @@
-"""Learning-rate schedules of the GlaViTU reference (spec section 3.2), stepped every batch.
+"""Learning-rate schedules of the GlaViTU paper, stepped every batch.
+
+GlaViTU paper, Methods, "GlaViTU" (after Loshchilov and Hutter 2017); stepped every batch as in the authors'
+reference implementation.
 
 * ``"warm_restarts"`` (training from scratch): cosine annealing with warm restarts, cycles of 10, 20, 40, 80
   epochs (T0 = 10 epochs, T_mult = 2), minimum 0; ``lr(s) = 0.5 * lr0 * (1 + cos(pi * (s - b_i) / (b_{i+1} - b_i)))``
@@ -29,7 +32,7 @@ def build_schedule(
     Args:
         optimizer: The optimiser whose learning rate is scheduled (its lr is the peak lr).
         name: ``"warm_restarts"``, ``"cosine"`` or ``"constant"``.
-        steps_per_epoch: Optimiser steps per epoch (S in the spec).
+        steps_per_epoch: Optimiser steps per epoch (S in the formula above).
         cycle_epochs: First cycle length in epochs (``warm_restarts``) or the decay length (``cosine``).
         cycle_mult: Growth factor of successive cycles (``warm_restarts``).
 

@@ -2,9 +2,10 @@
 
 Any registered model (:func:`glaciermap.models.get_model`) plugs in. The recipes are those of the papers:
 
-* GlaViTU (reference spec section 3): focal loss (gamma 2) with label smoothing 0.1 on both heads, weighted
-  0.5 (deep supervision) + 1.0 (main); Adam (lr 5e-4, eps 1e-7); cosine annealing with warm restarts every
-  10/20/40/80 epochs, stepped per batch; fine-tuning with lr 5e-5 and one 80-epoch cosine;
+* GlaViTU (paper, Methods, "GlaViTU" and strategy 3): focal loss (gamma 2) with label smoothing 0.1 on both
+  heads; Adam (lr 5e-4); cosine annealing with warm restarts every 10/20/40/80 epochs; fine-tuning with
+  lr 5e-5 and one 80-epoch cycle. As in the authors' reference implementation, the heads are weighted
+  0.5 (deep supervision) + 1.0 (main), Adam's epsilon is Keras' 1e-7 and the schedule is stepped every batch;
 * Karakoram paper 3.3.1: Dice loss (Eq. 3), Adam lr 1e-4, batch 4, 512-pixel tiles.
 
 Targets are binary (background / glacier) or three classes (background, clean ice, debris-covered ice), both
@@ -52,7 +53,10 @@ Target = Literal["binary", "classes"]
 Stage = Literal["train", "val", "test"]
 
 MONITOR = "val/iou_glacier"
-"""Metric that selects the best checkpoint (validation glacier IoU, spec 3.3)."""
+"""Metric that selects the best checkpoint: validation glacier IoU.
+
+The GlaViTU paper keeps the model that is best on the validation set; the authors' reference implementation
+monitors the glacier IoU."""
 
 
 class SegmentationTask(LightningModule):
@@ -75,7 +79,8 @@ class SegmentationTask(LightningModule):
         schedule: ``"warm_restarts"``, ``"cosine"`` or ``"constant"``.
         cycle_epochs: First cycle (warm restarts) or decay length (cosine) in epochs.
         cycle_mult: Growth of successive warm-restart cycles.
-        augment: Apply the geometric augmentation of spec 3.4 to training batches.
+        augment: Apply the geometric augmentation (flips, rotations, crop and rescale; GlaViTU paper, Methods,
+            "GlaViTU") to training batches.
         photometric: Apply gamma, occlusion, shift and noise to training batches.
         region_dropout: Probability of replacing a training sample's region by "unseen" (region encoding).
         init_from: Checkpoint (``.ckpt`` of this task or ``.safetensors`` state dict) whose model weights
@@ -222,7 +227,7 @@ class SegmentationTask(LightningModule):
         ]
 
     def configure_optimizers(self) -> Any:
-        """Adam with the reference's epsilon and a per-step learning-rate schedule (spec 3.2)."""
+        """Adam with Keras' epsilon and a per-step schedule, as in the authors' reference implementation."""
         hp = self.hparams
         optimizer = torch.optim.Adam(
             self.parameters(), lr=hp["lr"], eps=hp["adam_eps"], weight_decay=hp["weight_decay"]
@@ -301,7 +306,7 @@ class SegmentationTask(LightningModule):
         return dict(zip(self.bands_by_modality, torch.split(image, sizes, dim=1)))
 
     def _location(self, batch: Mapping[str, Any], train: bool) -> Tensor | None:
-        """The location input of the batch for location-encoding models (spec 1.4)."""
+        """The location input of the batch for location-encoding models (GlaViTU paper, strategies 4-5)."""
         if self.location_encoding == "region":
             region = batch["region"].long()
             if train and self.hparams["region_dropout"] > 0:

@@ -1,7 +1,8 @@
-"""Batched, on-device training augmentation (GlaViTU spec section 3.4).
+"""Batched, on-device training augmentation (GlaViTU paper, Methods, "GlaViTU").
 
 Geometric transforms are applied identically to every modality and to the mask of a sample; photometric ones
-independently per modality ("feature group"). Probabilities and parameters are those of the reference:
+independently per modality ("feature group"). The paper names the transforms; their probabilities and
+parameters are those of the authors' reference implementation:
 
 | transform | probability | parameters |
 |---|---|---|
