@@ -223,6 +223,7 @@ class SplitImageFolder(Dataset[Sample]):
         transforms: Callable[[Sample], Sample] | None = None,
     ) -> None:
         self.files = list_image_folder(root, scheme, folder_ids)
+        self.scheme = scheme
         self.labels = self.files["label"].to_numpy(dtype=np.int64)
         self.vario = vario
         self.vario_rows: VarioRows = vario_rows

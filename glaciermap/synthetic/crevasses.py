@@ -17,7 +17,8 @@ Layout: the scene is a grid of regions of 2 x 2 split-images; the classes are de
 shuffled rounds, so every class gets nearly the same number of regions (44 or more split-images each with
 the defaults). Each region draws its surface texture from its class's parametric model
 (:mod:`glaciermap.synthetic.crevasse_textures`) and its brightness (albedo x illumination, 0.35 to 0.75
-reflectance) independently of the class, plus sensor noise. Mean brightness therefore carries no class
+reflectance) independently of the class (11 evenly spaced brightness levels are dealt as a Latin square over
+the rounds, so over any 11 rounds every class gets every level once), plus sensor noise. Mean brightness therefore carries no class
 information; structure (orientation, spacing, width, shadows) does.
 
 Deterministic by seed; the default scene (5,226 x 5,360 px, 520 split-images) takes a few seconds.
@@ -96,16 +97,24 @@ def generate_crevasse_world(
     height, width = tiles[0] * th, tiles[1] * tw
     sun = Sun(elevation=float(rng.uniform(12.0, 25.0)), azimuth=float(rng.uniform(0.0, 360.0)))
     n_regions = regions[0] * regions[1]
-    deal = np.concatenate([rng.permutation(n_classes) for _ in range(-(-n_regions // n_classes))])[:n_regions]
-    region_class = deal.reshape(regions)
+    rounds = -(-n_regions // n_classes)
+    dealt = np.stack([rng.permutation(n_classes) for _ in range(rounds)])  # (rounds, classes): class per slot
+    region_class = dealt.ravel()[:n_regions].reshape(regions)
+    # brightness levels form a Latin square over the rounds: in every round each class gets one of 11
+    # evenly spaced levels, and over any 11 rounds every class gets every level once
+    base, shifts = rng.permutation(n_classes), rng.permutation(n_classes)
+    class_level = base[
+        (np.arange(n_classes)[None, :] + shifts[np.arange(rounds) % n_classes, None]) % n_classes
+    ]
+    levels = np.take_along_axis(class_level, dealt, axis=1).ravel()[:n_regions]
+    region_brightness = (0.35 + 0.4 * (levels + rng.uniform(0, 1, n_regions)) / n_classes).reshape(regions)
     pan = np.zeros((height, width), dtype=np.uint16)
     classes = np.zeros((height, width), dtype=np.uint8)
     for i in range(regions[0]):
         for j in range(regions[1]):
             cls = CrevasseClassV2(int(region_class[i, j]))
             sub = np.random.default_rng([seed, i, j])
-            brightness = sub.uniform(0.35, 0.75)
-            reflectance = brightness + texture(cls, (rh, rw), pixel_size, sun, sub)
+            reflectance = region_brightness[i, j] + texture(cls, (rh, rw), pixel_size, sun, sub)
             reflectance += sub.normal(0.0, 0.01, size=(rh, rw))
             dn = np.clip(np.rint(reflectance * DN_PER_REFLECTANCE), 1, 2047).astype(np.uint16)
             pan[i * rh : (i + 1) * rh, j * rw : (j + 1) * rw] = dn
