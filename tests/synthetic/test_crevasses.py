@@ -97,3 +97,17 @@ def test_structure_separates_classes(world: Path) -> None:
     accuracy = float((distance.argmin(1) == labels[test]).mean())
     assert accuracy > 3 / 11, accuracy
     assert len(CrevasseClassV2) == 11
+
+
+def test_plot_example_draws_the_docs_figure(world: Path, tmp_path: Path) -> None:
+    """``examples/plot_crevasse_world.py`` (which makes docs/img/crevasse_world.png) runs on a world folder."""
+    import runpy
+
+    from PIL import Image
+
+    script = Path(__file__).resolve().parents[2] / "examples" / "plot_crevasse_world.py"
+    out = tmp_path / "figure.png"
+    runpy.run_path(str(script))["main"]([str(out), "--world", str(world)])
+    with Image.open(out) as img:
+        assert img.size == (1296, 828)
+        assert len(img.convert("L").getcolors(256) or []) > 50  # not a blank canvas
