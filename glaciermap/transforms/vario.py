@@ -248,33 +248,47 @@ def _superdiagonal_sums(x: Tensor, y: Tensor, count: int) -> Tensor:
     return view.sum(dim=1)
 
 
-def _rect_sums(integral: Tensor, r0: Tensor, r1: Tensor, c0: Tensor, c1: Tensor) -> Tensor:
-    """Sums over rectangles ``[r0, r1) x [c0, c1)`` from an integral image ``(B, R + 1, C + 1)``."""
-    w = integral.shape[2]
-    flat = integral.reshape(integral.shape[0], -1)
-    return flat[:, r1 * w + c1] - flat[:, r0 * w + c1] - flat[:, r1 * w + c0] + flat[:, r0 * w + c0]
+def _padded_buffer(b: int, h: int, pitch: int, pad: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """``(b, h + 2, pitch)`` buffer whose left ``pad`` columns and last two rows are zero (the rest is filled
+    by the caller)."""
+    buf = torch.empty(b, h + 2, pitch, dtype=dtype, device=device)
+    buf[:, :, :pad].zero_()
+    buf[:, h:].zero_()
+    return buf
 
 
-def _series(
-    integral: Tensor, s: Tensor, disp: npt.NDArray[np.int64], anti: bool, height: int, width: int
-) -> Tensor:
-    """``v(d) = (A(d) + B(d) - 2 S(d)) / N(d)`` for displacements ``(count, 2)`` (``dr, dc >= 0``).
+def _diagonal_series(sq: Tensor, s: Tensor, disp: npt.NDArray[np.int64], anti: bool) -> Tensor:
+    """``v(d) = (A(d) + B(d) - 2 S(d)) / N(d)`` for diagonal displacements ``(count, 2)`` (``dr, dc >= 1``).
 
-    ``A`` and ``B`` are the sums of squares over the two pair rectangles, from the integral image
-    ``(B, R + 1, C + 1)`` of the squared (centred) tile; for the anti-diagonal the pairs are
+    ``A`` and ``B`` are the sums of squares of the (centred) tile over the two pair rectangles, which touch
+    the tile's corners: column prefix sums of ``sq`` ``(B, R, C)`` are taken once, read at the few columns
+    the rectangles need, and summed down the rows. For the anti-diagonal the pairs are
     ``z(r, c + dc)`` vs ``z(r + dr, c)``.
     """
-    d = torch.from_numpy(disp).to(integral.device)
-    dr, dc = d[:, 0], d[:, 1]
-    zero = torch.zeros_like(dr)
-    if anti:
-        a = _rect_sums(integral, zero, height - dr, dc, zero + width)
-        bb = _rect_sums(integral, dr, zero + height, zero, width - dc)
-    else:
-        a = _rect_sums(integral, zero, height - dr, zero, width - dc)
-        bb = _rect_sums(integral, dr, zero + height, dc, zero + width)
-    n_pairs = ((height - dr) * (width - dc)).to(integral.dtype)
-    return ((a + bb - 2.0 * s.to(integral.dtype)) / n_pairs).clamp_min(0.0)
+    b, h, w = sq.shape
+    count = disp.shape[0]
+    dr = torch.from_numpy(disp[:, 0]).to(sq.device)
+    dc = torch.from_numpy(disp[:, 1]).to(sq.device)
+    cols = torch.cat([w - dc, dc, torch.tensor([w], device=sq.device)])  # all >= 1
+    prefix = sq.cumsum(2).index_select(2, cols - 1)  # (B, R, 2 count + 1): sums over columns [0, col)
+    q = torch.zeros(b, h + 1, prefix.shape[2], dtype=sq.dtype, device=sq.device)
+    q[:, 1:] = prefix.cumsum(1)  # q[:, r, j]: sum over rows [0, r) and columns [0, cols[j])
+    ja, jd, jw = torch.arange(count), torch.arange(count, 2 * count), torch.full((count,), 2 * count)
+    ja, jd, jw = ja.to(sq.device), jd.to(sq.device), jw.to(sq.device)
+
+    def rect(r0: Tensor | int, r1: Tensor | int, j: Tensor) -> Tensor:
+        r0t = torch.as_tensor(r0, device=sq.device).expand(count)
+        r1t = torch.as_tensor(r1, device=sq.device).expand(count)
+        return q[:, r1t, j] - q[:, r0t, j]
+
+    if anti:  # rows [0, h - dr) x cols [dc, w), and rows [dr, h) x cols [0, w - dc)
+        a = rect(0, h - dr, jw) - rect(0, h - dr, jd)
+        bb = rect(dr, h, ja)
+    else:  # rows [0, h - dr) x cols [0, w - dc), and rows [dr, h) x cols [dc, w)
+        a = rect(0, h - dr, ja)
+        bb = rect(dr, h, jw) - rect(dr, h, jd)
+    n_pairs = ((h - dr) * (w - dc)).to(sq.dtype)
+    return ((a + bb - 2.0 * s) / n_pairs).clamp_min(0.0)
 
 
 def _vario_gemm(z: Tensor, lags: VarioLags, directions: Sequence[int], dtype: torch.dtype) -> Tensor:
@@ -296,15 +310,11 @@ def _vario_gemm(z: Tensor, lags: VarioLags, directions: Sequence[int], dtype: to
     k = h // step_r
     pad = step_c * (k - 1)
     pitch = pad + w
-    buf = torch.zeros(b, h + 2, pitch, dtype=dtype, device=z.device)
+    buf = _padded_buffer(b, h, pitch, pad, dtype, z.device)
     centre = buf[:, :h, pad:]
     centre.copy_(z)
     centre.sub_(centre.mean(dim=(1, 2), keepdim=True))
     sq = centre.square()
-    integral = None
-    if 2 in directions or 3 in directions:
-        integral = torch.zeros(b, h + 1, w + 1, dtype=dtype, device=z.device)
-        integral[:, 1:, 1:] = sq.cumsum(1).cumsum(2)
     out = torch.zeros(b, len(directions), lags.n_lags, dtype=dtype, device=z.device)
 
     def views(t: Tensor, step: int, row_pitch: int, skew: int) -> tuple[Tensor, Tensor]:
@@ -331,22 +341,22 @@ def _vario_gemm(z: Tensor, lags: VarioLags, directions: Sequence[int], dtype: to
             # unpadded copy (transposed for E-W) so that the lines are contiguous
             src = centre if direction == 0 else centre.transpose(1, 2)
             step = step_r if direction == 0 else step_c
-            lines = torch.zeros(b, src.shape[1] + 1, src.shape[2], dtype=dtype, device=z.device)
+            lines = torch.empty(b, src.shape[1] + 1, src.shape[2], dtype=dtype, device=z.device)
+            lines[:, -1].zero_()
             lines[:, :-1].copy_(src)
             x, y = views(lines, step, src.shape[2], 0)
             line_sq = sq.sum(dim=2) if direction == 0 else sq.sum(dim=1)
             lag = disp[:, direction].copy()
             v = axis_series(line_sq, _superdiagonal_sums(x, y, count), lag, src.shape[2])
         else:
-            assert integral is not None
             if direction == 3:
                 if flipped is None:
-                    flipped = torch.zeros_like(buf)
+                    flipped = _padded_buffer(b, h, pitch, pad, dtype, z.device)
                     flipped[:, :h, pad:] = centre.flip(1)
                 x, y = views(flipped, step_r, pitch, step_c)
             else:
                 x, y = views(buf, step_r, pitch, step_c)
-            v = _series(integral, _superdiagonal_sums(x, y, count), disp, direction == 3, h, w)
+            v = _diagonal_series(sq, _superdiagonal_sums(x, y, count), disp, direction == 3)
         out[:, row, :count] = v.to(dtype)
     return out
 
