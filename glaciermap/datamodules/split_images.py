@@ -40,8 +40,8 @@ def stratified_split(
 ) -> list[npt.NDArray[np.int64]]:
     """Seeded, per-class split of item indices into subsets of the given fractions.
 
-    Each class is shuffled with the seed and cut at ``round(cumulative fraction x class size)``, so every
-    subset holds about its fraction of every class.
+    Each class is shuffled with the seed and cut at ``rint(cumulative fraction x class size)`` (halves round
+    to even), so every subset holds about its fraction of every class.
 
     Args:
         labels: Class id of every item.

@@ -28,9 +28,11 @@ Three arithmetic modes:
 
 * ``"float"`` (default): exact to the definition. The fast path for 3-4-5 tiles without nodata writes
   ``N v(d) = A(d) + B(d) - 2 S(d)`` with ``A``, ``B`` sums of squares over the two pair rectangles (from
-  integral images) and ``S`` the lag products, computed as matrix products of the tile's pixels regrouped
-  along lines of the lag direction (one batched GEMM per direction). Tiles are mean-centred first; in
-  float32 the relative error is about ``1e-7 * variance / v(d)`` (use ``dtype=torch.float64`` where smooth
+  prefix sums) and ``S`` the lag products, computed as matrix products of the tile's pixels regrouped
+  along lines of the lag direction (one batched GEMM per direction, ``K^2 L`` multiply-adds for ``K``
+  lag positions and ``L`` lines: 3.6 M for N-S and E-W, 7.2 M for a diagonal of a 201 x 268 tile, against
+  about 1.7 M and 1.1 M for the pair sums done lag by lag, but at matrix-product speed). Tiles are
+  mean-centred first; in float32 the relative error is about ``1e-7 * variance / v(d)`` (use ``dtype=torch.float64`` where smooth
   tiles need more).
 * ``"legacy_uint8"``: the reference's uint8 arithmetic (reference notes section 2.6): differences and
   squares wrap modulo 256, so each term is ``(dz**2) mod 256``; input must be uint8.
