@@ -137,14 +137,16 @@ class SplitImageDataset(Dataset[Sample]):
         self.lag_threshold = lag_threshold
         self.transforms = transforms
         self._src: Any = None
+        self._pid = os.getpid()
 
     def __len__(self) -> int:
         """Number of split-images."""
         return len(self.index)
 
     def _read(self, i: int) -> npt.NDArray[Any]:
-        if self._src is None:
+        if self._src is None or self._pid != os.getpid():  # a forked DataLoader worker opens its own handle
             self._src = open_raster(self.path, "panchromatic band")
+            self._pid = os.getpid()
         row = self.index.iloc[i]
         window = Window(int(row["col"]), int(row["row"]), int(row["width"]), int(row["height"]))
         return np.asarray(self._src.read(1, window=window))
