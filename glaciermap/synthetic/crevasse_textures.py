@@ -48,15 +48,15 @@ class Sun:
 
 @dataclass(frozen=True)
 class Grid:
-    """Local coordinates of a region: ``x`` east and ``y`` north, in metres, shape (rows, cols)."""
+    """Local coordinates of a region: ``x`` east and ``y`` north, in metres (float32), shape (rows, cols)."""
 
-    x: Array
-    y: Array
+    x: npt.NDArray[np.float32]
+    y: npt.NDArray[np.float32]
 
     @classmethod
     def make(cls, rows: int, cols: int, pixel_size: float) -> Grid:
         """A north-up grid of ``rows x cols`` pixels of ``pixel_size`` m."""
-        y, x = np.mgrid[0:rows, 0:cols].astype(np.float64) * pixel_size
+        y, x = np.mgrid[0:rows, 0:cols].astype(np.float32) * np.float32(pixel_size)
         return cls(x=x, y=-y)
 
 
@@ -112,17 +112,22 @@ def crevasse_set(
     Returns:
         Reflectance change (negative in the troughs), shape of the grid.
     """
-    extent = float(grid.x.max() - grid.x.min()) + 1e-9
-    t = np.deg2rad(theta + rotation * ((grid.x - grid.x.min()) / extent - 0.5))
-    along = grid.x * np.cos(t) + grid.y * np.sin(t)
-    across = -grid.x * np.sin(t) + grid.y * np.cos(t)
+    if rotation:
+        extent = float(grid.x.max() - grid.x.min()) + 1e-9
+        t = np.deg2rad(theta + rotation * ((grid.x - grid.x.min()) / extent - 0.5))
+        cos_t, sin_t = np.cos(t), np.sin(t)
+    else:
+        cos_t, sin_t = math.cos(math.radians(theta)), math.sin(math.radians(theta))
+    along = grid.x * cos_t + grid.y * sin_t
+    across = -grid.x * sin_t + grid.y * cos_t
     if waviness:
         wavelength = spacing * rng.uniform(6.0, 12.0)
         across = across + waviness * np.sin(2 * np.pi * along / wavelength + rng.uniform(0, 2 * np.pi))
     phase = rng.uniform(0, spacing)
     dist = np.mod(across + phase, spacing) - spacing / 2.0  # signed distance to the crevasse axis (m)
     half = width / 2.0
-    trough = np.exp(-((dist / half) ** 4))
+    scaled = np.square(dist / half)
+    trough = np.exp(-np.square(scaled))
     # shadow contrast: depth over width, low sun, walls facing across the sun's direction
     facing = abs(math.sin(math.radians(theta - sun.azimuth))) ** 0.5
     contrast = min(0.45, 0.08 * depth / (width * math.tan(math.radians(sun.elevation)))) * (
