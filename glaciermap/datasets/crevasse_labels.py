@@ -168,6 +168,42 @@ class ReferenceDataset:
         )
 
 
+def reference_to_label_table(
+    dataset: ReferenceDataset, index: pd.DataFrame, image_index: int = 0, scheme: Scheme = CrevasseClassV2
+) -> pd.DataFrame:
+    """Join the labelled rows of a reference ``.npy`` to a split-image index by upper-left pixel.
+
+    The reference's labels are positions in its own ``class_enum`` (``info["class_enumeration"]`` or the
+    13-name v2.0 list); they are translated to ``scheme`` by name.
+
+    Args:
+        dataset: From :func:`read_reference_npy`.
+        index: Split-image index of the same raster (``tile_id``, ``row``, ``col``).
+        image_index: Which of the reference's source images the index belongs to.
+        scheme: Target class scheme.
+
+    Returns:
+        Label table (``tile_id``, ``label``, ``confidence``) of the tiles present in both.
+
+    Raises:
+        InputError: For a reference class with no counterpart in ``scheme``.
+    """
+    from glaciermap.datasets.crevasse_classes import REFERENCE_CLASS_ENUM_V2
+
+    names = list(
+        dataset.info.get("class_enumeration") or dataset.info.get("class_enum") or REFERENCE_CLASS_ENUM_V2
+    )
+    rows = dataset.label_table(image_index)
+    ids = []
+    for value in rows["label"].tolist():
+        if not 0 <= value < len(names):
+            raise InputError(f"reference label {value}: outside its class list of {len(names)} names")
+        ids.append(int(scheme.parse(str(names[value]))))
+    rows = rows.assign(label=np.asarray(ids, dtype=np.int64))
+    merged = index[["tile_id", "row", "col"]].merge(rows, on=["row", "col"], how="inner")
+    return merged[["tile_id", "label", "confidence"]].reset_index(drop=True)
+
+
 _SAFE_GLOBALS: dict[tuple[str, str], Any] = {
     (module, name): getattr(_multiarray, name)
     for module in ("numpy.core.multiarray", "numpy._core.multiarray")

@@ -19,6 +19,7 @@ from glaciermap.datasets.crevasse_labels import (
     parse_legacy_name,
     read_label_table,
     read_reference_npy,
+    reference_to_label_table,
     write_label_table,
     write_reference_npy,
 )
@@ -75,6 +76,11 @@ def test_reference_npy_object_array_and_plain(tmp_path: Path) -> None:
     table = back.label_table()
     assert table["row"].tolist() == [201, 402] and table["label"].tolist() == [3, 9]
     assert back.label_table(image_index=1)["confidence"].tolist() == [0.93]
+    index = pd.DataFrame({"tile_id": [7, 8, 9], "row": [0, 201, 402], "col": [0, 268, 0]})
+    joined = reference_to_label_table(back, index)
+    assert joined.to_dict("list") == {"tile_id": [8], "label": [2], "confidence": [1.0]}  # 3 Shear -> id 2
+    chaos = reference_to_label_table(back, index, image_index=1)
+    assert chaos["label"].tolist() == [8]  # reference 9 = Chaos -> id 8
     np.save(tmp_path / "plain.npy", reference_coords())
     assert read_reference_npy(tmp_path / "plain.npy").info == {}
     np.save(tmp_path / "bad.npy", np.zeros((3, 5)))
