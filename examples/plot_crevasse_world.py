@@ -12,6 +12,7 @@ is generated into a temporary folder first. The figure of ``docs/crevasses.md`` 
 from __future__ import annotations
 
 import argparse
+import io
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +24,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import rasterio
 import torch
+from PIL import Image
 
 from glaciermap.datasets.crevasse_classes import CrevasseClassV2
 from glaciermap.datasets.crevasse_labels import read_label_table
@@ -67,8 +69,11 @@ def plot(world: Path, out: Path) -> Path:
     )
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=72)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=72, format="png")
     plt.close(fig)
+    with Image.open(buffer) as img:  # a 256-colour palette keeps the docs figure small
+        img.convert("RGB").quantize(256).save(out, optimize=True)
     return out
 
 
