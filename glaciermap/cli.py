@@ -38,6 +38,8 @@ COMMANDS: dict[str, str] = {
     "inventory": "glaciermap.commands.inventory",
     "compare-inventory": "glaciermap.commands.compare_inventory",
     "map": "glaciermap.commands.map",
+    "split": "glaciermap.commands.split",
+    "synth-crevasses": "glaciermap.commands.synth_crevasses",
 }
 """Sub-command name -> module implementing it."""
 

@@ -7,9 +7,12 @@ Modules:
 * :mod:`~glaciermap.synthetic.hydrology`: depression filling, flat draining, D8 flow routing and lakes;
 * :mod:`~glaciermap.synthetic.render`: the fine stage (every modality of one window of pixels);
 * :mod:`~glaciermap.synthetic.noise`: seeded noise and B-spline interpolation evaluated at any pixel;
-* :mod:`~glaciermap.synthetic.presets`: the region presets (:data:`PRESETS`, :func:`get_preset`).
+* :mod:`~glaciermap.synthetic.presets`: the region presets (:data:`PRESETS`, :func:`get_preset`);
+* :mod:`~glaciermap.synthetic.crevasses`: the synthetic crevasse world (``glaciermap synth-crevasses``), with
+  the per-class texture models of :mod:`~glaciermap.synthetic.crevasse_textures`.
 """
 
+from glaciermap.synthetic.crevasses import generate_crevasse_world
 from glaciermap.synthetic.generate import GENERATOR_VERSION, GLACIER_FILE, STATS_FILE, generate_scene
 from glaciermap.synthetic.presets import DEFAULT_PRESET, PRESETS, REGION_CODES, RegionPreset, get_preset
 
@@ -21,6 +24,7 @@ __all__ = [
     "REGION_CODES",
     "STATS_FILE",
     "RegionPreset",
+    "generate_crevasse_world",
     "generate_scene",
     "get_preset",
 ]
