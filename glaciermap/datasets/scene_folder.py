@@ -540,3 +540,28 @@ def read_scene_stats(scene: SceneInfo, modalities: Sequence[str] | None = None) 
                 )
             out[modality] = compute_raster_stats(scene.rasters[modality], BANDS[modality])
     return NormStats(modalities=out)
+
+
+def write_scene_metadata(folder: Path, meta: Mapping[str, Any]) -> None:
+    """Write ``scene.json`` of a scene folder as strict JSON (no NaN/Infinity), atomically.
+
+    Args:
+        folder: The scene folder (created if missing).
+        meta: The metadata; must hold a non-empty ``"region"`` string and JSON-serialisable values.
+
+    Raises:
+        InputError: If ``"region"`` is missing or a value is not strict JSON (NaN, Infinity, an object).
+    """
+    region = meta.get("region")
+    if not isinstance(region, str) or not region.strip():
+        raise InputError(f"scene.json of {folder}: 'region' is {region!r}; expected a non-empty region code")
+    try:
+        text = json.dumps(dict(meta), indent=2, allow_nan=False, sort_keys=False)
+    except (TypeError, ValueError) as err:
+        raise InputError(
+            f"scene.json of {folder}: {err}; expected JSON values (no NaN or Infinity)"
+        ) from None
+    from glaciermap.io import atomic_output
+
+    with atomic_output(Path(folder) / SCENE_METADATA) as tmp:
+        tmp.write_text(text + "\n")
