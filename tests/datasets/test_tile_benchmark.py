@@ -150,3 +150,25 @@ def test_location_nan_without_bounds(tmp_path: Path) -> None:
         del f["SC2-5-9"].attrs["xmin"]
     ds = GlacierTileBenchmark(path, regions=["SC"], patch_size=16, mode="grid")
     assert all(math.isnan(v) for v in ds[0]["location"].tolist())
+
+
+def test_feeds_the_segmentation_task_unchanged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lightning.pytorch import Trainer
+
+    monkeypatch.chdir(tmp_path)  # the task's checkpoint callback writes relative to the working directory
+    from torch.utils.data import DataLoader
+
+    from glaciermap.datasets.scene import collate_samples
+    from glaciermap.tasks.segmentation import SegmentationTask
+
+    ds = GlacierTileBenchmark(DATA, patch_size=16, batch_size=2, mode="grid")
+    batch = next(iter(DataLoader(ds, batch_size=2, collate_fn=collate_samples)))
+    assert batch["image"].shape == (2, 8, 16, 16) and batch["mask"].shape == (2, 16, 16)
+    task = SegmentationTask(model="light_fusion_resunet", model_kwargs={"filters": 8}, augment=False)
+    trainer = Trainer(fast_dev_run=1, accelerator="cpu", logger=False, default_root_dir=tmp_path, enable_progress_bar=False,
+                      enable_model_summary=False)  # fmt: skip
+    loader = DataLoader(ds, batch_size=2, collate_fn=collate_samples)
+    trainer.fit(task, train_dataloaders=loader, val_dataloaders=loader)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    assert math.isfinite(metrics["train/loss"]) and metrics["train/loss"] > 0, metrics
+    assert 0.0 <= metrics["val/iou_glacier"] <= 1.0
