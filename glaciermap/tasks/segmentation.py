@@ -45,13 +45,16 @@ from glaciermap.errors import ConfigError
 from glaciermap.models import get_model
 from glaciermap.models.base import SegmentationModel
 from glaciermap.tasks.losses import DeepSupervisionLoss, LossName, build_loss
-from glaciermap.tasks.schedules import ScheduleName, build_schedule
+from glaciermap.tasks.schedules import PLATEAU_MONITOR, ScheduleName, build_plateau, build_schedule
 from glaciermap.transforms.augmentation import GeometricAugmentation, PhotometricAugmentation
 
 Target = Literal["binary", "classes"]
 Stage = Literal["train", "val", "test"]
 
 MONITOR = "val/iou_glacier"
+
+CheckpointMonitor = Literal["val/iou_glacier", "val/loss"]
+"""Metrics the best checkpoint can be selected on."""
 """Metric that selects the best checkpoint (validation glacier IoU, spec 3.3)."""
 
 
@@ -72,7 +75,8 @@ class SegmentationTask(LightningModule):
         lr: Peak learning rate of Adam.
         adam_eps: Adam's epsilon (1e-7 as Keras).
         weight_decay: Adam's weight decay (0 in the references).
-        schedule: ``"warm_restarts"``, ``"cosine"`` or ``"constant"``.
+        schedule: ``"warm_restarts"``, ``"cosine"``, ``"constant"`` or ``"plateau"`` (Karakoram recipe: the
+            learning rate is cut by 10x when ``val/loss`` has not improved for 10 epochs).
         cycle_epochs: First cycle (warm restarts) or decay length (cosine) in epochs.
         cycle_mult: Growth of successive warm-restart cycles.
         augment: Apply the geometric augmentation of spec 3.4 to training batches.
@@ -82,6 +86,9 @@ class SegmentationTask(LightningModule):
             initialise the model: the fine-tuning strategy.
         norm_stats: Normalisation statistics (``NormStats.to_dict()``); filled from the data module when
             fitting starts and stored in checkpoints.
+        checkpoint_monitor: Metric that selects the best checkpoint: ``"val/iou_glacier"`` (maximised; the
+            GlaViTU reference for training from scratch) or ``"val/loss"`` (minimised; the reference's
+            fine-tuning, spec 3.2).
 
     Raises:
         ConfigError: On an unknown model, target, loss or schedule, or inconsistent arguments.
@@ -110,6 +117,7 @@ class SegmentationTask(LightningModule):
         region_dropout: float = 0.1,
         init_from: str | None = None,
         norm_stats: dict[str, Any] | None = None,
+        checkpoint_monitor: CheckpointMonitor = "val/iou_glacier",
     ) -> None:
         super().__init__()
         if target not in CLASS_NAMES_BY_TARGET:
@@ -194,8 +202,8 @@ class SegmentationTask(LightningModule):
         return [
             Throughput(),
             ModelCheckpoint(
-                monitor=MONITOR,
-                mode="max",
+                monitor=self.hparams.get("checkpoint_monitor", MONITOR),
+                mode="min" if self.hparams.get("checkpoint_monitor", MONITOR) == "val/loss" else "max",
                 save_last=True,
                 filename="best-{epoch:03d}-{step}",
                 auto_insert_metric_name=False,
@@ -210,6 +218,12 @@ class SegmentationTask(LightningModule):
         )
         trainer = self.trainer
         max_epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else 1
+        if hp["schedule"] == "plateau":
+            plateau = build_plateau(optimizer)
+            return {
+                "optimizer": optimizer,
+                "lr_scheduler": {"scheduler": plateau, "interval": "epoch", "monitor": PLATEAU_MONITOR},
+            }
         steps_per_epoch = max(1, int(trainer.estimated_stepping_batches) // max_epochs)
         scheduler = build_schedule(
             optimizer, hp["schedule"], steps_per_epoch, hp["cycle_epochs"], hp["cycle_mult"]

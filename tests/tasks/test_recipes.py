@@ -1,0 +1,58 @@
+"""Recipe options of the papers: Karakoram plateau schedule, fine-tuning checkpoint selection on val/loss."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
+from torch.optim.lr_scheduler import ReduceLROnPlateau
+from torch.utils.data import DataLoader
+
+from glaciermap.datasets.scene import collate_samples
+from glaciermap.datasets.tile_benchmark import GlacierTileBenchmark
+from glaciermap.tasks.schedules import build_plateau, build_schedule
+from glaciermap.tasks.segmentation import SegmentationTask
+
+ROOT = Path(__file__).parents[2]
+
+
+def test_plateau_divides_by_ten_after_ten_flat_epochs() -> None:
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.Adam([p], lr=1e-4)
+    sched = build_plateau(opt)
+    lrs = []
+    for _ in range(13):
+        sched.step(1.0)  # val/loss never improves after the first epoch
+        lrs.append(opt.param_groups[0]["lr"])
+    assert lrs[10] == pytest.approx(1e-4) and lrs[11] == pytest.approx(1e-5)
+    with pytest.raises(ValueError, match="build_plateau"):
+        build_schedule(opt, "plateau", steps_per_epoch=4)
+
+
+def test_task_with_plateau_and_val_loss_checkpoints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    data = ROOT / "tests" / "data" / "tile_benchmark" / "tiles.hdf5"
+    loader = DataLoader(GlacierTileBenchmark(data, patch_size=16, mode="grid"), batch_size=2,
+                        collate_fn=collate_samples)  # fmt: skip
+    task = SegmentationTask(model="light_fusion_resunet", model_kwargs={"filters": 8}, augment=False,
+                            schedule="plateau", checkpoint_monitor="val/loss")  # fmt: skip
+    trainer = Trainer(max_epochs=2, limit_train_batches=1, limit_val_batches=1, accelerator="cpu", logger=False,
+                      enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)  # fmt: skip
+    trainer.fit(task, train_dataloaders=loader, val_dataloaders=loader)
+    config = trainer.lr_scheduler_configs[0]
+    assert isinstance(config.scheduler, ReduceLROnPlateau) and config.monitor == "val/loss"
+    assert config.interval == "epoch"
+    checkpoint = next(c for c in trainer.callbacks if isinstance(c, ModelCheckpoint))  # type: ignore[attr-defined]
+    assert checkpoint.monitor == "val/loss" and checkpoint.mode == "min"
+    assert checkpoint.best_model_path and float(checkpoint.best_model_score) > 0
+
+
+def test_example_configs_follow_the_papers() -> None:
+    karakoram = yaml.safe_load((ROOT / "examples" / "karakoram_unet_cbam.yaml").read_text())
+    assert karakoram["model"]["schedule"] == "plateau" and karakoram["model"]["loss"] == "dice"
+    finetuning = yaml.safe_load((ROOT / "examples" / "glavitu_finetuning.yaml").read_text())
+    assert finetuning["model"]["checkpoint_monitor"] == "val/loss"
