@@ -150,6 +150,7 @@ class SegmentationTask(LightningModule):
         self.test_metrics = self._metric_collection(num_classes)
         self.val_glacier_iou = BinaryJaccardIndex(ignore_index=IGNORE_INDEX)
         self.test_glacier_iou = BinaryJaccardIndex(ignore_index=IGNORE_INDEX)
+        self.val_unseen_glacier_iou = BinaryJaccardIndex(ignore_index=IGNORE_INDEX)
         if init_from is not None:
             self._init_weights(init_from)
 
@@ -327,8 +328,25 @@ class SegmentationTask(LightningModule):
         return loss
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        """Loss and metrics on one validation batch."""
-        return self._eval_step(batch, "val")
+        """Loss and metrics on one validation batch (region encoding: also with the region "unseen")."""
+        loss = self._eval_step(batch, "val")
+        if self.location_encoding == "region":
+            self._eval_unseen(batch)
+        return loss
+
+    def _eval_unseen(self, batch: dict[str, Any]) -> None:
+        """Validate a region-encoding model as if every region were unseen (GlaViTU paper, region encoding).
+
+        The reference validates region-encoding models twice, with the true region and with "unknown"
+        (reference notes 1.4, 3.3); logged as ``val_unseen/loss`` and ``val_unseen/iou_glacier``.
+        """
+        region = torch.full_like(batch["region"].long(), len(self.region_codes))
+        out = self.model(self._split(batch["image"]), region)
+        mask = batch["mask"]
+        loss = self.eval_loss(out["out"], mask, out.get("aux"))
+        glacier = torch.where(mask == IGNORE_INDEX, mask, (mask > 0).long())
+        self.val_unseen_glacier_iou.update((out["out"].argmax(dim=1) > 0).long(), glacier)
+        self.log("val_unseen/loss", loss, batch_size=mask.shape[0], sync_dist=True)
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         """Loss and metrics on one test batch."""
@@ -362,8 +380,11 @@ class SegmentationTask(LightningModule):
         glacier_iou.reset()
 
     def on_validation_epoch_end(self) -> None:
-        """Log the validation metrics of the epoch."""
+        """Log the validation metrics of the epoch (and those with the region "unseen")."""
         self._log_epoch("val")
+        if self.location_encoding == "region":
+            self.log("val_unseen/iou_glacier", self.val_unseen_glacier_iou.compute())
+            self.val_unseen_glacier_iou.reset()
 
     def on_test_epoch_end(self) -> None:
         """Log the test metrics."""

@@ -56,3 +56,25 @@ def test_example_configs_follow_the_papers() -> None:
     assert karakoram["model"]["schedule"] == "plateau" and karakoram["model"]["loss"] == "dice"
     finetuning = yaml.safe_load((ROOT / "examples" / "glavitu_finetuning.yaml").read_text())
     assert finetuning["model"]["checkpoint_monitor"] == "val/loss"
+
+
+@pytest.mark.slow
+def test_region_encoding_validates_with_true_and_unseen_region(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = ROOT / "tests" / "data" / "tile_benchmark" / "tiles.hdf5"
+    codes = ["ALP", "HMA", "SC"]
+    ds = GlacierTileBenchmark(data, patch_size=32, mode="grid", region_codes=codes)
+    batch = collate_samples([ds[0], ds[1]])
+    assert batch["region"].tolist() == [0, 0]
+    torch.manual_seed(0)
+    task = SegmentationTask(model="glavitu", model_kwargs={"location_encoding": "region", "img_size": 32},
+                            region_codes=codes, augment=False).eval()  # fmt: skip
+    logged: dict[str, float] = {}
+    monkeypatch.setattr(task, "log", lambda name, value, **_: logged.__setitem__(name, float(value)))
+    monkeypatch.setattr(
+        task, "log_dict", lambda values, **_: logged.update({k: float(v) for k, v in values.items()})
+    )
+    with torch.no_grad():
+        task.validation_step(batch, 0)
+    task.on_validation_epoch_end()
+    assert 0.0 <= logged["val_unseen/iou_glacier"] <= 1.0 and 0.0 <= logged["val/iou_glacier"] <= 1.0
+    assert logged["val_unseen/loss"] > 0 and logged["val_unseen/loss"] != logged["val/loss"]
