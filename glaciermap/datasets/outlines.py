@@ -36,6 +36,7 @@ from glaciermap.constants import BACKGROUND, CLEAN_ICE, DEBRIS_ICE, IGNORE_INDEX
 from glaciermap.datasets.scene import ImageFormat, SceneDataset, Target
 from glaciermap.datasets.scene_folder import LABELS, SceneInfo, inspect_raster, inspect_scene
 from glaciermap.errors import InputError
+from glaciermap.inventory.outlines import read_outlines as read_outline_file
 from glaciermap.io import atomic_output
 from glaciermap.transforms.normalisation import NormStats
 
@@ -50,6 +51,9 @@ def read_outlines(
 ) -> gpd.GeoDataFrame:
     """Read polygons from a shapefile or GeoPackage and reproject them to ``crs``.
 
+    Reading (and its checks) is :func:`glaciermap.inventory.outlines.read_outlines`; this adds the
+    reprojection and ``make_valid``.
+
     Args:
         path: The vector file (``.shp``, ``.gpkg``, anything pyogrio reads).
         crs: Target CRS (the scene's).
@@ -62,21 +66,7 @@ def read_outlines(
     Raises:
         InputError: If the file is missing or unreadable, has no CRS, or has no polygon.
     """
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"{p}: file not found; expected {what} as a shapefile or GeoPackage")
-    try:
-        gdf = gpd.read_file(p, layer=layer) if layer is not None else gpd.read_file(p)
-    except Exception as err:  # pyogrio raises DataSourceError, DataLayerError, ...
-        raise InputError(
-            f"{p}: not a readable vector file ({err}); expected {what} (shapefile/GeoPackage)"
-        ) from None
-    if gdf.crs is None:
-        raise InputError(f"{p} has no CRS (.prj missing?); expected {what} with a CRS (any, e.g. EPSG:4326)")
-    gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
-    gdf = gdf[gdf.geometry.geom_type.isin(["Polygon", "MultiPolygon"])]
-    if gdf.empty:
-        raise InputError(f"{p} holds no polygon; expected {what} as (multi)polygons")
+    gdf = read_outline_file(path, what, layer=layer)  # the package's one outline reader
     gdf = gdf.to_crs(crs)
     gdf = gdf.set_geometry(shapely.make_valid(gdf.geometry.values))
     return gdf
