@@ -123,3 +123,33 @@ def test_bad_inputs(tmp_path: Path) -> None:
     assert "mask" not in KarakoramZY3(tmp_path / "n", target=None)[query()]
     with pytest.raises(InputError, match=r"no file matches '\*labels.tif'"):
         KarakoramZY3(tmp_path / "n")
+
+
+def test_feeds_the_unet_cbam_recipe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lightning.pytorch import Trainer
+    from torch.utils.data import DataLoader
+
+    from glaciermap.datasets.scene import collate_samples
+    from glaciermap.tasks.segmentation import SegmentationTask
+
+    monkeypatch.chdir(tmp_path)
+    ds = KarakoramZY3(make_folder(tmp_path / "k"))
+    queries = [
+        (slice(LEFT + c * RES, LEFT + (c + 16) * RES), slice(TOP - 16 * RES, TOP)) for c in (0, 16, 32)
+    ]
+    loader = DataLoader([ds[q] for q in queries], batch_size=3, collate_fn=collate_samples)
+    task = SegmentationTask(
+        model="unet_cbam",
+        model_kwargs={"filters": 8, "depth": 2},
+        modalities=("optical", "thermal", "dem"),
+        bands={"optical": ["blue", "green", "red", "nir"], "dem": ["slope"]},
+        target="classes",
+        loss="dice",
+        augment=False,
+        photometric=False,
+    )
+    trainer = Trainer(fast_dev_run=1, accelerator="cpu", logger=False, enable_progress_bar=False,
+                      enable_model_summary=False, default_root_dir=tmp_path)  # fmt: skip
+    trainer.fit(task, train_dataloaders=loader)
+    loss = float(trainer.callback_metrics["train/loss"])
+    assert 0.0 < loss <= 1.0  # Dice loss over three classes

@@ -98,7 +98,7 @@ def test_nodata_pixels_are_ignored(tmp_path: Path) -> None:
 
 @pytest.mark.filterwarnings("ignore:.crs. was not provided")
 def test_bad_outlines(scene: Path, tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="missing.shp: file not found"):
+    with pytest.raises(InputError, match=r"missing\.shp: file not found"):
         SceneOutlinesDataset(scene, tmp_path / "missing.shp", cache_dir=tmp_path)
     far = tmp_path / "far.gpkg"
     gpd.GeoDataFrame(geometry=[shapely.box(10, 46, 11, 47)], crs=4326).to_file(far)
