@@ -36,7 +36,7 @@ from pyproj import CRS
 
 from glaciermap.constants import BANDS, IGNORE_INDEX, RASTER_NODATA, SCENE_FILES, SCENE_METADATA
 from glaciermap.errors import ConfigError, InputError
-from glaciermap.io import open_raster
+from glaciermap.io import atomic_output, open_raster
 from glaciermap.transforms.normalisation import ModalityStats, NormStats, RunningStats
 
 LABELS = "labels"
@@ -561,7 +561,5 @@ def write_scene_metadata(folder: Path, meta: Mapping[str, Any]) -> None:
         raise InputError(
             f"scene.json of {folder}: {err}; expected JSON values (no NaN or Infinity)"
         ) from None
-    from glaciermap.io import atomic_output
-
     with atomic_output(Path(folder) / SCENE_METADATA) as tmp:
         tmp.write_text(text + "\n")
