@@ -206,7 +206,7 @@ class _Source:
                 height=grid.height,
                 resampling=resampling,
                 src_nodata=nodata,
-                nodata=nodata,
+                nodata=np.nan,  # outside the source and at source nodata: NaN, also without a nodata value
                 dtype="float32",  # interpolate without rounding to the stored integer type
             )
         )

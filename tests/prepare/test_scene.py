@@ -167,3 +167,20 @@ def test_streaming_memory_is_bounded_by_the_strip(tmp_path: Path) -> None:
     assert peak < 7e6, peak
     with rasterio.open(tmp_path / "scene" / "optical.tif") as src:
         assert src.read(6, window=((799, 800), (999, 1000)))[0, 0] == pytest.approx(0.2 + 0.799)
+
+
+def test_partial_dem_without_nodata_value_leaves_nodata_not_zeros(tmp_path: Path) -> None:
+    """A DEM (no nodata value declared) covering the western half: the eastern half is nodata, not 0 m."""
+    dem = tmp_path / "half.tif"
+    with rasterio.open(dem, "w", driver="GTiff", width=20, height=40, count=1, dtype="float32", crs="EPSG:32643",
+                       transform=rasterio.transform.from_origin(600000.0, 4000020.0, 10, 10)) as dst:  # fmt: skip
+        dst.write(np.full((1, 40, 20), 3000.0, dtype=np.float32))
+    out = prepare_scene(inputs(tmp_path, dem=BandFile("elevation", dem, unit="m"),
+                               outlines=write_outlines(tmp_path / "rgi.gpkg")), tmp_path / "scene")  # fmt: skip
+    with rasterio.open(out / "dem.tif") as src:
+        z = src.read()
+    assert (z[0, :, :20] == 3000.0).all() and (z[:, :, 20:] == -9999.0).all()
+    assert (z[1, :, :19] == 0.0).all()  # flat; column 19 borders nodata, so its slope is nodata
+    with rasterio.open(out / "labels.tif") as src:
+        labels = src.read(1)
+    assert (labels[:, 19:] == 255).all() and labels[15, 15] == 1
