@@ -40,6 +40,7 @@ COMMANDS: dict[str, str] = {
     "map": "glaciermap.commands.map",
     "split": "glaciermap.commands.split",
     "synth-crevasses": "glaciermap.commands.synth_crevasses",
+    "prepare": "glaciermap.commands.prepare",
 }
 """Sub-command name -> module implementing it."""
 

@@ -32,6 +32,7 @@ from glaciermap.datasets._compat import grid_windows, random_window
 from glaciermap.datasets.scene import SceneDataset, SceneQuery
 from glaciermap.datasets.scene_folder import SceneInfo
 from glaciermap.distributed import rank_and_world_size
+from glaciermap.datasets.tile_benchmark import LENGTH_FACTOR as REFERENCE_LENGTH_FACTOR
 from glaciermap.errors import ConfigError
 
 
@@ -95,14 +96,23 @@ class RandomWindows(WindowSource):
     Args:
         scenes: The scenes (each at least ``patch_size`` pixels wide and high).
         patch_size: Window size in pixels.
-        length: Windows per epoch (all ranks together); default: about the number of non-overlapping
-            windows that fit in the scenes.
+        length: Windows per epoch (all ranks together); default: ``length_factor`` times the number of
+            non-overlapping windows that fit in the scenes.
+        length_factor: Default epoch length as a multiple of the disjoint-window count: 4, the GlaViTU
+            reference's epoch definition (reference notes 3.3), so epochs and SGDR cycles measured in epochs
+            have the reference's length.
 
     Raises:
         ConfigError: If a scene is smaller than the patch, or ``length``/``patch_size`` is not positive.
     """
 
-    def __init__(self, scenes: Sequence[SceneDataset], patch_size: int, length: int | None = None) -> None:
+    def __init__(
+        self,
+        scenes: Sequence[SceneDataset],
+        patch_size: int,
+        length: int | None = None,
+        length_factor: int = REFERENCE_LENGTH_FACTOR,
+    ) -> None:
         if patch_size <= 0:
             raise ConfigError(f"patch_size is {patch_size}; expected a positive number of pixels")
         if length is not None and length <= 0:
@@ -114,7 +124,7 @@ class RandomWindows(WindowSource):
             [float(ds.scene.height * ds.scene.width) for ds in scenes], dtype=torch.float64
         )
         natural = sum((ds.scene.height // patch_size) * (ds.scene.width // patch_size) for ds in scenes)
-        self.length = length if length is not None else natural
+        self.length = length if length is not None else natural * max(1, length_factor)
 
     def __len__(self) -> int:
         """Windows per epoch."""

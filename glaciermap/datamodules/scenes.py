@@ -39,6 +39,7 @@ from glaciermap.datasets.scene import (
 from glaciermap.datasets.scene_folder import LabelPolicy, SceneInfo, inspect_scene, read_scene_stats
 from glaciermap.errors import ConfigError
 from glaciermap.transforms.normalisation import NormMethod, NormStats, merge_stats
+from glaciermap.transforms.reference import LOG_MODALITIES, REFERENCE_NORMALISATION, reference_stats
 
 Split = Literal["train", "val", "test", "predict"]
 
@@ -75,14 +76,15 @@ class SceneDataModule(LightningDataModule):
         target: ``"binary"`` (glacier / not) or ``"classes"`` (background, clean ice, debris-covered ice).
         patch_size: Window size in pixels; every scene must be at least this large.
         batch_size: Windows per batch (per rank).
-        samples_per_epoch: Random training windows per epoch, all ranks together (default: about the number of
-            non-overlapping windows that fit in the training scenes).
+        samples_per_epoch: Random training windows per epoch, all ranks together (default: 4x the number of
+            non-overlapping windows that fit in the training scenes, the GlaViTU reference's epoch).
         eval_stride: Grid step for validation/test/prediction in pixels (default: ``patch_size``).
         num_workers: DataLoader worker processes.
         region_codes: Known region codes, in index order; other codes get the "unseen" index
             ``len(region_codes)``. Default: the sorted codes of the training scenes.
-        norm: ``"train"`` (merge the training scenes' statistics), a path to a JSON file written by
-            :meth:`NormStats.save`, a :class:`NormStats`, or ``None`` for no normalisation.
+        norm: ``"train"`` (merge the training scenes' statistics), ``"glavitu_reference"`` (min-max with the
+            GlaViTU reference constants, :mod:`glaciermap.transforms.reference`), a path to a JSON file written
+            by :meth:`NormStats.save`, a :class:`NormStats`, or ``None`` for no normalisation.
         norm_method: ``"zscore"`` or ``"minmax"`` (overrides the method of ``norm``).
         image_format: ``"stacked"`` (one tensor) or ``"per_modality"`` (a dict of tensors).
         fill_value: Value of invalid image pixels after normalisation.
@@ -208,6 +210,14 @@ class SceneDataModule(LightningDataModule):
                         "statistics JSON file, or the NormStats stored in the checkpoint"
                     )
                 stats = merge_stats([read_scene_stats(info, self.modalities) for info in infos])
+            elif self.norm == REFERENCE_NORMALISATION:
+                if any(m in LOG_MODALITIES for m in self.modalities):
+                    raise ConfigError(
+                        f"norm={REFERENCE_NORMALISATION!r} with SAR needs the log10 step, which the data module "
+                        "does not apply; use it with optical, dem, thermal and insar only"
+                    )
+                self._norm_stats = reference_stats(self.modalities).select(self.bands_by_modality)
+                return self._norm_stats  # min-max with the published constants, whatever norm_method says
             else:
                 stats = NormStats.load(self.norm)
             self._norm_stats = stats.select(self.bands_by_modality).with_method(self.norm_method)

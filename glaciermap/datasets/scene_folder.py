@@ -649,23 +649,26 @@ def scene_region(folder: str | os.PathLike[str], files: Sequence[str] = (SCENE_M
 
 
 def write_scene_metadata(folder: str | os.PathLike[str], meta: Mapping[str, Any]) -> Path:
-    """Write ``scene.json`` (strict JSON, atomically).
+    """Write ``scene.json`` of a scene folder as strict JSON (no NaN or Infinity), atomically.
 
     Args:
-        folder: The scene folder (must exist).
-        meta: The metadata; ``region`` or ``region_code`` is required by readers.
+        folder: The scene folder (created if missing).
+        meta: The metadata; must hold a non-empty ``"region"`` (or ``"region_code"``) string.
 
     Returns:
         The path written.
 
     Raises:
-        ConfigError: If a value is not finite (NaN or infinity is not JSON).
+        InputError: If the region is missing or a value is not strict JSON (NaN, Infinity, an object).
     """
     path = Path(folder) / SCENE_METADATA
+    region = meta.get("region", meta.get("region_code"))
+    if not isinstance(region, str) or not region.strip():
+        raise InputError(f"{path}: 'region' is {region!r}; expected a non-empty region code such as 'HMA'")
     try:
         text = json.dumps(dict(meta), indent=2, allow_nan=False) + "\n"
-    except ValueError as err:
-        raise ConfigError(f"{path}: {err}; expected finite numbers only") from None
+    except (TypeError, ValueError) as err:
+        raise InputError(f"{path}: {err}; expected JSON values (no NaN or Infinity)") from None
     with atomic_output(path) as tmp:
         tmp.write_text(text)
     return path

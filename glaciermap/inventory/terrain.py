@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
+from affine import Affine
+from pyproj import CRS
 
 
 def slope_aspect(
@@ -57,3 +59,41 @@ def slope_aspect(
     asp[grad == 0] = np.nan
     aspect[r, c] = asp
     return slope, aspect
+
+
+def ground_spacing(
+    crs: CRS, transform: Affine, rows: npt.NDArray[np.int64] | range
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Ground pixel width and height in m of the given rows of a north-up grid, for :func:`slope_aspect`.
+
+    Projected CRSs: the pixel size times the CRS's linear unit (m, US survey feet, ...), the same on every row
+    (the projection's scale error is ignored, as GDAL ``gdaldem`` does). Geographic CRSs: geodesic lengths on
+    the CRS's ellipsoid (pyproj ``Geod``) of one pixel east-west and north-south at each row's centre
+    latitude, so slopes are in degrees from metres, not from degrees of arc.
+
+    Args:
+        crs: The grid's CRS.
+        transform: The grid's affine transform (north-up).
+        rows: Row indices.
+
+    Returns:
+        ``(dx_m, dy_m)``, each of shape ``(len(rows),)``.
+    """
+    r = np.asarray(rows, dtype=np.float64)
+    if crs.is_geographic:
+        geod = crs.get_geod()
+        assert geod is not None
+        lat = transform.f + (r + 0.5) * transform.e
+        lat = np.clip(lat, -89.999999, 89.999999)
+        half_x, half_y = abs(transform.a) / 2, abs(transform.e) / 2
+        zeros = np.zeros_like(lat)
+        _, _, dx = geod.inv(zeros - half_x, lat, zeros + half_x, lat)
+        _, _, dy = geod.inv(zeros, lat - half_y, zeros, lat + half_y)
+        return np.asarray(dx, dtype=np.float64), np.asarray(dy, dtype=np.float64)
+    factor = 1.0
+    if crs.axis_info:
+        factor = float(crs.axis_info[0].unit_conversion_factor or 1.0)
+    return (
+        np.full(r.shape, abs(transform.a) * factor, dtype=np.float64),
+        np.full(r.shape, abs(transform.e) * factor, dtype=np.float64),
+    )

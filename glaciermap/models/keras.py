@@ -41,6 +41,8 @@ from glaciermap.errors import InputError
 from glaciermap.io import atomic_output
 from glaciermap.models.glavitu import GLOBAL_REGION_CODES, GlaViTU, LocationEncoding
 from glaciermap.models.setr import TransformerBlock
+from glaciermap.transforms.normalisation import NormStats
+from glaciermap.transforms.reference import REFERENCE_MINMAX, reference_band_names, reference_stats
 
 Kind = Literal["conv", "dense_conv", "patch", "linear", "mha_in", "mha_in_bias", "mha_out", "vector", "table"]
 """How one Keras array maps onto one PyTorch tensor (see the module docstring)."""
@@ -48,6 +50,8 @@ Kind = Literal["conv", "dense_conv", "patch", "linear", "mha_in", "mha_in_bias",
 METADATA_ARCH = "glaciermap.arch"
 METADATA_HPARAMS = "glaciermap.hparams"
 METADATA_SOURCE = "glaciermap.source"
+METADATA_NORM = "glaciermap.norm_stats"
+"""Safetensors metadata key of the normalisation the weights expect (``NormStats.to_dict()`` as JSON)."""
 
 
 @dataclass(frozen=True)
@@ -429,6 +433,7 @@ def save_state_dict(
     hparams: Mapping[str, Any],
     arch: str = "glavitu",
     source: str = "",
+    norm: NormStats | None = None,
 ) -> Path:
     """Write a state dict as safetensors with the model's hyper-parameters in the metadata (atomically).
 
@@ -438,6 +443,7 @@ def save_state_dict(
         hparams: Constructor arguments of the model (``model.hparams``), stored as JSON.
         arch: Registry name of the architecture.
         source: Where the weights came from (e.g. the ``.h5`` file name).
+        norm: The normalisation the weights expect, stored under :data:`METADATA_NORM`.
 
     Returns:
         The written path.
@@ -449,6 +455,8 @@ def save_state_dict(
         METADATA_HPARAMS: json.dumps(dict(hparams), sort_keys=True),
         METADATA_SOURCE: source,
     }
+    if norm is not None:
+        metadata[METADATA_NORM] = json.dumps(norm.to_dict(), sort_keys=True)
     out = Path(path)
     with atomic_output(out) as tmp:
         save_file({k: v.contiguous() for k, v in state.items()}, str(tmp), metadata=metadata)
@@ -533,4 +541,37 @@ def convert_keras_file(
             region_codes=region_codes,
             deep_supervision=deep_supervision,
         )
-    return save_state_dict(state, out_path, hparams=model.hparams, arch=model.arch, source=Path(h5_path).name)
+    layout = dict(modalities) if modalities is not None else {"optical": 6, "dem": 2}
+    norm = None
+    if all(m in REFERENCE_MINMAX and len(reference_band_names(m)) == c for m, c in layout.items()):
+        norm = reference_stats(list(layout))  # the authors' inputs: GlaViTU reference notes 4.4
+    return save_state_dict(
+        state, out_path, hparams=model.hparams, arch=model.arch, source=Path(h5_path).name, norm=norm
+    )
+
+
+def load_norm_stats(path: str | os.PathLike[str]) -> NormStats | None:
+    """The normalisation recorded in a safetensors file by :func:`save_state_dict`, if any.
+
+    Files converted from the authors' Keras weights carry the GlaViTU reference min-max constants
+    (:mod:`glaciermap.transforms.reference`; backscatter modalities expect log10 inputs first).
+
+    Args:
+        path: The ``.safetensors`` file.
+
+    Returns:
+        The statistics, or ``None`` when the file records none.
+
+    Raises:
+        InputError: If the file is unreadable or the recorded statistics are malformed.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+    except (SafetensorError, OSError) as err:
+        raise InputError(f"{path}: not a readable safetensors file: {err}") from None
+    if METADATA_NORM not in metadata:
+        return None
+    return NormStats.from_dict(json.loads(metadata[METADATA_NORM]))

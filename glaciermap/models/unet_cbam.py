@@ -71,6 +71,9 @@ class UNetCBAM(SegmentationModel):
         depth: Number of poolings (1..4; inputs must be multiples of 16).
         dropout: Dropout rate before the bottleneck (0.5 in the paper).
         cbam_reduction: Channel-reduction ratio of CBAM's channel attention (16 in Woo et al.).
+        img_size: Tile side the model is trained and applied on (512 in the paper, Sec. 3.3.1); mapping uses
+            it as the default window, so scenes are mapped in overlapping 512 px tiles. Any multiple of 16
+            works as input.
 
     Shape:
         inputs (B, C_m, H, W) per modality -> ``{"out": (B, K, H, W)}`` logits.
@@ -87,6 +90,7 @@ class UNetCBAM(SegmentationModel):
         depth: int = 4,
         dropout: float = 0.5,
         cbam_reduction: int = 16,
+        img_size: int = 512,
     ) -> None:
         super().__init__(DEFAULT_MODALITIES if modalities is None else modalities, num_classes)
         if not 1 <= depth <= 4:
@@ -100,6 +104,7 @@ class UNetCBAM(SegmentationModel):
             "depth": depth,
             "dropout": dropout,
             "cbam_reduction": cbam_reduction,
+            "img_size": img_size,
         }
         widths = [filters * 2**i for i in range(depth)]
         self.encoders = nn.ModuleList()

@@ -67,9 +67,11 @@ class FocalLoss(nn.Module):
 
 
 class DiceLoss(nn.Module):
-    """Soft Dice loss, Eq. 3 of the Karakoram paper, averaged over classes.
+    """Soft Dice loss, Eq. 3 of the Karakoram paper, averaged over all classes, background included.
 
-    ``1 - 2 sum_i p_i g_i / (sum_i p_i + sum_i g_i)`` per class over the valid pixels of the batch, with a
+    ``1 - 2 sum_i p_i g_i / (sum_i p_i + sum_i g_i)`` per class over the valid pixels of the batch, then the
+    unweighted mean over the K classes (for the Karakoram target: background, clean ice and debris-covered ice;
+    Eq. 3 is written for one class and the paper does not say how classes are combined), with a
     smoothing term ``smooth`` added to numerator and denominator so that a class absent from both prediction and
     target gives a loss of 0.
 

@@ -8,6 +8,10 @@ reference implementation.
   inside cycle i.
 * ``"cosine"`` (fine-tuning): one cosine decay from the peak to 0 over ``cycle_epochs`` epochs (80 in the reference).
 * ``"constant"``: no schedule.
+* ``"plateau"`` (Karakoram U-Net+CBAM): the paper's learning rate of 1e-4 "was automatically adjusted during
+  training" (Karakoram paper Sec. 3.3.1) without further detail; read as reduce-on-plateau with the framework
+  defaults (divide by 10 after 10 epochs without a lower ``val/loss``), stepped every epoch
+  (:func:`build_plateau`).
 """
 
 from __future__ import annotations
@@ -15,9 +19,18 @@ from __future__ import annotations
 from typing import Literal
 
 from torch.optim import Optimizer
-from torch.optim.lr_scheduler import CosineAnnealingLR, CosineAnnealingWarmRestarts, LambdaLR, LRScheduler
+from torch.optim.lr_scheduler import (
+    CosineAnnealingLR,
+    CosineAnnealingWarmRestarts,
+    LambdaLR,
+    LRScheduler,
+    ReduceLROnPlateau,
+)
 
-ScheduleName = Literal["warm_restarts", "cosine", "constant"]
+ScheduleName = Literal["warm_restarts", "cosine", "constant", "plateau"]
+
+PLATEAU_MONITOR = "val/loss"
+"""Metric watched by the ``"plateau"`` schedule."""
 
 
 def build_schedule(
@@ -46,4 +59,22 @@ def build_schedule(
         return CosineAnnealingLR(optimizer, T_max=cycle_epochs * s, eta_min=0.0)
     if name == "constant":
         return LambdaLR(optimizer, lambda _: 1.0)
+    if name == "plateau":
+        raise ValueError(
+            "the 'plateau' schedule is stepped per epoch on a metric; build it with build_plateau"
+        )
     raise ValueError(f"unknown schedule {name!r}; expected 'warm_restarts', 'cosine' or 'constant'")
+
+
+def build_plateau(optimizer: Optimizer, factor: float = 0.1, patience: int = 10) -> ReduceLROnPlateau:
+    """Reduce-on-plateau schedule of the Karakoram recipe (Karakoram paper Sec. 3.3.1, "automatically adjusted").
+
+    Args:
+        optimizer: The optimiser (its lr is the initial lr, 1e-4 in the paper).
+        factor: Multiplier applied at each reduction (0.1, the framework default; the paper gives none).
+        patience: Epochs without improvement of ``val/loss`` before a reduction (10, the framework default).
+
+    Returns:
+        The scheduler; step it once per epoch with the monitored value.
+    """
+    return ReduceLROnPlateau(optimizer, mode="min", factor=factor, patience=patience)

@@ -46,7 +46,7 @@ from glaciermap.io import load_error_detail
 from glaciermap.models import get_model
 from glaciermap.models.base import SegmentationModel
 from glaciermap.tasks.losses import DeepSupervisionLoss, LossName, build_loss
-from glaciermap.tasks.schedules import ScheduleName, build_schedule
+from glaciermap.tasks.schedules import PLATEAU_MONITOR, ScheduleName, build_plateau, build_schedule
 from glaciermap.transforms.augmentation import GeometricAugmentation, PhotometricAugmentation
 
 Target = Literal["binary", "classes"]
@@ -57,6 +57,9 @@ MONITOR = "val/iou_glacier"
 
 The GlaViTU paper keeps the model that is best on the validation set; the authors' reference implementation
 monitors the glacier IoU."""
+
+CheckpointMonitor = Literal["val/iou_glacier", "val/loss"]
+"""Metrics the best checkpoint can be selected on."""
 
 
 class SegmentationTask(LightningModule):
@@ -76,7 +79,8 @@ class SegmentationTask(LightningModule):
         lr: Peak learning rate of Adam.
         adam_eps: Adam's epsilon (1e-7 as Keras).
         weight_decay: Adam's weight decay (0 in the references).
-        schedule: ``"warm_restarts"``, ``"cosine"`` or ``"constant"``.
+        schedule: ``"warm_restarts"``, ``"cosine"``, ``"constant"`` or ``"plateau"`` (Karakoram recipe: the
+            learning rate is cut by 10x when ``val/loss`` has not improved for 10 epochs).
         cycle_epochs: First cycle (warm restarts) or decay length (cosine) in epochs.
         cycle_mult: Growth of successive warm-restart cycles.
         augment: Apply the geometric augmentation (flips, rotations, crop and rescale; GlaViTU paper, Methods,
@@ -92,6 +96,9 @@ class SegmentationTask(LightningModule):
             never trained with dropout (spec 9.2 item 1), so the default ``False`` keeps parity. The rate
             is the model's ``dropout`` argument (``model_kwargs``). Validation and testing stay
             deterministic; MC inference switches dropout on with ``set_mc_dropout``.
+        checkpoint_monitor: Metric that selects the best checkpoint: ``"val/iou_glacier"`` (maximised; the
+            GlaViTU reference for training from scratch) or ``"val/loss"`` (minimised; the reference's
+            fine-tuning; the authors' reference implementation).
 
     Raises:
         ConfigError: On an unknown model, target, loss or schedule, or inconsistent arguments.
@@ -121,6 +128,7 @@ class SegmentationTask(LightningModule):
         init_from: str | None = None,
         norm_stats: dict[str, Any] | None = None,
         mc_dropout_training: bool = False,
+        checkpoint_monitor: CheckpointMonitor = "val/iou_glacier",
     ) -> None:
         super().__init__()
         if target not in CLASS_NAMES_BY_TARGET:
@@ -153,6 +161,7 @@ class SegmentationTask(LightningModule):
         self.test_metrics = self._metric_collection(num_classes)
         self.val_glacier_iou = BinaryJaccardIndex(ignore_index=IGNORE_INDEX)
         self.test_glacier_iou = BinaryJaccardIndex(ignore_index=IGNORE_INDEX)
+        self.val_unseen_glacier_iou = BinaryJaccardIndex(ignore_index=IGNORE_INDEX)
         if init_from is not None:
             self._init_weights(init_from)
         if mc_dropout_training:
@@ -218,8 +227,8 @@ class SegmentationTask(LightningModule):
         return [
             Throughput(),
             ModelCheckpoint(
-                monitor=MONITOR,
-                mode="max",
+                monitor=self.hparams.get("checkpoint_monitor", MONITOR),
+                mode="min" if self.hparams.get("checkpoint_monitor", MONITOR) == "val/loss" else "max",
                 save_last=True,
                 filename="best-{epoch:03d}-{step}",
                 auto_insert_metric_name=False,
@@ -234,6 +243,12 @@ class SegmentationTask(LightningModule):
         )
         trainer = self.trainer
         max_epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else 1
+        if hp["schedule"] == "plateau":
+            plateau = build_plateau(optimizer)
+            return {
+                "optimizer": optimizer,
+                "lr_scheduler": {"scheduler": plateau, "interval": "epoch", "monitor": PLATEAU_MONITOR},
+            }
         steps_per_epoch = max(1, int(trainer.estimated_stepping_batches) // max_epochs)
         scheduler = build_schedule(
             optimizer, hp["schedule"], steps_per_epoch, hp["cycle_epochs"], hp["cycle_mult"]
@@ -352,8 +367,25 @@ class SegmentationTask(LightningModule):
         return loss
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        """Loss and metrics on one validation batch."""
-        return self._eval_step(batch, "val")
+        """Loss and metrics on one validation batch (region encoding: also with the region "unseen")."""
+        loss = self._eval_step(batch, "val")
+        if self.location_encoding == "region":
+            self._eval_unseen(batch)
+        return loss
+
+    def _eval_unseen(self, batch: dict[str, Any]) -> None:
+        """Validate a region-encoding model as if every region were unseen (GlaViTU paper, region encoding).
+
+        The reference validates region-encoding models twice, with the true region and with "unknown"
+        (reference notes 1.4, 3.3); logged as ``val_unseen/loss`` and ``val_unseen/iou_glacier``.
+        """
+        region = torch.full_like(batch["region"].long(), len(self.region_codes))
+        out = self.model(self._split(batch["image"]), region)
+        mask = batch["mask"]
+        loss = self.eval_loss(out["out"], mask, out.get("aux"))
+        glacier = torch.where(mask == IGNORE_INDEX, mask, (mask > 0).long())
+        self.val_unseen_glacier_iou.update((out["out"].argmax(dim=1) > 0).long(), glacier)
+        self.log("val_unseen/loss", loss, batch_size=mask.shape[0], sync_dist=True)
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         """Loss and metrics on one test batch."""
@@ -387,8 +419,11 @@ class SegmentationTask(LightningModule):
         glacier_iou.reset()
 
     def on_validation_epoch_end(self) -> None:
-        """Log the validation metrics of the epoch."""
+        """Log the validation metrics of the epoch (and those with the region "unseen")."""
         self._log_epoch("val")
+        if self.location_encoding == "region":
+            self.log("val_unseen/iou_glacier", self.val_unseen_glacier_iou.compute())
+            self.val_unseen_glacier_iou.reset()
 
     def on_test_epoch_end(self) -> None:
         """Log the test metrics."""

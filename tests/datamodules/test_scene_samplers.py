@@ -73,8 +73,10 @@ def test_random_windows_are_reproducible_and_change_every_epoch(scenes: list[Sce
     assert torch.equal(torch.rand(5, generator=g1), torch.rand(5, generator=g2))
 
 
-def test_default_length_is_the_number_of_disjoint_windows(scenes: list[SceneDataset]) -> None:
-    assert len(RandomWindows(scenes, patch_size=32)) == 2 * 3 + 1 * 1
+def test_default_length_is_four_times_the_disjoint_windows(scenes: list[SceneDataset]) -> None:
+    # GlaViTU reference notes 3.3: an epoch draws 4x as many random patches as would tile the scenes once.
+    assert len(RandomWindows(scenes, patch_size=32)) == 4 * (2 * 3 + 1 * 1)
+    assert len(RandomWindows(scenes, patch_size=32, length_factor=1)) == 2 * 3 + 1 * 1
 
 
 @pytest.mark.parametrize("world_size", [2, 3])

@@ -213,3 +213,17 @@ def test_models_command_lists_the_registry(capsys: pytest.CaptureFixture[str]) -
     rows = json.loads(capsys.readouterr().out)
     assert [r["name"] for r in rows] == [e.name for e in list_models()]
     assert rows[2]["defaults"] == {"filters": 32, "depth": 3}
+
+
+def test_unet_cbam_maps_in_512_px_tiles_by_default() -> None:
+    from glaciermap.inference.predictor import default_window_size
+
+    model = get_model("unet_cbam", filters=8)
+    assert model.hparams["img_size"] == 512
+
+    class Mapping:  # the attribute default_window_size reads
+        pass
+
+    mapping = Mapping()
+    mapping.model = model  # type: ignore[attr-defined]
+    assert default_window_size(mapping) == 512  # type: ignore[arg-type]

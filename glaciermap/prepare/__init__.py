@@ -1,0 +1,10 @@
+"""Turn users' own imagery into scene folders (``glaciermap prepare``) and the Karakoram preprocessing helpers.
+
+* :mod:`~glaciermap.prepare.bands`: band files picked by name, with their scale, offset and nodata;
+* :mod:`~glaciermap.prepare.sentinel2`: Sentinel-2 L1C/L2A SAFE products (digital numbers to reflectance,
+  including the processing-baseline 04.00 offset);
+* :mod:`~glaciermap.prepare.landsat`: Landsat Collection 2 Level-1 and Level-2 products (MTL scale and offset);
+* :mod:`~glaciermap.prepare.scene`: resampling onto the optical grid, slope, range checks, and the writer;
+* :mod:`~glaciermap.prepare.karakoram`: LST from Landsat 8, pan-sharpening, co-registration check
+  (Karakoram paper Sec. 3.1).
+"""
