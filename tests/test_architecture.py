@@ -5,10 +5,10 @@ Layers, lowest first (a module may import its own layer and the layers below it,
 ====  ==================================================================================================
 rank  modules
 ====  ==================================================================================================
-0     ``constants``, ``errors``, ``io``, ``raster``, ``distributed``, ``visualisation`` (the base)
+0     ``constants``, ``errors``, ``io``, ``raster``, ``terrain``, ``distributed``, ``visualisation`` (the base)
 1     ``transforms``, ``metrics``, ``calibration`` (pure functions of arrays and tensors)
 2     ``datasets`` (scene folders and every other reader: the IO)
-3     ``synthetic`` (the embedded default worlds, written as scene folders)
+3     ``synthetic``, ``prepare`` (scene folders written: the embedded worlds, the user's own imagery)
 4     ``models`` (``nn.Module`` s, no Lightning)
 5     ``inference`` (sliding-window mapping, writers)
 6     ``baselines`` (the band-ratio rule, a model like any other)
@@ -41,12 +41,14 @@ RANKS: dict[str, int] = {
     "io": 0,
     "raster": 0,
     "distributed": 0,
+    "terrain": 0,
     "visualisation": 0,
     "transforms": 1,
     "metrics": 1,
     "calibration": 1,
     "datasets": 2,
     "synthetic": 3,
+    "prepare": 3,
     "models": 4,
     "inference": 5,
     "baselines": 6,

@@ -29,8 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Compare and write the results; prints the counts. Returns the exit status."""
+    from glaciermap.datasets.vectors import read_outlines
     from glaciermap.inventory.compare import compare_inventories, write_comparison
-    from glaciermap.inventory.outlines import read_outlines
 
     ours = read_outlines(args.ours, "inventory to compare", layer=args.layer)
     ref = read_outlines(args.reference, "reference inventory", layer=args.reference_layer)
@@ -53,9 +53,9 @@ def main(args: argparse.Namespace) -> int:
 
 def _multi_digitisation(ours: Any, paths: list[str], cell_size: float, out_dir: Path) -> None:
     """Match OURS with each digitisation, write ``multi_digitisation.csv`` and print the summary."""
+    from glaciermap.datasets.vectors import read_outlines
     from glaciermap.inventory.compare import compare_inventories
     from glaciermap.inventory.glacier_type import matched_areas, multi_digitisation_uncertainty
-    from glaciermap.inventory.outlines import read_outlines
     from glaciermap.io import atomic_output
 
     automated: dict[str, float] = {}

@@ -31,8 +31,8 @@ from torch.utils.data import Dataset, DistributedSampler
 from glaciermap.datasets._compat import grid_windows, random_window
 from glaciermap.datasets.scene import SceneDataset, SceneQuery
 from glaciermap.datasets.scene_folder import SceneInfo
-from glaciermap.distributed import rank_and_world_size
 from glaciermap.datasets.tile_benchmark import LENGTH_FACTOR as REFERENCE_LENGTH_FACTOR
+from glaciermap.distributed import rank_and_world_size
 from glaciermap.errors import ConfigError
 
 

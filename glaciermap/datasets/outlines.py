@@ -35,8 +35,8 @@ from pyproj import CRS
 from glaciermap.constants import BACKGROUND, CLEAN_ICE, DEBRIS_ICE, IGNORE_INDEX, SCENE_FILES
 from glaciermap.datasets.scene import ImageFormat, SceneDataset, Target
 from glaciermap.datasets.scene_folder import LABELS, SceneInfo, inspect_raster, inspect_scene
+from glaciermap.datasets.vectors import read_outlines as read_outline_file
 from glaciermap.errors import InputError
-from glaciermap.inventory.outlines import read_outlines as read_outline_file
 from glaciermap.io import atomic_output
 from glaciermap.transforms.normalisation import NormStats
 
@@ -51,7 +51,7 @@ def read_outlines(
 ) -> gpd.GeoDataFrame:
     """Read polygons from a shapefile or GeoPackage and reproject them to ``crs``.
 
-    Reading (and its checks) is :func:`glaciermap.inventory.outlines.read_outlines`; this adds the
+    Reading (and its checks) is :func:`glaciermap.datasets.vectors.read_outlines`; this adds the
     reprojection and ``make_valid``.
 
     Args:

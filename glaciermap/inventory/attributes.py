@@ -158,7 +158,7 @@ def glacier_attributes(
     Args:
         mask: The glacier's pixels, shape (H, W).
         z: Elevation, m, NaN for nodata.
-        slope: Slope, degrees (:func:`glaciermap.inventory.terrain.slope_aspect`).
+        slope: Slope, degrees (:func:`glaciermap.terrain.slope_aspect`).
         aspect: Aspect, degrees.
         debris: Debris-covered pixels (class 2).
         row_area_m2: Pixel area of each row, m2, shape (H,).

@@ -31,8 +31,8 @@ import shapely
 from affine import Affine
 from pyproj import CRS
 
+from glaciermap.datasets.vectors import AREA_FIELDS, ID_FIELDS, find_field
 from glaciermap.errors import ConfigError
-from glaciermap.inventory.outlines import AREA_FIELDS, ID_FIELDS, find_field
 from glaciermap.inventory.uncertainty import metric_crs
 from glaciermap.io import atomic_output
 from glaciermap.metrics.objects import MATCH_FRACTION, match_glaciers

@@ -42,6 +42,7 @@ import shapely
 from pyproj import CRS, Transformer
 
 from glaciermap.constants import CLEAN_ICE, DEBRIS_ICE
+from glaciermap.datasets.vectors import read_outlines
 from glaciermap.errors import ConfigError, InputError
 from glaciermap.inventory.attributes import glacier_attributes
 from glaciermap.inventory.divides import (
@@ -52,11 +53,10 @@ from glaciermap.inventory.divides import (
 )
 from glaciermap.inventory.filtering import FOUR_CONNECTED, Complexes, scan_complexes
 from glaciermap.inventory.inputs import ClassGrid, ClassReader, DemReader
-from glaciermap.inventory.outlines import read_outlines
 from glaciermap.inventory.polygonise import iter_polygons
-from glaciermap.inventory.terrain import slope_aspect
 from glaciermap.inventory.uncertainty import buffer_uncertainty_m2, metric_crs_for
 from glaciermap.io import atomic_outputs, check_output_file
+from glaciermap.terrain import slope_aspect
 
 GLACIER_COLUMNS: tuple[str, ...] = (
     "glac_id",

@@ -8,3 +8,37 @@
 * :mod:`~glaciermap.prepare.karakoram`: LST from Landsat 8, pan-sharpening, co-registration check
   (Karakoram paper Sec. 3.1).
 """
+
+from glaciermap.prepare.bands import BandFile, pick_band_files
+from glaciermap.prepare.karakoram import (
+    Coregistration,
+    brovey_pansharpen,
+    check_coregistration,
+    coregistration_offset,
+    emissivity_from_ndvi,
+    land_surface_temperature,
+    ndvi,
+    pansharpen_files,
+)
+from glaciermap.prepare.landsat import LandsatProduct, read_landsat
+from glaciermap.prepare.scene import PrepareInputs, prepare_scene
+from glaciermap.prepare.sentinel2 import Sentinel2Product, read_sentinel2
+
+__all__ = [
+    "BandFile",
+    "Coregistration",
+    "LandsatProduct",
+    "PrepareInputs",
+    "Sentinel2Product",
+    "brovey_pansharpen",
+    "check_coregistration",
+    "coregistration_offset",
+    "emissivity_from_ndvi",
+    "land_surface_temperature",
+    "ndvi",
+    "pansharpen_files",
+    "pick_band_files",
+    "prepare_scene",
+    "read_landsat",
+    "read_sentinel2",
+]

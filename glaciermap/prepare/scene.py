@@ -5,8 +5,8 @@ finest of the optical bands gives CRS, transform and size (10 m for Sentinel-2, 
 other input is warped onto it with GDAL (:class:`rasterio.vrt.WarpedVRT`): bilinear for continuous layers
 (20 m Sentinel-2 SWIR, DEM, thermal), nearest for label rasters; outlines are rasterised on the grid
 (:func:`glaciermap.datasets.outlines.rasterise_outlines`). Slope is computed on the grid from the resampled
-elevation with :func:`glaciermap.inventory.terrain.slope_aspect` (Horn 1981), with ground spacings from
-:func:`glaciermap.inventory.terrain.ground_spacing` so that geographic grids get slopes from metres.
+elevation with :func:`glaciermap.terrain.slope_aspect` (Horn 1981), with ground spacings from
+:func:`glaciermap.terrain.ground_spacing` so that geographic grids get slopes from metres.
 
 Streaming: rows are processed in strips of ``block_rows`` (plus one halo row above and below for the slope),
 so memory is a few strips of every band plus one uint8 label grid when outlines are given: about 0.3 GB for a
@@ -43,9 +43,9 @@ from glaciermap.constants import BANDS, IGNORE_INDEX, RASTER_NODATA, SCENE_FILES
 from glaciermap.datasets.outlines import rasterise_outlines, read_outlines
 from glaciermap.datasets.scene_folder import LABELS, SCENE_STATS, check_label_values, write_scene_metadata
 from glaciermap.errors import ConfigError, InputError
-from glaciermap.inventory.terrain import ground_spacing, slope_aspect
 from glaciermap.io import open_raster
 from glaciermap.prepare.bands import BandFile
+from glaciermap.terrain import ground_spacing, slope_aspect
 from glaciermap.transforms.normalisation import RunningStats
 
 UNIT_RANGES: dict[str, tuple[float, float, str]] = {

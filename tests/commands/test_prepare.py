@@ -14,8 +14,8 @@ import shapely
 from glaciermap.cli import main
 from glaciermap.constants import BANDS
 from tests.data.landsat.make import make_landsat
+from tests.data.prepare import write_bands, write_dem, write_outlines
 from tests.data.sentinel2.make import make_safe
-from tests.prepare.inputs import write_bands, write_dem, write_outlines
 
 BOUNDS = (600000.0, 3999600.0, 600420.0, 4000020.0)
 

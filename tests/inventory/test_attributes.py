@@ -18,8 +18,8 @@ from glaciermap.inventory.attributes import (
     hypsometry,
     longest_flowline_m,
 )
-from glaciermap.inventory.terrain import slope_aspect
 from glaciermap.inventory.uncertainty import buffer_uncertainty_km2, metric_crs
+from glaciermap.terrain import slope_aspect
 
 
 @pytest.mark.parametrize(

@@ -12,9 +12,9 @@ import pytest
 import rasterio
 from shapely.geometry import box
 
+from glaciermap.datasets.vectors import read_outlines
 from glaciermap.errors import InputError
 from glaciermap.inventory.compare import compare_inventories, write_comparison
-from glaciermap.inventory.outlines import read_outlines
 
 CRS = "EPSG:32643"
 X0, Y0 = 500_000.0, 4_000_000.0

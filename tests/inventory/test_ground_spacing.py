@@ -9,7 +9,7 @@ import pytest
 from affine import Affine
 from pyproj import CRS
 
-from glaciermap.inventory.terrain import ground_spacing, slope_aspect
+from glaciermap.terrain import ground_spacing, slope_aspect
 
 
 def test_projected_metres_and_feet() -> None:

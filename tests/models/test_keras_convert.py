@@ -13,6 +13,8 @@ from glaciermap.commands import convert_keras as convert_command
 from glaciermap.errors import ConfigError, InputError
 from glaciermap.models import GlaViTU
 from glaciermap.models.keras import convert_keras_file, convert_keras_weights, keras_layout
+from tests.data.keras import to_keras as _to_keras
+from tests.data.keras import write_group as _write_group
 
 LOCATION_GROUP = "location_encoding_block"
 
@@ -36,13 +38,6 @@ def _location_arrays(size: int, seed: int = 3) -> list[tuple[str, np.ndarray]]:
         (f"{p}/batch_normalization_22/moving_mean:0", rng.normal(0, 0.1, 64).astype(f32)),
         (f"{p}/batch_normalization_22/moving_variance:0", rng.uniform(0.5, 1.5, 64).astype(f32)),
     ]
-
-
-def _write_group(root: h5py.Group, name: str, arrays: list[tuple[str, np.ndarray]]) -> None:
-    g = root.create_group(name)
-    g.attrs["weight_names"] = np.array([n.encode() for n, _ in arrays])  # bytes, as older Keras writes
-    for n, a in arrays:
-        g.create_dataset(n, data=a)
 
 
 def _with_location_block(fixture_h5: Path, out: Path, size: int) -> list[tuple[str, np.ndarray]]:
@@ -115,26 +110,6 @@ def test_region_encoding_file_converts_with_the_location_block_first(
         InputError, match=r"layer 'location_encoding_block' array 0 .*\(12, 64\), expected \(4, 64\)"
     ):
         convert_keras_weights(synthetic, {"optical": 6, "dem": 2}, location_encoding="coordinates")
-
-
-def _to_keras(t: torch.Tensor, kind: str, heads: int) -> np.ndarray:
-    """Inverse of the converter's layout conversions, written independently of it."""
-    x = t.detach().numpy()
-    if kind == "conv":
-        return x.transpose(2, 3, 1, 0)
-    if kind == "dense_conv":
-        return x[:, :, 0, 0].T
-    if kind == "patch":
-        return x.transpose(2, 3, 1, 0).reshape(-1, x.shape[0])
-    if kind == "linear":
-        return x.T
-    if kind == "mha_in":
-        return x.T.reshape(x.shape[1], heads, -1)
-    if kind == "mha_in_bias":
-        return x.reshape(heads, -1)
-    if kind == "mha_out":
-        return x.T.reshape(heads, -1, x.shape[0])
-    return x
 
 
 def test_round_trip_of_a_coordinate_model_without_deep_supervision(tmp_path: Path) -> None:

@@ -12,7 +12,8 @@ import torch
 from glaciermap.models.glavitu import GlaViTU
 from glaciermap.models.keras import convert_keras_file, keras_layout, load_norm_stats, save_state_dict
 from glaciermap.transforms.reference import REFERENCE_MINMAX
-from tests.models.test_keras_convert import _to_keras, _write_group
+from tests.data.keras import to_keras as _to_keras
+from tests.data.keras import write_group as _write_group
 
 
 def _keras_file(path: Path, modalities: dict[str, int]) -> Path:

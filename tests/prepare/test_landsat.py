@@ -15,7 +15,7 @@ from glaciermap.prepare.bands import BandFile
 from glaciermap.prepare.landsat import parse_mtl, read_landsat
 from glaciermap.prepare.scene import PrepareInputs, prepare_scene
 from tests.data.landsat.make import LEFT, REFLECTANCE, SIZE, ST_K, SUN_ELEVATION, TOP, make_landsat
-from tests.prepare.inputs import write_dem
+from tests.data.prepare import write_dem
 
 
 def test_mtl_groups_keep_level1_and_level2_apart(tmp_path: Path) -> None:

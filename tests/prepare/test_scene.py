@@ -17,7 +17,7 @@ from glaciermap.datasets.scene_folder import inspect_scene
 from glaciermap.errors import ConfigError, InputError
 from glaciermap.prepare.bands import BandFile, pick_band_files
 from glaciermap.prepare.scene import PrepareInputs, prepare_scene
-from tests.prepare.inputs import SLOPE_DEG, write_bands, write_dem, write_outlines
+from tests.data.prepare import SLOPE_DEG, write_bands, write_dem, write_outlines
 
 OPTICAL = BANDS["optical"]
 BOUNDS = (600000.0, 3999620.0, 600400.0, 4000020.0)

@@ -13,8 +13,8 @@ from glaciermap.errors import InputError
 from glaciermap.prepare.bands import BandFile
 from glaciermap.prepare.scene import PrepareInputs, prepare_scene
 from glaciermap.prepare.sentinel2 import read_sentinel2
+from tests.data.prepare import SLOPE_DEG, write_dem
 from tests.data.sentinel2.make import LEFT, NODATA, REFLECTANCE, SIZE, TOP, make_safe
-from tests.prepare.inputs import SLOPE_DEG, write_dem
 
 BOUNDS = (LEFT, TOP - SIZE * 10, LEFT + SIZE * 10, TOP)
 
