@@ -18,7 +18,7 @@ Two procedures minimise the same objective (invalid pixels, nodata or outside th
   once and cached. Every step then runs only the rest of the network (``model.forward_head``) on the cached
   features, with full-batch Adam (learning rate 0.1) on the logits; it stops when the entropy has fallen by
   less than ``tolerance`` over ``patience`` steps, or after ``steps`` steps, and returns the logits of the
-  lowest entropy seen. On CUDA it runs under bf16 autocast and channels-last tensors.
+  lowest entropy seen. On CUDA it runs under bf16 autocast with channels-last tensors.
 * ``"authors"``: the authors' notebook (GlaViTU reference 5.7): logits initialised to ones, Adam learning
   rate 1e-4, batches of 8 random crops of the window size from the whole scene, epochs of
   ``round(H * W / S^2 / 8)`` batches, at most 100 epochs, early stop once the squared L2 change of the logits
@@ -659,7 +659,7 @@ def optimise_region(
     max_epochs: int = AUTHORS_MAX_EPOCHS,
     device: str | torch.device = "auto",
     precision: BoPrecision = "auto",
-    channels_last: bool = True,
+    channels_last: bool | None = None,
 ) -> RegionVector:
     """Inference-time bias optimisation: the region vector that minimises the scene's mean entropy.
 
@@ -687,7 +687,8 @@ def optimise_region(
         max_epochs: Authors: epoch limit (100).
         device: ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
         precision: ``"auto"`` (bf16 autocast on CUDA), ``"32"`` or ``"bf16"``.
-        channels_last: Channels-last tensors (default True).
+        channels_last: Channels-last tensors (default: on CUDA only; on the CPU they were measured several
+            times slower for this small-batch workload).
 
     Returns:
         The optimised :class:`RegionVector` (slots: the model's region codes, then ``"unseen"``).
@@ -722,6 +723,8 @@ def optimise_region(
     if window_size is not None and window_size % multiple:
         raise ConfigError(f"window_size is {window_size}; the model needs a multiple of {multiple}")
     dev, bf16 = _device_setup(device, precision)
+    if channels_last is None:
+        channels_last = dev.type == "cuda"
 
     if isinstance(scene, SceneWindows):
         data = scene
