@@ -167,7 +167,7 @@ def test_cached_split_forward_equals_the_plain_forward() -> None:
 
 
 def test_clear_errors_for_no_region_encoding_and_too_few_windows(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="needs a region-encoding model.*'none'"):
+    with pytest.raises(ConfigError, match=r"needs a region-encoding model.*'none'"):
         optimise_region(PointwiseModel(), tiny_windows(), **CPU)
     scene = write_scene(
         tmp_path / "s", size=(64, 32), modalities=("optical", "dem"), nodata_box=(0, 32, 0, 32)
