@@ -144,6 +144,33 @@ class RegionVector:
             return math.nan
         return min(self.entropy_trace) if self.procedure == "fast" else self.entropy_trace[-1]
 
+    def summary(self) -> dict[str, Any]:
+        """The record for a mapping's ``summary.json`` (numbers rounded to 6 decimals).
+
+        Returns:
+            ``procedure``, ``region_codes``, ``vector`` (softmax(r)), ``logits``, ``entropy_initial`` (first
+            trace entry: the uniform vector's entropy for ``"fast"``), ``entropy`` (the returned vector's),
+            ``entropy_trace``, ``steps``, ``windows``, ``window_size``, ``seed``, ``lr``, ``seconds``,
+            ``device``, ``precision``.
+        """
+        return {
+            "procedure": self.procedure,
+            "region_codes": list(self.region_codes),
+            "vector": [round(v, 6) for v in self.probabilities],
+            "logits": [round(v, 6) for v in self.logits],
+            "entropy_initial": round(self.entropy_trace[0], 6) if self.entropy_trace else None,
+            "entropy": round(self.entropy, 6) if self.entropy_trace else None,
+            "entropy_trace": [round(v, 6) for v in self.entropy_trace],
+            "steps": self.steps,
+            "windows": self.windows,
+            "window_size": self.window_size,
+            "seed": self.seed,
+            "lr": self.lr,
+            "seconds": round(self.seconds, 3),
+            "device": self.device,
+            "precision": self.precision,
+        }
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (the content of ``region_vector.json``), probabilities included."""
         out = asdict(self)
@@ -698,6 +725,49 @@ def optimise_region(
         InputError: If the scene folder is not what the model needs, or it has fewer than ``min_windows``
             windows with at least ``min_valid`` valid pixels.
     """
+    # Lightning runs prediction hooks under inference mode: gradients (w.r.t. r only) must be re-enabled.
+    with torch.inference_mode(False), torch.enable_grad():
+        return _optimise_region(
+            model,
+            scene,
+            procedure=procedure,
+            windows=windows,
+            steps=steps,
+            lr=lr,
+            seed=seed,
+            window_size=window_size,
+            batch_size=batch_size,
+            min_valid=min_valid,
+            min_windows=min_windows,
+            tolerance=tolerance,
+            patience=patience,
+            max_epochs=max_epochs,
+            device=device,
+            precision=precision,
+            channels_last=channels_last,
+        )
+
+
+def _optimise_region(
+    model: MappingModel | SegmentationModel,
+    scene: str | os.PathLike[str] | SceneWindows,
+    *,
+    procedure: Procedure,
+    windows: int,
+    steps: int,
+    lr: float | None,
+    seed: int,
+    window_size: int | None,
+    batch_size: int,
+    min_valid: float,
+    min_windows: int,
+    tolerance: float,
+    patience: int,
+    max_epochs: int,
+    device: str | torch.device,
+    precision: BoPrecision,
+    channels_last: bool | None,
+) -> RegionVector:
     start = time.perf_counter()
     net = model.model if isinstance(model, MappingModel) else model
     slots = region_slots(net)
