@@ -101,5 +101,5 @@ def test_callback_errors_for_a_model_without_region_encoding_and_several_scenes_
     with pytest.raises(ConfigError, match="needs a region-encoding model"):
         predict(plain, scenes, tmp_path / "a", BiasOptimisation(windows=2, steps=1))
     region = region_checkpoint(tmp_path / "region.ckpt", scenes / "s0")
-    with pytest.raises(ConfigError, match="set data.batch_size to 1"):
+    with pytest.raises(ConfigError, match=r"set data\.batch_size to 1"):
         predict(region, scenes, tmp_path / "b", BiasOptimisation(windows=2, steps=1), batch_size=2)
