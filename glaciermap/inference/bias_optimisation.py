@@ -113,6 +113,8 @@ class RegionVector:
         device: Device the optimisation ran on.
         precision: ``"32"`` or ``"bf16"``.
         scene: Scene name (folder name), if known.
+        extra: Timings of the fast procedure's stages: ``read_seconds`` (sampling and reading the windows),
+            ``cache_seconds`` (location-free features), ``optimise_seconds`` (the Adam steps).
     """
 
     logits: tuple[float, ...]
@@ -172,12 +174,18 @@ class RegionVector:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (the content of ``region_vector.json``), probabilities included."""
+        """JSON-ready dict (the content of ``region_vector.json``).
+
+        Returns:
+            Every field, plus ``probabilities`` and ``region_vector`` (both softmax(r); the latter is the key
+            ``glaciermap map --region-vector FILE`` reads), ``entropy`` and ``format``.
+        """
         out = asdict(self)
         out["logits"] = [float(v) for v in self.logits]
         out["region_codes"] = list(self.region_codes)
         out["entropy_trace"] = [float(v) for v in self.entropy_trace]
         out["probabilities"] = list(self.probabilities)
+        out["region_vector"] = list(self.probabilities)  # the key `glaciermap map --region-vector` reads
         out["entropy"] = self.entropy
         return {"format": FORMAT, **out}
 
@@ -808,6 +816,8 @@ def _optimise_region(
     else:
         data = read_scene(model, scene)
 
+    read_seconds = time.perf_counter() - start
+    timings: dict[str, float] = {}
     with frozen(net):
         net.to(dev)
         if channels_last:
@@ -820,7 +830,18 @@ def _optimise_region(
                     "(use a smaller window size or a scene with more valid pixels)"
                 )
             logits, trace, done = _fast(
-                net, data, len(slots), dev, bf16, channels_last, rate, steps, batch_size, tolerance, patience
+                net,
+                data,
+                len(slots),
+                dev,
+                bf16,
+                channels_last,
+                rate,
+                steps,
+                batch_size,
+                tolerance,
+                patience,
+                timings,
             )
             used = data.count
         else:
@@ -841,6 +862,7 @@ def _optimise_region(
         device=str(dev),
         precision="bf16" if bf16 else "32",
         scene=data.name,
+        extra={"read_seconds": round(read_seconds, 3), **{k: round(v, 3) for k, v in timings.items()}},
     )
 
 
@@ -861,15 +883,19 @@ def _fast(
     batch_size: int,
     tolerance: float,
     patience: int,
+    timings: dict[str, float],
 ) -> tuple[list[float], list[float], int]:
     """Full-batch Adam on cached features; returns (best logits, entropy trace, updates made)."""
     features, head, _ = split_forward(net)
+    t0 = time.perf_counter()
     cache: list[tuple[Tensor, Tensor]] = []
     with torch.no_grad(), torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=bf16):
         for b0 in range(0, data.count, batch_size):
             x = _to_device(data.image[b0 : b0 + batch_size], dev, channels_last)
             cache.append((features(x), data.invalid[b0 : b0 + batch_size].to(dev)))
     n_valid = sum(int((~bad).sum()) for _, bad in cache)
+    timings["cache_seconds"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     logits = torch.zeros(slots, device=dev, requires_grad=True)
     optimiser = torch.optim.Adam([logits], lr=lr)
     trace: list[float] = []
@@ -893,6 +919,7 @@ def _fast(
             break
         optimiser.step()
         done += 1
+    timings["optimise_seconds"] = time.perf_counter() - t0
     return best_logits.cpu().tolist(), trace, done
 
 

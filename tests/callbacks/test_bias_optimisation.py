@@ -103,3 +103,41 @@ def test_callback_errors_for_a_model_without_region_encoding_and_several_scenes_
     region = region_checkpoint(tmp_path / "region.ckpt", scenes / "s0")
     with pytest.raises(ConfigError, match=r"set data\.batch_size to 1"):
         predict(region, scenes, tmp_path / "b", BiasOptimisation(windows=2, steps=1), batch_size=2)
+
+
+def test_acceptance_example_runs_on_a_tiny_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import runpy
+    import sys
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "bias_optimisation_acceptance.py"
+    scene = write_scene(tmp_path / "stats", size=(32, 32), modalities=("optical", "dem"), labels=False)
+    ckpt = region_checkpoint(tmp_path / "region.ckpt", scene)
+    out = tmp_path / "out"
+    argv = [str(example), "--ckpt", str(ckpt), "--out", str(out), "--root", str(tmp_path / "synthetic")]
+    argv += [
+        "--scenes",
+        "alps:1",
+        "--scene-size",
+        "128",
+        "--window-size",
+        "32",
+        "--windows",
+        "4",
+        "--steps",
+        "3",
+    ]
+    argv += ["--authors-max-epochs", "2", "--figure", str(tmp_path / "curve.png")]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as exc:
+        runpy.run_path(str(example), run_name="__main__")
+    assert exc.value.code == 0
+    figures = json.loads((out / "acceptance.json").read_text())
+    rows = figures["scenes"]["alps:1"]
+    assert rows["valid_windows"] == 16 and rows["fast"]["steps"] <= 3 and rows["authors"]["steps"] == 2 * 2
+    # all 16 valid windows are sampled, so the objective on every window is the lowest entry of the trace
+    assert rows["fast"]["objective"] == pytest.approx(min(figures["traces"]["alps:1"]["fast"]), abs=2e-5)
+    for name in ("unseen", "fast", "authors"):
+        assert 0.0 <= rows[name]["iou_glacier"] <= 1.0 and 0.0 <= rows[name]["mapped_entropy"] <= 1.0
+    assert (tmp_path / "curve.png").stat().st_size > 1000

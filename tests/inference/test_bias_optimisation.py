@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from glaciermap.commands.map import read_region_vector
 from glaciermap.errors import ConfigError, InputError
 from glaciermap.inference.bias_optimisation import (
     RegionVector,
@@ -186,6 +187,7 @@ def test_region_vector_json_round_trip_and_bad_files(tmp_path: Path) -> None:
     path = vector.save(tmp_path / "region_vector.json")
     data = json.loads(path.read_text())
     assert data["format"] == "glaciermap.region_vector/1" and len(data["probabilities"]) == 3
+    assert read_region_vector(path) == pytest.approx(vector.probabilities)  # `glaciermap map --region-vector`
     again = load_region_vector(path, CODES)
     assert again.logits == vector.logits and again.probabilities == vector.probabilities
     assert again.entropy_trace == vector.entropy_trace and again.steps == vector.steps
