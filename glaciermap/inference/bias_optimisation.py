@@ -823,7 +823,7 @@ def _optimise_region(
         if channels_last:
             net.to(memory_format=torch.channels_last)
         if procedure == "fast":
-            if data.count < min_windows:
+            if data.candidates < min_windows or data.count == 0:
                 raise InputError(
                     f"scene {data.name or '(windows)'}: {data.candidates} window(s) of {size} px with at least "
                     f"{min_valid:.0%} valid pixels; bias optimisation needs at least {min_windows} "
@@ -904,18 +904,21 @@ def _fast(
     for step in range(steps + 1):
         optimiser.zero_grad(set_to_none=True)
         total = 0.0
+        last = step == steps  # the last evaluation needs no gradient
         for f, bad in cache:
-            vec = torch.softmax(logits, dim=0).expand(f.shape[0], -1)
-            with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=bf16):
-                out = head(f, vec)
-            part = (normalised_entropy(out) * ~bad).sum()
-            (part / n_valid).backward()
+            with torch.set_grad_enabled(not last):
+                vec = torch.softmax(logits, dim=0).expand(f.shape[0], -1)
+                with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=bf16):
+                    out = head(f, vec)
+                part = (normalised_entropy(out) * ~bad).sum()
+                if not last:
+                    (part / n_valid).backward()
             total += float(part.detach())
         entropy = total / n_valid
         trace.append(entropy)
         if entropy < best:
             best, best_logits = entropy, logits.detach().clone()
-        if step == steps or (step >= patience and trace[-1 - patience] - entropy < tolerance):
+        if last or (step >= patience and trace[-1 - patience] - entropy < tolerance):
             break
         optimiser.step()
         done += 1
