@@ -44,19 +44,23 @@ def iou_glacier(classes: Path, labels: Path) -> float:
 
 
 def evaluate(
-    mapping: Any, scene: Path, out: Path, vector: tuple[float, ...] | None, windows: Any
+    mapping: Any, scene: Path, out: Path, vector: tuple[float, ...] | None, windows: Any, size: int
 ) -> dict[str, float]:
-    """Map the scene with a region vector (``None``: the "unseen" one-hot) and score it."""
+    """Map the scene with a region vector (``None``: the "unseen" one-hot), windows of ``size`` px, and score it."""
     from glaciermap.inference import map_scene
     from glaciermap.inference.bias_optimisation import scene_entropy
 
     if vector is None:
         slots = len(mapping.region_codes) + 1
         eval_vector: tuple[float, ...] = tuple(float(i == slots - 1) for i in range(slots))
-        result = map_scene(mapping, scene, out, device="cpu", region="unseen", quicklook=False)
+        result = map_scene(
+            mapping, scene, out, window_size=size, device="cpu", region="unseen", quicklook=False
+        )
     else:
         eval_vector = vector
-        result = map_scene(mapping, scene, out, device="cpu", region_vector=vector, quicklook=False)
+        result = map_scene(
+            mapping, scene, out, window_size=size, device="cpu", region_vector=vector, quicklook=False
+        )
     confidence = float(result.summary["mean_confidence"])
     return {
         "objective": round(scene_entropy(mapping, windows, eval_vector, device="cpu"), 5),
@@ -130,7 +134,7 @@ def main() -> int:
         out = args.out / "acceptance" / spec.replace(":", "-")
         rows: dict[str, Any] = {
             "valid_windows": every.count,
-            "unseen": evaluate(mapping, scene, out / "unseen", None, every),
+            "unseen": evaluate(mapping, scene, out / "unseen", None, every, args.window_size),
         }
         for procedure in ("fast", "authors"):
             vector = optimise_region(
@@ -146,7 +150,7 @@ def main() -> int:
             )
             vector.save(out / procedure / "region_vector.json")
             rows[procedure] = {
-                **evaluate(mapping, scene, out / procedure, vector.probabilities, every),
+                **evaluate(mapping, scene, out / procedure, vector.probabilities, every, args.window_size),
                 "seconds": round(vector.seconds, 2),
                 "steps": vector.steps,
                 "vector": [round(v, 3) for v in vector.probabilities],
