@@ -50,7 +50,7 @@ class BiasOptimisation(Callback):
         procedure: ``"fast"`` or ``"authors"`` (see :mod:`glaciermap.inference.bias_optimisation`).
         windows: Valid windows sampled per scene (fast).
         steps: Most Adam updates (fast).
-        lr: Adam learning rate (default 0.1 fast, 1e-4 authors).
+        lr: Adam learning rate (default 1.0 fast, 1e-4 authors).
         seed: Seed of the window sample / crops.
         window_size: Window side (default: the mapping task's window size, else the model's training size).
         min_windows: Fewest valid windows a scene must have.

@@ -16,7 +16,7 @@ Two procedures minimise the same objective (invalid pixels, nodata or outside th
   from the scene's non-overlapping window grid with a seeded reservoir sample, read once, and the
   activations that do not depend on ``r`` (the fusion block output, ``model.forward_features``) are computed
   once and cached. Every step then runs only the rest of the network (``model.forward_head``) on the cached
-  features, with full-batch Adam (learning rate 0.1) on the logits; it stops when the entropy has fallen by
+  features, with full-batch Adam (learning rate 1.0) on the logits; it stops when the entropy has fallen by
   less than ``tolerance`` over ``patience`` steps, or after ``steps`` steps, and returns the logits of the
   lowest entropy seen. On CUDA it runs under bf16 autocast with channels-last tensors.
 * ``"authors"``: the authors' notebook (GlaViTU reference 5.7): logits initialised to ones, Adam learning
@@ -69,7 +69,7 @@ BoPrecision = Literal["auto", "32", "bf16"]
 UNSEEN: Final[str] = "unseen"
 """Name of the last slot of the region vector."""
 
-FAST_LR: Final[float] = 0.1
+FAST_LR: Final[float] = 1.0
 """Adam learning rate of the fast procedure (converges in tens of steps, see docs/strategies.md)."""
 
 AUTHORS_LR: Final[float] = 1e-4
@@ -709,7 +709,7 @@ def optimise_region(
         procedure: ``"fast"`` or ``"authors"`` (GlaViTU reference 5.7).
         windows: Fast: valid windows sampled from the scene and optimised on (all of them at every step).
         steps: Fast: most Adam updates.
-        lr: Adam learning rate (default 0.1 fast, 1e-4 authors).
+        lr: Adam learning rate (default 1.0 fast, 1e-4 authors).
         seed: Seed of the window sample (fast) or of the random crops (authors).
         window_size: Window / crop side S in pixels (default: the model's ``img_size``, else 384; a multiple
             of 16).

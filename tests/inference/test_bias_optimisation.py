@@ -93,7 +93,7 @@ def test_optimised_trace_starts_at_the_uniform_vectors_entropy_and_reaches_the_r
     assert vector.region_codes == ("ALP", "SVAL", "unseen")
     assert sum(vector.probabilities) == pytest.approx(1.0)
     assert vector.steps <= 20 and len(vector.entropy_trace) == vector.steps + 1
-    assert vector.windows == 6 and vector.procedure == "fast" and vector.lr == 0.1
+    assert vector.windows == 6 and vector.procedure == "fast" and vector.lr == 1.0
 
 
 def test_network_is_frozen_bit_for_bit_and_its_state_restored() -> None:
