@@ -83,6 +83,10 @@ def main() -> int:
     parser.add_argument("--windows", type=int, default=32)
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--unseen-init", action="store_true", help='also run the fast procedure started at the "unseen" slot'
+    )
+    parser.add_argument("--skip-authors", action="store_true", help="skip the authors' procedure")
     parser.add_argument("--authors-max-epochs", type=int, default=100, help="the authors' epoch limit (100)")
     parser.add_argument("--figure", type=Path, default=None)
     args = parser.parse_args()
@@ -136,11 +140,15 @@ def main() -> int:
             "valid_windows": every.count,
             "unseen": evaluate(mapping, scene, out / "unseen", None, every, args.window_size),
         }
-        for procedure in ("fast", "authors"):
+        runs = [("fast", "fast", "uniform")]
+        runs += [("fast_unseen_init", "fast", "unseen")] if args.unseen_init else []
+        runs += [] if args.skip_authors else [("authors", "authors", "uniform")]
+        for name, procedure, init in runs:
             vector = optimise_region(
                 mapping,
                 scene,
                 procedure=procedure,  # type: ignore[arg-type]
+                init=init,  # type: ignore[arg-type]
                 windows=args.windows,
                 steps=args.steps,
                 seed=args.seed,
@@ -148,15 +156,15 @@ def main() -> int:
                 max_epochs=args.authors_max_epochs,
                 device="cpu",
             )
-            vector.save(out / procedure / "region_vector.json")
-            rows[procedure] = {
-                **evaluate(mapping, scene, out / procedure, vector.probabilities, every, args.window_size),
+            vector.save(out / name / "region_vector.json")
+            rows[name] = {
+                **evaluate(mapping, scene, out / name, vector.probabilities, every, args.window_size),
                 "seconds": round(vector.seconds, 2),
                 "steps": vector.steps,
                 "vector": [round(v, 3) for v in vector.probabilities],
                 "load_average": round(os.getloadavg()[0], 2),
             }
-            traces.setdefault(spec, {})[procedure] = list(vector.entropy_trace)
+            traces.setdefault(spec, {})[name] = list(vector.entropy_trace)
         figures["scenes"][spec] = rows
         print(json.dumps({spec: rows}, indent=1), flush=True)
 
@@ -165,13 +173,13 @@ def main() -> int:
     print("| scene | vector | objective (Eq. 1, windows) | mapped entropy | glacier IoU | seconds | steps |")
     print("|---|---|---|---|---|---|---|")
     for spec, rows in figures["scenes"].items():
-        for name in ("unseen", "fast", "authors"):
+        for name in [k for k in ("unseen", "fast", "fast_unseen_init", "authors") if k in rows]:
             r = rows[name]
             print(
                 f"| {spec} | {name} | {r['objective']:.4f} | {r['mapped_entropy']:.4f} | {r['iou_glacier']:.4f} "
                 f"| {r.get('seconds', '')} | {r.get('steps', '')} |"
             )
-    if args.figure is not None and traces:
+    if args.figure is not None and traces and not args.skip_authors:
         plot(traces, figures, args.figure)
     return 0
 
@@ -187,15 +195,23 @@ def plot(traces: dict[str, Any], figures: dict[str, Any], path: Path) -> None:
     rows = figures["scenes"][spec]
     fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=120)
     fast = traces[spec]["fast"]
-    ax.plot(range(len(fast)), fast, marker="o", ms=3, label="fast: lr 0.1, cached features, sampled windows")
+    ax.plot(range(len(fast)), fast, marker="o", ms=3, color="C0", label="fast: Adam lr 1.0, sampled windows")
     authors = traces[spec]["authors"]
     per_epoch = max(1, rows["authors"]["steps"] // max(1, len(authors)))
     ax.plot(
         [per_epoch * (i + 1) for i in range(len(authors))],
         authors,
-        label="authors: lr 1e-4, random crops (epoch means)",
+        color="C1",
+        lw=0.8,
+        label="authors: Adam lr 1e-4, random crops (epoch means)",
     )
-    ax.axhline(rows["unseen"]["objective"], color="grey", ls="--", lw=1, label='"unseen" one-hot')
+    ax.axhline(rows["fast"]["objective"], color="C0", ls=":", lw=1.2, label="fast result, every valid window")
+    ax.axhline(
+        rows["authors"]["objective"], color="C1", ls=":", lw=1.2, label="authors' result, every valid window"
+    )
+    ax.axhline(
+        rows["unseen"]["objective"], color="grey", ls="--", lw=1, label='"unseen" one-hot, every valid window'
+    )
     ax.set_xscale("symlog", linthresh=10)
     ax.set_xlabel("Adam updates")
     ax.set_ylabel("mean normalised entropy (Eq. 1)")
