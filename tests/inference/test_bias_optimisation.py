@@ -210,3 +210,13 @@ def test_region_vector_json_round_trip_and_bad_files(tmp_path: Path) -> None:
     nan = RegionVector((math.nan, 0.0), ("A", "unseen"), (), 0, 0.0)
     with pytest.raises(ValueError):
         nan.to_json()
+
+
+def test_unseen_init_starts_at_the_unseen_one_hot_and_never_ends_above_it() -> None:
+    model, windows = tiny_model(), tiny_windows()
+    vector = optimise_region(model, windows, steps=10, init="unseen", **CPU)
+    unseen = scene_entropy(model, windows, [0.0, 0.0, 1.0], **CPU)
+    assert vector.entropy_trace[0] == pytest.approx(unseen, abs=2e-3)
+    assert vector.entropy <= vector.entropy_trace[0]
+    with pytest.raises(ConfigError, match="init is 'onehot'"):
+        optimise_region(model, windows, init="onehot", **CPU)  # type: ignore[arg-type]
