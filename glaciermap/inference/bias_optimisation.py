@@ -73,7 +73,7 @@ Init = Literal["uniform", "unseen"]
 """Start of the fast procedure: the uniform vector (as the authors) or (almost) the "unseen" one-hot."""
 
 UNSEEN_INIT: Final[float] = 8.0
-"""Logit of the "unseen" slot (others 0) for ``init="unseen"``: softmax weight 0.999 with 12 slots."""
+"""Logit of the "unseen" slot (others 0) for ``init="unseen"``: weight 0.996 with 12 slots, 0.999 with 4."""
 
 FAST_LR: Final[float] = 1.0
 """Adam learning rate of the fast procedure (converges in tens of steps, see docs/strategies.md)."""
@@ -729,9 +729,9 @@ def optimise_region(
         max_epochs: Authors: epoch limit (100).
         device: ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
         precision: ``"auto"`` (bf16 autocast on CUDA), ``"32"`` or ``"bf16"``.
-        init: Fast: start from the uniform vector (``"uniform"``, as the authors) or from logits that put
-            0.999 of the weight on the "unseen" slot (``"unseen"``), so the result is never worse on the
-            sampled windows than the "unseen" one-hot.
+        init: Fast: start from the uniform vector (``"uniform"``, as the authors) or from logit
+            :data:`UNSEEN_INIT` on the "unseen" slot (``"unseen"``: almost its one-hot), so the result is
+            never worse on the sampled windows than that start.
         channels_last: Channels-last tensors (default: on CUDA only; on the CPU they were measured several
             times slower for this small-batch workload).
 
