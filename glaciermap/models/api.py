@@ -59,6 +59,12 @@ def _resunet() -> type[SegmentationModel]:
     return FusionResUNet
 
 
+def _light_region() -> type[SegmentationModel]:
+    from glaciermap.models.light_region import LightRegionResUNet
+
+    return LightRegionResUNet
+
+
 def _setr() -> type[SegmentationModel]:
     from glaciermap.models.setr import FusionSETR
 
@@ -111,6 +117,14 @@ _REGISTRY: dict[str, ModelEntry] = {
             _GLAVITU_PAPER + "; authors' baseline LightFusionResUNet (their code)",
             _resunet,
             {"filters": 32, "depth": 3},
+        ),
+        ModelEntry(
+            "light_region_resunet",
+            "Fusion block (16) + GlaViTU's region-encoding block + residual U-Net (16/32/64, bottleneck 128)",
+            _MODALITY_INPUTS + "; region one-hot / indices / soft vector",
+            "out (B,K,H,W) logits",
+            _GLAVITU_PAPER + "; region encoding and bias optimisation (Eqs. 1-2) on a CPU-sized network",
+            _light_region,
         ),
         ModelEntry(
             "fusion_setr_ln16",

@@ -306,8 +306,41 @@ class GlaViTU(SegmentationModel):
         Raises:
             InputError: On missing modalities, wrong channel counts or sizes, or a bad location.
         """
-        tensors = self.check_inputs(inputs)
-        f = self.fusion(tensors)
+        return self.forward_head(self.forward_features(inputs), location)
+
+    def forward_features(self, inputs: ModelInputs) -> Tensor:
+        """The activations before the location block: the fusion block's output F (spec 1.3).
+
+        They do not depend on the location input, so inference-time bias optimisation (GlaViTU paper
+        Eqs. 1-2) computes them once per window and reuses them at every step;
+        ``forward_head(forward_features(x), loc)`` equals ``forward(x, loc)``.
+
+        Args:
+            inputs: ``{modality: (B, C_m, H, W)}`` (or the stacked (B, sum C_m, H, W) image); H and W
+                multiples of 16.
+
+        Returns:
+            (B, 64, H, W) fused features F.
+
+        Raises:
+            InputError: On missing modalities, wrong channel counts or sizes.
+        """
+        return self.fusion(self.check_inputs(inputs))
+
+    def forward_head(self, features: Tensor, location: Tensor | None = None) -> dict[str, Tensor]:
+        """Everything after :meth:`forward_features`: location block, SETR subnet, residual U-Net, heads.
+
+        Args:
+            features: (B, 64, H, W) output of :meth:`forward_features`.
+            location: Location input for location-encoding models, see :meth:`encode_location`.
+
+        Returns:
+            The same dict as :meth:`forward`.
+
+        Raises:
+            InputError: On a bad location.
+        """
+        f = features
         if self.location_encoder is not None:
             v = self.encode_location(location, f.shape[0])
             assert v is not None

@@ -172,6 +172,7 @@ def test_registry_lists_documented_entries_and_rebuilds_from_hparams() -> None:
         "glavitu",
         "fusion_resunet",
         "light_fusion_resunet",
+        "light_region_resunet",
         "fusion_setr_ln16",
         "fusion_setr_b16",
         "deeplabv3plus",
