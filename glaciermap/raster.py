@@ -190,7 +190,9 @@ class RasterGrid:
         t = self.transform
         return Affine(t.a, t.b, t.c + t.a * col0 + t.b * row0, t.d, t.e, t.f + t.d * col0 + t.e * row0)
 
-    def difference(self, other: RasterGrid, name: str = "this grid", other_name: str = "the other") -> str | None:
+    def difference(
+        self, other: RasterGrid, name: str = "this grid", other_name: str = "the other"
+    ) -> str | None:
         """Why ``other`` is not this grid (shape, CRS or transform), or ``None`` if it is the same grid.
 
         Transforms are compared coefficient by coefficient to :data:`GRID_TOLERANCE` of a pixel.

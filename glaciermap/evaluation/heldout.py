@@ -1,6 +1,5 @@
 """The synthetic world's held-out scenes: the default reference of ``glaciermap evaluate``."""
 
-
 from __future__ import annotations
 
 import hashlib

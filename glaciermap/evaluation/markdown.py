@@ -4,7 +4,6 @@ Everything is computed before the first file is written, and every file is writt
 renamed, so a failure never leaves a partial report file.
 """
 
-
 from __future__ import annotations
 
 import math

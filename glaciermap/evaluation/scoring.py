@@ -12,7 +12,6 @@ When no reference is given the synthetic world's held-out scenes are used
 (:func:`glaciermap.evaluation.heldout.default_reference`).
 """
 
-
 from __future__ import annotations
 
 import os

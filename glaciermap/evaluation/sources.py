@@ -10,7 +10,6 @@ What can be compared (each of ``pred`` and ``ref``):
   GeoJSON), clipped to each scene's extent and rasterised on its grid (as glacier / not) for pixel metrics.
 """
 
-
 from __future__ import annotations
 
 import os
@@ -46,7 +45,6 @@ BAND_RATIO = "band_ratio"
 NUM_CLASSES = 3
 """Every confusion matrix is three-class (background, clean ice, debris); binary maps just lack class 2."""
 DEFAULT_MIN_AREA_KM2 = 0.01
-
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ Tables (pandas DataFrames, written as CSV):
 * ``per_glacier.csv``: one row per reference glacier (matched or not) and per unmatched predicted glacier.
 """
 
-
 from __future__ import annotations
 
 import math
@@ -49,7 +48,6 @@ REPORT_FILES: tuple[str, ...] = (
 
 ALL = "all"
 _PAIR_COLUMNS = ["pred", "ref", "size_class", "delta_area_km2", "rel_delta_area"]
-
 
 
 def _nan_stats(values: npt.NDArray[np.float64]) -> dict[str, float]:
@@ -290,7 +288,6 @@ def per_glacier_table(ev: Evaluation) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=columns)
     return pd.concat(frames, ignore_index=True).reindex(columns=columns)
-
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:

@@ -6,14 +6,17 @@ See :mod:`glaciermap.models.api` for the interface every model shares and ``docs
 from glaciermap.models.api import ModelEntry, get_model, list_models
 from glaciermap.models.base import SegmentationModel
 from glaciermap.models.glavitu import GLOBAL_REGION_CODES, GlaViTU, coordinate_vector, region_vector
+from glaciermap.models.pretrained import PretrainedModel, load_pretrained
 
 __all__ = [
     "GLOBAL_REGION_CODES",
     "GlaViTU",
     "ModelEntry",
+    "PretrainedModel",
     "SegmentationModel",
     "coordinate_vector",
     "get_model",
     "list_models",
+    "load_pretrained",
     "region_vector",
 ]

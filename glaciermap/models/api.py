@@ -80,9 +80,7 @@ def _unet_cbam() -> type[SegmentationModel]:
 _GLAVITU_PAPER = (
     "Maslov et al., Globally scalable glacier mapping by deep learning, Nat. Commun. 16:43 (2025)"
 )
-_MODALITY_INPUTS = (
-    "dict of modalities (any subset of optical, dem, thermal, sar, insar; default optical 6 + dem 2)"
-)
+_MODALITY_INPUTS = "dict of modalities (any subset of optical, dem, thermal, sar, sar_cross, insar; default optical 6 + dem 2)"
 
 _REGISTRY: dict[str, ModelEntry] = {
     e.name: e

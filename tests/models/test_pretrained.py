@@ -12,14 +12,14 @@ import torch
 from glaciermap.baselines import band_ratio_model
 from glaciermap.constants import IMAGE_FILL
 from glaciermap.errors import InputError
-from glaciermap.inference import checkpoint as ckpt_module
-from glaciermap.inference.checkpoint import (
-    MappingModel,
+from glaciermap.inference.mapping import map_scene
+from glaciermap.models import pretrained as ckpt_module
+from glaciermap.models.pretrained import (
+    PretrainedModel,
     calibrator_from_dict,
-    load_checkpoint,
+    load_pretrained,
     register_calibrator,
 )
-from glaciermap.inference.mapping import map_scene
 from tests.data.checkpoints import PointwiseModel, normalised_scene, read, save_tiny_checkpoint, scene_stats
 from tests.data.scenes import write_scene
 
@@ -40,8 +40,8 @@ def checkpoint(scene: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.ckpt", scene_stats(scene))
 
 
-def test_load_checkpoint_rebuilds_model_and_preprocessing(checkpoint: Path, scene: Path) -> None:
-    mapping = load_checkpoint(checkpoint)
+def test_load_pretrained_rebuilds_model_and_preprocessing(checkpoint: Path, scene: Path) -> None:
+    mapping = load_pretrained(checkpoint)
     raw = torch.load(checkpoint, weights_only=True)
     state = {k.removeprefix("model."): v for k, v in raw["state_dict"].items() if k.startswith("model.")}
     for key, value in mapping.model.state_dict().items():
@@ -73,7 +73,7 @@ def test_map_with_a_checkpoint_equals_the_model_on_the_normalised_scene(
         progress=False,
     )
     assert result.summary["windows"] == 1
-    mapping = load_checkpoint(checkpoint)
+    mapping = load_pretrained(checkpoint)
     assert mapping.norm is not None
     image, invalid = normalised_scene(scene, mapping.norm)
     with torch.no_grad():
@@ -98,9 +98,9 @@ def test_checkpoint_calibrator_is_loaded_and_applied(checkpoint: Path, scene: Pa
     raw["glaciermap"]["calibrator"] = {"kind": "test_square"}
     calibrated_ckpt = tmp_path / "calibrated.ckpt"
     torch.save(raw, calibrated_ckpt)
-    assert isinstance(load_checkpoint(calibrated_ckpt).calibrator, _Squash)
+    assert isinstance(load_pretrained(calibrated_ckpt).calibrator, _Squash)
     # Applying it: a cheap pointwise model carrying the same calibrator.
-    mapping = MappingModel.from_model(PointwiseModel(), scene_stats(scene), calibrator=_Squash())
+    mapping = PretrainedModel.from_model(PointwiseModel(), scene_stats(scene), calibrator=_Squash())
     result = map_scene(mapping, scene, tmp_path / "out", window_size=32, device="cpu", progress=False)
     confidence = read(tmp_path / "out" / "confidence.tif")[0][0]
     calibrated = read(tmp_path / "out" / "calibrated_confidence.tif")[0][0]
@@ -127,11 +127,11 @@ def _make_squash(entry: dict[str, Any]) -> _Squash:
 
 def test_bad_checkpoints_raise_input_errors(checkpoint: Path, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not found"):
-        load_checkpoint(tmp_path / "missing.ckpt")
+        load_pretrained(tmp_path / "missing.ckpt")
     corrupt = tmp_path / "corrupt.ckpt"
     corrupt.write_bytes(b"this is not a checkpoint")
     with pytest.raises(InputError, match="not a readable PyTorch checkpoint"):
-        load_checkpoint(corrupt)
+        load_pretrained(corrupt)
     raw = torch.load(checkpoint, weights_only=True)
     cases: dict[str, tuple[Any, str]] = {
         "no_meta": ({k: v for k, v in raw.items() if k != "glaciermap"}, "no 'glaciermap' metadata"),
@@ -156,7 +156,7 @@ def test_bad_checkpoints_raise_input_errors(checkpoint: Path, tmp_path: Path) ->
         path = tmp_path / f"{name}.ckpt"
         torch.save(content, path)
         with pytest.raises(InputError, match=match):
-            load_checkpoint(path)
+            load_pretrained(path)
 
 
 def test_band_ratio_mapping_model() -> None:
