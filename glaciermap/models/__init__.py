@@ -3,7 +3,7 @@
 See :mod:`glaciermap.models.api` for the interface every model shares and ``docs/models.md`` for a guide.
 """
 
-from glaciermap.models.api import ModelEntry, get_model, list_models
+from glaciermap.models.api import ModelEntry, get_model, get_weight, list_models, list_weights
 from glaciermap.models.base import SegmentationModel
 from glaciermap.models.glavitu import GLOBAL_REGION_CODES, GlaViTU, coordinate_vector, region_vector
 from glaciermap.models.pretrained import PretrainedModel, load_pretrained
@@ -16,7 +16,9 @@ __all__ = [
     "SegmentationModel",
     "coordinate_vector",
     "get_model",
+    "get_weight",
     "list_models",
+    "list_weights",
     "load_pretrained",
     "region_vector",
 ]

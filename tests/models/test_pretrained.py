@@ -1,7 +1,9 @@
-"""Loading SegmentationTask checkpoints for mapping, the calibrator seam, and bad checkpoints."""
+"""PretrainedModel: loading checkpoints and released weights, raw-value forward, hub round trips, calibrators."""
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +16,17 @@ from glaciermap.constants import IMAGE_FILL
 from glaciermap.errors import InputError
 from glaciermap.inference.mapping import map_scene
 from glaciermap.models import pretrained as ckpt_module
+from glaciermap.models.glavitu import GlaViTU
+from glaciermap.models.hub import WEIGHTS_FORMAT, export_weights
 from glaciermap.models.pretrained import (
     PretrainedModel,
     calibrator_from_dict,
+    file_sha256,
+    glavitu_calibrator,
     load_pretrained,
     register_calibrator,
 )
+from glaciermap.models.resunet import FusionResUNet
 from tests.data.checkpoints import PointwiseModel, normalised_scene, read, save_tiny_checkpoint, scene_stats
 from tests.data.scenes import write_scene
 
@@ -174,3 +181,169 @@ def test_fill_value_is_the_training_datasets() -> None:
 
     dataset_fill = inspect.signature(SceneDataset.__init__).parameters["fill_value"].default
     assert band_ratio_model().fill_value == dataset_fill == IMAGE_FILL
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The pretrained-model object: raw values in, one layout, hub round trips
+
+
+def test_forward_takes_raw_values_and_fills_invalid_pixels(checkpoint: Path) -> None:
+    model = load_pretrained(checkpoint)
+    assert isinstance(model, torch.nn.Module) and not model.training
+    assert model.norm is not None and set(model.normaliser) == {"optical", "dem"}
+    torch.manual_seed(0)
+    raw = {"optical": torch.rand(1, 6, 32, 32) * 0.5, "dem": torch.rand(1, 2, 32, 32) * 3000}
+    raw["dem"][0, 1, 3, 5] = float("nan")
+    raw["optical"][0, 0, 7, 7] = -9999.0
+    expected = {}
+    for m, x in raw.items():
+        s = model.norm.modalities[m]
+        mean = torch.tensor(s.mean).view(1, -1, 1, 1)
+        std = torch.tensor(s.std).view(1, -1, 1, 1)
+        z = (x - mean) / std
+        z[:, :, 3, 5] = IMAGE_FILL
+        z[:, :, 7, 7] = IMAGE_FILL
+        expected[m] = z
+    with torch.no_grad():
+        got = model(raw)["out"]
+        want = model.model(expected)["out"]
+        stacked = model(torch.cat([raw["optical"], raw["dem"]], dim=1))["out"]
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
+    torch.testing.assert_close(stacked, got, rtol=0, atol=0)
+    with pytest.raises(InputError, match="lack modality 'dem'"):
+        model({"optical": raw["optical"]})
+
+
+def test_pretrained_file_and_training_checkpoint_give_identical_maps(
+    checkpoint: Path, scene: Path, tmp_path: Path
+) -> None:
+    weights = export_weights(checkpoint, tmp_path / "tiny.safetensors")
+    options = {
+        "window_size": 64,
+        "overlap": 0.0,
+        "write_probabilities": True,
+        "device": "cpu",
+        "progress": False,
+    }
+    map_scene(checkpoint, scene, tmp_path / "ckpt", quicklook=False, **options)
+    map_scene(weights, scene, tmp_path / "st", quicklook=False, **options)
+    for name in ("classes.tif", "probabilities.tif", "confidence.tif"):
+        np.testing.assert_array_equal(read(tmp_path / "ckpt" / name)[0], read(tmp_path / "st" / name)[0])
+    meta = load_pretrained(weights).metadata
+    assert meta["provenance"]["source"] == "training" and meta["provenance"]["epoch"] == meta["epoch"]
+
+
+def _logits(model: PretrainedModel) -> torch.Tensor:
+    torch.manual_seed(1)
+    x = {"optical": torch.rand(2, 6, 32, 32), "dem": torch.rand(2, 2, 32, 32) * 1000}
+    with torch.no_grad():
+        return model(x)["out"]
+
+
+def test_save_pretrained_from_pretrained_round_trip_is_exact(checkpoint: Path, tmp_path: Path) -> None:
+    model = load_pretrained(checkpoint)
+    folder = model.save_pretrained(tmp_path / "folder")
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    assert json.loads((folder / "config.json").read_text())["bands"]["dem"] == ["elevation", "slope"]
+    assert (folder / "README.md").read_text().startswith("---\nlibrary_name: glaciermap\n")
+    again = PretrainedModel.from_pretrained(folder)
+    assert torch.equal(_logits(again), _logits(model))
+    assert again.norm == model.norm and again.class_names == model.class_names
+    # The model classes load their own weights and refuse another architecture's.
+    assert isinstance(FusionResUNet.from_pretrained(folder).model, FusionResUNet)
+    with pytest.raises(InputError, match="not a GlaViTU"):
+        GlaViTU.from_pretrained(folder)
+    # A sha256 file beside the weights is checked.
+    (folder / "model.safetensors.sha256").write_text("0" * 64 + "  model.safetensors\n")
+    with pytest.raises(InputError, match=r"sha256 .* does not match"):
+        PretrainedModel.from_pretrained(folder)
+
+
+def _hub_cache(root: Path, folder: Path, repo: str, commit: str) -> Path:
+    """A Hugging Face hub cache holding ``folder`` as ``repo`` at ``commit`` (what a download leaves)."""
+    repo_dir = root / ("models--" + repo.replace("/", "--"))
+    snapshot = repo_dir / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    for f in folder.iterdir():
+        shutil.copy(f, snapshot / f.name)
+    (repo_dir / "refs").mkdir()
+    (repo_dir / "refs" / "main").write_text(commit)
+    return root
+
+
+@pytest.fixture
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+
+
+def test_from_pretrained_reads_a_local_hub_cache_offline(
+    checkpoint: Path, tmp_path: Path, offline: None
+) -> None:
+    model = load_pretrained(checkpoint)
+    folder = model.save_pretrained(tmp_path / "folder")
+    commit = "a" * 40
+    cache = _hub_cache(tmp_path / "hub", folder, "glaciermap/tiny", commit)
+    sha = file_sha256(folder / "model.safetensors")
+    for revision in (None, commit):
+        loaded = PretrainedModel.from_pretrained(
+            "glaciermap/tiny", revision=revision, cache_dir=cache, sha256=sha
+        )
+        assert torch.equal(_logits(loaded), _logits(model))
+    with pytest.raises(InputError, match="not in the hub cache"):
+        PretrainedModel.from_pretrained("glaciermap/tiny", revision="b" * 40, cache_dir=cache)
+    with pytest.raises(InputError, match=r"sha256 .* does not match"):
+        PretrainedModel.from_pretrained("glaciermap/tiny", cache_dir=cache, sha256="f" * 64)
+    snapshot = cache / "models--glaciermap--tiny" / "snapshots" / commit / "model.safetensors"
+    snapshot.write_bytes(snapshot.read_bytes()[:1000])
+    with pytest.raises(InputError, match="not a readable safetensors"):
+        PretrainedModel.from_pretrained("glaciermap/tiny", cache_dir=cache)
+
+
+def test_push_to_hub_uploads_the_saved_folder(
+    checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from huggingface_hub import HfApi
+
+    uploaded: dict[str, Any] = {}
+
+    def upload_folder(self: HfApi, **kwargs: Any) -> str:
+        uploaded.update(kwargs, files=sorted(p.name for p in Path(kwargs["folder_path"]).iterdir()))
+        return "commit-info"
+
+    monkeypatch.setattr(HfApi, "create_repo", lambda self, *a, **k: None)
+    monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
+    assert load_pretrained(checkpoint).push_to_hub("me/tiny", revision="v1") == "commit-info"
+    assert uploaded["repo_id"] == "me/tiny" and uploaded["revision"] == "v1"
+    assert uploaded["files"] == ["README.md", "config.json", "model.safetensors"]
+
+
+def test_malformed_metadata_is_one_clear_error(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    path = tmp_path / "bad.safetensors"
+    save_file(
+        {"w": torch.zeros(1)}, str(path), metadata={"format": WEIGHTS_FORMAT, "glaciermap": "{not json"}
+    )
+    with pytest.raises(InputError, match="metadata is not valid JSON"):
+        load_pretrained(path)
+    save_file({"w": torch.zeros(1)}, str(path), metadata={"format": WEIGHTS_FORMAT, "glaciermap": "{}"})
+    with pytest.raises(InputError, match="lacks model, model_hparams, bands, class_names"):
+        load_pretrained(path)
+
+
+def test_authors_calibrators_reproduce_the_reference_table() -> None:
+    conf = np.array([0, 0.02, 0.05, 0.1, 0.15, 0.5, 0.9, 1.0], dtype=np.float32)
+    table = {
+        "global": [0.000, 0.725, 0.832, 0.926, 0.975, 0.977, 0.977, 1.000],
+        "global_insar": [0.000, 0.741, 0.874, 0.978, 0.981, 1.000, 1.000, 1.000],
+        "regionencoding": [0.000, 0.740, 0.846, 0.968, 0.998, 0.737, 0.213, 1.000],
+    }
+    for name, expected in table.items():
+        entry = glavitu_calibrator(name)
+        assert entry["kind"] == "kernel_ridge_laplacian" and entry["name"] == f"glavitu_{name}"
+        np.testing.assert_allclose(
+            calibrator_from_dict(json.loads(json.dumps(entry)))(conf), expected, atol=6e-4
+        )
