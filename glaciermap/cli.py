@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "inventory": "glaciermap.commands.inventory",
     "compare-inventory": "glaciermap.commands.compare_inventory",
     "map": "glaciermap.commands.map",
+    "export-onnx": "glaciermap.commands.export_onnx",
 }
 """Sub-command name -> module implementing it."""
 
