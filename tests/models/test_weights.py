@@ -70,3 +70,13 @@ def test_a_card_that_disagrees_is_a_clear_error(tmp_path: Path) -> None:
         path.write_text(content)
         with pytest.raises(InputError, match=match):
             check_card(path)
+
+
+def test_hubconf_builds_models_through_torch_hub() -> None:
+    root = Path(__file__).resolve().parents[2]
+    model = torch.hub.load(str(root), "synthetic_cpu", source="local", trust_repo=True)
+    assert isinstance(model, PretrainedModel) and model.class_names == get_weight("synthetic_cpu").classes
+    random_glavitu = torch.hub.load(
+        str(root), "glavitu", source="local", modalities={"optical": 6}, num_classes=2
+    )
+    assert random_glavitu.modalities == {"optical": 6}
