@@ -72,7 +72,7 @@ def main(args: argparse.Namespace) -> int:
     from glaciermap.inference import map_scene
     from glaciermap.inventory import build_inventory
     from glaciermap.io import atomic_output, open_raster
-    from glaciermap.models.hub import bundled_weights
+    from glaciermap.models.weights import get_weight
     from glaciermap.synthetic.generate import generate_scene
 
     console = Console()
@@ -81,11 +81,10 @@ def main(args: argparse.Namespace) -> int:
     scene = generate_scene(out / "scene", preset=args.region, size=tuple(args.size), seed=args.seed)
     t_scene = time.perf_counter()
     meta = read_scene_metadata(scene)
+    weights = get_weight(DEMO_WEIGHTS).path()  # the registry member, sha256-checked
 
     # cosine (Hann) blending: weights fall to 0 at window edges, where a small CNN sees least context
-    result = map_scene(
-        bundled_weights(DEMO_WEIGHTS), scene, out / "map", window="cosine", progress=not args.quiet
-    )
+    result = map_scene(weights, scene, out / "map", window="cosine", progress=not args.quiet)
     t_map = time.perf_counter()
     inventory = build_inventory(result.files["classes"], scene / SCENE_FILES["dem"], out / "inventory.gpkg")
     t_inventory = time.perf_counter()
@@ -101,7 +100,7 @@ def main(args: argparse.Namespace) -> int:
         "region": meta.get("region_code"),
         "preset": meta.get("preset"),
         "size": [int(labels.shape[0]), int(labels.shape[1])],
-        "model": str(bundled_weights(DEMO_WEIGHTS)),
+        "model": str(weights),
         "scores": {"model": model, "band_ratio": ratio},
         "mapped_area_km2": result.summary.get("area_km2"),
         "inventory": {"glaciers": len(inventory.glaciers), "path": str(inventory.gpkg_path)},

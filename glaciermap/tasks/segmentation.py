@@ -263,6 +263,8 @@ class SegmentationTask(LightningModule):
             "class_names": list(self.class_names),
             "region_codes": list(self.region_codes),
             "location_encoding": self.location_encoding,
+            "calibrator": None,
+            "provenance": {"source": "training", "glaciermap_version": __version__},
         }
 
     # ------------------------------------------------------------------------------------------------
