@@ -18,6 +18,7 @@ import rasterio
 import torch
 
 from glaciermap import cli
+from glaciermap.constants import RASTER_NODATA, SCENE_FILES
 from glaciermap.models.glavitu import GlaViTU
 from glaciermap.models.pretrained import KernelRidgeLaplacian, PretrainedModel, load_pretrained
 from glaciermap.synthetic.generate import generate_scene
@@ -68,17 +69,29 @@ def test_converted_model_takes_raw_values_and_matches_keras(
 
 @pytest.mark.slow
 def test_map_with_converted_weights_needs_no_other_argument(converted: Path, tmp_path: Path) -> None:
-    scene = generate_scene(tmp_path / "scene", size=(128, 128), seed=1)
+    """One 384 x 384 window: the mapped probabilities are the converted model's on the raw scene."""
+    scene = generate_scene(tmp_path / "scene", size=(384, 384), seed=1)
     out = tmp_path / "out"
     status = cli.main(
         [
             *("map", "--checkpoint", str(converted), "--scene", str(scene), "--out", str(out)),
-            *("--device", "cpu", "--quiet", "--no-quicklook"),
+            *("--device", "cpu", "--overlap", "0", "--probabilities", "--quiet", "--no-quicklook"),
         ]
     )
     assert status == 0
-    with rasterio.open(out / "classes.tif") as src:
-        assert src.shape == (128, 128)
+    assert (out / "calibrated_confidence.tif").is_file()  # the attached authors' calibrator was applied
+    with rasterio.open(out / "probabilities.tif") as src:
+        mapped = src.read()
+    model = load_pretrained(converted)
+    raw = {}
+    for m in model.bands:
+        with rasterio.open(scene / SCENE_FILES[m]) as src:
+            raw[m] = torch.from_numpy(src.read().astype(np.float32))[None]
+    with torch.inference_mode():
+        expected = model.predict_proba(raw)[0].numpy()
+    valid = mapped[0] != RASTER_NODATA
+    assert valid.mean() > 0.9
+    np.testing.assert_allclose(mapped[:, valid], expected[:, valid], atol=1e-4)
     summary = json.loads((out / "summary.json").read_text()) if (out / "summary.json").exists() else {}
     assert not summary or "glavitu" in json.dumps(summary)
 
