@@ -4,8 +4,8 @@ The public API (see ``docs/mapping.md``)::
 
     map_scene(model, scene_dir, out_dir, overlap=0.5, tta=False, mc_passes=0, ...) -> MapResult
     map_scenes(model, scenes, out_root, rank=None, world_size=None, ...) -> list[MapResult]
-    load_pretrained(path) -> PretrainedModel            # model + bands + statistics + classes + calibrator
-    PretrainedModel.band_ratio() / PretrainedModel.from_model(model, norm_stats)
+    load_pretrained(path) -> PretrainedModel   # .ckpt or .safetensors: network + bands + normalisation + classes
+    PretrainedModel.from_model(model, norm_stats)   # (both re-exported from glaciermap.models.pretrained)
     ScenePredictor(mapping, MapOptions(...)).stream(scene_dir)   # the blended strips, for custom writers
 
 The Lightning path for many scenes on several GPUs lives in :mod:`glaciermap.inference.lightning` (imported

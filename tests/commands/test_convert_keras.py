@@ -19,6 +19,7 @@ import torch
 
 from glaciermap import cli
 from glaciermap.constants import RASTER_NODATA, SCENE_FILES
+from glaciermap.models import get_model
 from glaciermap.models.glavitu import GlaViTU
 from glaciermap.models.pretrained import KernelRidgeLaplacian, PretrainedModel, load_pretrained
 from glaciermap.synthetic.generate import generate_scene
@@ -113,3 +114,24 @@ def test_insar_track_modalities_are_expressible() -> None:
     torch.testing.assert_close(
         normalised["insar"][:, :1], (x["insar"][:, :1] - coh.min[0]) / (coh.max[0] - coh.min[0])
     )
+
+
+def test_a_sar_track_scene_folder_maps_with_the_reference_normalisation(tmp_path: Path) -> None:
+    """A scene folder with sar_cross.tif is read like the other modalities (GlaViTU paper's SAR track)."""
+    from glaciermap.datasets.scene_folder import inspect_scene
+    from glaciermap.inference.mapping import map_scene
+    from tests.data.scenes import write_scene
+
+    scene = write_scene(
+        tmp_path / "s", modalities=("optical", "dem", "sar", "sar_cross", "insar"), labels=False
+    )
+    assert {"sar", "sar_cross", "insar"} <= set(
+        inspect_scene(scene, ["sar", "sar_cross", "insar"], labels="optional").rasters
+    )
+    mods = {"optical": 6, "sar": 2, "sar_cross": 2, "insar": 2}
+    network = get_model("light_fusion_resunet", modalities=mods, num_classes=2, filters=8)
+    model = PretrainedModel.from_model(network, reference_norm_stats(list(mods)))
+    result = map_scene(
+        model, scene, tmp_path / "out", window_size=32, device="cpu", progress=False, quicklook=False
+    )
+    assert result.summary["windows"] >= 1

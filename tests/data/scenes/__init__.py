@@ -20,7 +20,7 @@ from rasterio.transform import from_origin
 
 from glaciermap.constants import BANDS, RASTER_NODATA, SCENE_FILES, SCENE_METADATA
 
-BASE = {"optical": 0.1, "dem": 4000.0, "thermal": 260.0, "sar": 0.05, "insar": 0.5}
+BASE = {"optical": 0.1, "dem": 4000.0, "thermal": 260.0, "sar": 0.05, "sar_cross": 0.01, "insar": 0.5}
 """Value of band 0, row 0 of each modality."""
 
 
