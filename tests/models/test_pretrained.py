@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -27,6 +28,7 @@ from glaciermap.models.pretrained import (
     register_calibrator,
 )
 from glaciermap.models.resunet import FusionResUNet
+from glaciermap.models.weights import CARD_KEYS, WEIGHTS, _front_matter, get_weight
 from tests.data.checkpoints import PointwiseModel, normalised_scene, read, save_tiny_checkpoint, scene_stats
 from tests.data.scenes import write_scene
 
@@ -246,6 +248,11 @@ def test_save_pretrained_from_pretrained_round_trip_is_exact(checkpoint: Path, t
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
     assert json.loads((folder / "config.json").read_text())["bands"]["dem"] == ["elevation", "slope"]
     assert (folder / "README.md").read_text().startswith("---\nlibrary_name: glaciermap\n")
+    front = _front_matter(folder / "README.md")
+    assert set(CARD_KEYS) <= set(front) and front["glaciermap"]["sha256"] == file_sha256(
+        folder / "model.safetensors"
+    )
+    assert front["glaciermap"]["classes"] == list(model.class_names)
     again = PretrainedModel.from_pretrained(folder)
     assert torch.equal(_logits(again), _logits(model))
     assert again.norm == model.norm and again.class_names == model.class_names
@@ -280,7 +287,7 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_from_pretrained_reads_a_local_hub_cache_offline(
-    checkpoint: Path, tmp_path: Path, offline: None
+    checkpoint: Path, tmp_path: Path, offline: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     model = load_pretrained(checkpoint)
     folder = model.save_pretrained(tmp_path / "folder")
@@ -296,9 +303,25 @@ def test_from_pretrained_reads_a_local_hub_cache_offline(
         PretrainedModel.from_pretrained("glaciermap/tiny", revision="b" * 40, cache_dir=cache)
     with pytest.raises(InputError, match=r"sha256 .* does not match"):
         PretrainedModel.from_pretrained("glaciermap/tiny", cache_dir=cache, sha256="f" * 64)
+    # A registry member with that repository pins the sha256 when none is given.
+    record = dataclasses.replace(
+        get_weight("synthetic_cpu"), name="tiny", repo_id="glaciermap/tiny", revision=commit
+    )
+    monkeypatch.setitem(
+        WEIGHTS, "tiny", dataclasses.replace(record, file="model.safetensors", sha256="e" * 64)
+    )
+    with pytest.raises(InputError, match=r"sha256 .* does not match"):
+        PretrainedModel.from_pretrained("glaciermap/tiny", revision=commit, cache_dir=cache)
+    monkeypatch.setitem(WEIGHTS, "tiny", dataclasses.replace(record, file="model.safetensors", sha256=sha))
+    assert torch.equal(
+        _logits(PretrainedModel.from_pretrained("glaciermap/tiny", cache_dir=cache)), _logits(model)
+    )
     snapshot = cache / "models--glaciermap--tiny" / "snapshots" / commit / "model.safetensors"
     snapshot.write_bytes(snapshot.read_bytes()[:1000])
-    with pytest.raises(InputError, match="not a readable safetensors"):
+    with pytest.raises(InputError, match="corrupted or not the released one"):  # registry sha256
+        PretrainedModel.from_pretrained("glaciermap/tiny", cache_dir=cache)
+    monkeypatch.delitem(WEIGHTS, "tiny")
+    with pytest.raises(InputError, match="not a readable safetensors"):  # no sha256 known: the reader
         PretrainedModel.from_pretrained("glaciermap/tiny", cache_dir=cache)
 
 
