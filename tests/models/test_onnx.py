@@ -64,3 +64,18 @@ def test_verify_rejects_a_different_model(tmp_path: Path) -> None:
         model.normaliser["dem"].shift.add_(2000.0)  # the graph kept the old normalisation
     with pytest.raises(InputError, match="differ by"):
         verify_onnx(model, out)
+
+
+def test_glavitu_exports_with_its_fixed_size_sar_log_and_region_input(tmp_path: Path) -> None:
+    from glaciermap.models import PretrainedModel
+    from glaciermap.models.onnx import export_onnx, verify_onnx
+    from glaciermap.transforms.normalisation import reference_norm_stats
+
+    mods = {"optical": 6, "dem": 2, "sar": 2}
+    net = get_model("glavitu", modalities=mods, num_classes=2, img_size=64, location_encoding="region")
+    model = PretrainedModel.from_model(net, reference_norm_stats(list(mods)))
+    out = export_onnx(model, tmp_path / "glavitu.onnx")
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    image, location = session.get_inputs()
+    assert image.shape == ["batch", 10, 64, 64] and location.name == "location"
+    assert verify_onnx(model, out) <= 1e-4  # reference normalisation (SAR log10) inside the graph
