@@ -54,8 +54,8 @@ def run(
 
     from glaciermap.constants import BANDS
     from glaciermap.inference.bias_optimisation import optimise_region
-    from glaciermap.inference.checkpoint import MappingModel
     from glaciermap.models import get_model
+    from glaciermap.models.pretrained import PretrainedModel
     from glaciermap.transforms.normalisation import NormStats
 
     torch.manual_seed(0)
@@ -70,7 +70,7 @@ def run(
             "modalities": {m: {"bands": list(BANDS[m]), **stats[m]} for m in ("optical", "dem")},
         }
     )
-    mapping = MappingModel.from_model(model, norm)
+    mapping = PretrainedModel.from_model(model, norm)
     load_before = os.getloadavg()[0]
     vector = optimise_region(
         mapping,
@@ -138,7 +138,7 @@ def main() -> int:
 
     import torch
 
-    from glaciermap.datasets.synthetic import generate_scene
+    from glaciermap.synthetic.generate import generate_scene
 
     scene = args.work_dir / f"{args.preset}-s7-{args.size}x{args.size}"
     if not (scene / "scene.json").is_file():

@@ -104,9 +104,9 @@ def run_child(args: argparse.Namespace) -> None:
     """Map one scene with one configuration and print a JSON line of figures."""
     import torch
 
-    from glaciermap.inference.checkpoint import MappingModel
     from glaciermap.inference.mapping import map_scene
     from glaciermap.models import get_model
+    from glaciermap.models.pretrained import PretrainedModel
     from glaciermap.transforms.normalisation import NormStats
 
     torch.manual_seed(0)
@@ -118,7 +118,7 @@ def run_child(args: argparse.Namespace) -> None:
         stats = NormStats.from_dict(
             {"modalities": {m: {"bands": list(BANDS[m]), **stats_raw[m]} for m in ("optical", "dem")}}
         )
-        mapping: Any = MappingModel.from_model(model, stats, info={"model": "glavitu (random weights)"})
+        mapping: Any = PretrainedModel.from_model(model, stats, info={"model": "glavitu (random weights)"})
     else:
         from glaciermap.baselines import band_ratio_model
 

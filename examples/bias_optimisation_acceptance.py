@@ -94,9 +94,9 @@ def main() -> int:
     import torch
 
     from glaciermap.cli import main as glaciermap
-    from glaciermap.datasets.synthetic import generate_scene
-    from glaciermap.inference import load_checkpoint
+    from glaciermap.inference import load_pretrained
     from glaciermap.inference.bias_optimisation import optimise_region, sample_windows
+    from glaciermap.synthetic.generate import generate_scene
 
     ckpt = args.ckpt
     fit_seconds = None
@@ -114,7 +114,7 @@ def main() -> int:
             return 1
         fit_seconds = round(time.perf_counter() - start, 1)
         ckpt = max(args.out.rglob("checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
-    mapping = load_checkpoint(ckpt)
+    mapping = load_pretrained(ckpt)
 
     figures: dict[str, Any] = {
         "checkpoint": str(ckpt),

@@ -41,6 +41,7 @@ COMMANDS: dict[str, str] = {
     "split": "glaciermap.commands.split",
     "synth-crevasses": "glaciermap.commands.synth_crevasses",
     "prepare": "glaciermap.commands.prepare",
+    "export-onnx": "glaciermap.commands.export_onnx",
 }
 """Sub-command name -> module implementing it."""
 
@@ -81,6 +82,10 @@ OUTPUTS: dict[str, tuple[str, Literal["dir", "file"]]] = {
     "fit-band-ratio": ("out", "file"),
     "convert-keras": ("output", "file"),
     "compare-inventory": ("out_dir", "dir"),
+    "split": ("out", "dir"),
+    "synth-crevasses": ("out", "dir"),
+    "prepare": ("out", "dir"),
+    "export-onnx": ("output", "file"),
 }
 """Sub-command -> (argument, kind) of its output location, checked before the command does any work."""
 

@@ -8,25 +8,31 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
-Modality = Literal["optical", "dem", "thermal", "sar", "insar"]
+Modality = Literal["optical", "dem", "thermal", "sar", "sar_cross", "insar"]
 """Fixed modality keys (conventions: Names)."""
 
-MODALITIES: Final[tuple[Modality, ...]] = ("optical", "dem", "thermal", "sar", "insar")
+MODALITIES: Final[tuple[Modality, ...]] = ("optical", "dem", "thermal", "sar", "sar_cross", "insar")
 
 BANDS: Final[dict[str, tuple[str, ...]]] = {
     "optical": ("blue", "green", "red", "nir", "swir1", "swir2"),
     "dem": ("elevation", "slope"),
     "thermal": ("thermal",),
     "sar": ("sar_asc", "sar_desc"),
+    "sar_cross": ("sar_cross_asc", "sar_cross_desc"),
     "insar": ("coherence_asc", "coherence_desc"),
 }
-"""Canonical band order of every modality; the band descriptions in the GeoTIFFs use these names."""
+"""Canonical band order of every modality; the band descriptions in the GeoTIFFs use these names.
+
+``sar`` is co-polarised and ``sar_cross`` cross-polarised backscatter (ascending, descending), ``insar`` the
+co-polarised InSAR coherence: the three SAR groups of the GlaViTU paper's SAR/InSAR track (the reference code's
+``co_pol_sar``, ``cross_pol_sar`` and ``in_sar``)."""
 
 SCENE_FILES: Final[dict[str, str]] = {
     "optical": "optical.tif",
     "dem": "dem.tif",
     "thermal": "thermal.tif",
     "sar": "sar.tif",
+    "sar_cross": "sar_cross.tif",
     "insar": "insar.tif",
     "labels": "labels.tif",
 }

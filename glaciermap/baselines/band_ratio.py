@@ -32,9 +32,9 @@ from torch import Tensor
 from glaciermap.constants import BANDS, IGNORE_INDEX, SCENE_FILES
 from glaciermap.datasets.scene_folder import invalid_pixels
 from glaciermap.errors import InputError
-from glaciermap.inference.checkpoint import MappingModel
 from glaciermap.io import open_raster
 from glaciermap.models.base import ModelInputs, SegmentationModel
+from glaciermap.models.pretrained import PretrainedModel
 from glaciermap.raster import RasterGrid, row_windows
 
 PAPER_RATIO_THRESHOLD: float = 3.2
@@ -469,7 +469,7 @@ BAND_RATIO = "band-ratio"
 """Name that selects the band-ratio rule wherever a model is named (``glaciermap map --model``, configs)."""
 
 
-def band_ratio_model(thresholds: str | os.PathLike[str] | None = None) -> MappingModel:
+def band_ratio_model(thresholds: str | os.PathLike[str] | None = None) -> PretrainedModel:
     """The band-ratio rule as a mapping model (GlaViTU paper; ``red / swir1 > th1 and blue > th2``).
 
     It plugs into mapping through the same interface as any trained model. It reads un-normalised
@@ -486,4 +486,4 @@ def band_ratio_model(thresholds: str | os.PathLike[str] | None = None) -> Mappin
     info: dict[str, Any] = {"model": "band_ratio", **model.hparams}
     if thresholds is not None:
         info["thresholds_file"] = str(thresholds)
-    return MappingModel.from_model(model, None, info=info)
+    return PretrainedModel.from_model(model, None, info=info)

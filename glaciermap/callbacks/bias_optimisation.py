@@ -11,7 +11,7 @@ Example (a ``glaciermap predict`` config, next to ``ScenePredictionWriter``)::
 
     trainer:
       callbacks:
-        - class_path: glaciermap.inference.lightning.ScenePredictionWriter
+        - class_path: glaciermap.tasks.mapping.ScenePredictionWriter
           init_args: {output_dir: maps}
         - class_path: glaciermap.callbacks.BiasOptimisation
           init_args: {windows: 32, steps: 50, seed: 0}
@@ -42,8 +42,8 @@ SUMMARY_KEY = "bias_optimisation"
 class BiasOptimisation(Callback):
     """Optimise the region vector of every scene before the mapping task maps it.
 
-    Works with a module that has ``mapping`` (a :class:`~glaciermap.inference.checkpoint.MappingModel`) and
-    ``options`` (:class:`~glaciermap.inference.predictor.MapOptions`), i.e. the ``glaciermap predict``
+    Works with a module that has ``mapping`` (a :class:`~glaciermap.models.pretrained.PretrainedModel`) and
+    ``options`` (:class:`~glaciermap.inference.options.MapOptions`), i.e. the ``glaciermap predict``
     mapping task, and one scene per prediction step (``data.batch_size: 1``).
 
     Args:

@@ -16,7 +16,7 @@
 
 A :class:`~glaciermap.tasks.segmentation.SegmentationTask` keeps it in its ``calibrator`` attribute and writes
 it into every checkpoint as ``checkpoint["glaciermap"]["calibrator"]``, which exported safetensors weights
-carry too and :func:`glaciermap.inference.load_checkpoint` reads. So the calibrator in a checkpoint was
+carry too and :func:`glaciermap.inference.load_pretrained` reads. So the calibrator in a checkpoint was
 fitted on the validation predictions of that checkpoint's own weights.
 
 ``val/ece_calibrated`` is in-sample (same pixels as the fit). It is computed from the fine histogram, each

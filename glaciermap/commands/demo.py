@@ -88,16 +88,15 @@ def _run_pipeline(args: argparse.Namespace, start: float) -> _DemoRun:
     from glaciermap.constants import SCENE_FILES
     from glaciermap.inference import map_scene
     from glaciermap.inventory import build_inventory
-    from glaciermap.models.hub import bundled_weights
+    from glaciermap.models.weights import get_weight
     from glaciermap.synthetic.generate import generate_scene
 
     out: Path = args.out
     scene = generate_scene(out / "scene", preset=args.region, size=tuple(args.size), seed=args.seed)
     t_scene = time.perf_counter()
+    weights = get_weight(DEMO_WEIGHTS).path()  # the registry member, sha256-checked
     # cosine (Hann) blending: weights fall to 0 at window edges, where a small CNN sees least context
-    result = map_scene(
-        bundled_weights(DEMO_WEIGHTS), scene, out / "map", window="cosine", progress=not args.quiet
-    )
+    result = map_scene(weights, scene, out / "map", window="cosine", progress=not args.quiet)
     t_map = time.perf_counter()
     inventory = build_inventory(result.files["classes"], scene / SCENE_FILES["dem"], out / "inventory.gpkg")
     t_inventory = time.perf_counter()
@@ -111,14 +110,14 @@ def _run_pipeline(args: argparse.Namespace, start: float) -> _DemoRun:
 
 def _summary(run: _DemoRun, meta: dict[str, Any], labels: Any, scores: dict[str, Any]) -> dict[str, Any]:
     """The content of ``demo.json`` (without the total seconds)."""
-    from glaciermap.models.hub import bundled_weights
+    from glaciermap.models.weights import get_weight
 
     return {
         "scene": str(run.scene),
         "region": meta.get("region_code"),
         "preset": meta.get("preset"),
         "size": [int(labels.shape[0]), int(labels.shape[1])],
-        "model": str(bundled_weights(DEMO_WEIGHTS)),
+        "model": str(get_weight(DEMO_WEIGHTS).path()),
         "scores": scores,
         "mapped_area_km2": run.result.summary.get("area_km2"),
         "inventory": {"glaciers": len(run.inventory.glaciers), "path": str(run.inventory.gpkg_path)},

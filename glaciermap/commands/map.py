@@ -25,7 +25,12 @@ HELP = "map scene folders of any size: class map, confidence (GlaViTU Eq. 3), qu
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the command's arguments."""
     model = parser.add_mutually_exclusive_group(required=True)
-    model.add_argument("--checkpoint", type=Path, metavar="CKPT", help="a .ckpt written by 'glaciermap fit'")
+    model.add_argument(
+        "--checkpoint",
+        type=Path,
+        metavar="CKPT",
+        help="a .ckpt written by 'glaciermap fit', or released .safetensors (export, convert-keras, save_pretrained)",
+    )
     model.add_argument(
         "--model",
         choices=[BAND_RATIO],

@@ -1,7 +1,7 @@
 """torchgeo datasets over scene folders.
 
 * One torchgeo :class:`~torchgeo.datasets.RasterDataset` per modality (:class:`OpticalRaster`,
-  :class:`DemRaster`, :class:`ThermalRaster`, :class:`SarRaster`, :class:`InsarRaster`) and for the labels
+  :class:`DemRaster`, :class:`ThermalRaster`, :class:`SarRaster`, :class:`SarCrossRaster`, :class:`InsarRaster`) and for the labels
   (:class:`LabelRaster`); torchgeo does the windowed reading.
 * :class:`SceneDataset`, a :class:`~torchgeo.datasets.GeoDataset` that joins the requested modalities and
   the labels of **one** scene folder on its shared grid (validated eagerly, see
@@ -93,6 +93,14 @@ class SarRaster(SceneRaster):
     all_bands = BANDS["sar"]
 
 
+class SarCrossRaster(SceneRaster):
+    """``sar_cross.tif``: cross-polarised sigma0 (linear) of the ascending and descending tracks."""
+
+    modality = "sar_cross"
+    filename_glob = SCENE_FILES["sar_cross"]
+    all_bands = BANDS["sar_cross"]
+
+
 class InsarRaster(SceneRaster):
     """``insar.tif``: interferometric coherence of the ascending and descending tracks."""
 
@@ -109,7 +117,8 @@ class LabelRaster(RasterDataset):
 
 
 RASTERS: dict[str, type[SceneRaster]] = {
-    cls.modality: cls for cls in (OpticalRaster, DemRaster, ThermalRaster, SarRaster, InsarRaster)
+    cls.modality: cls
+    for cls in (OpticalRaster, DemRaster, ThermalRaster, SarRaster, SarCrossRaster, InsarRaster)
 }
 """The raster dataset class of each modality."""
 

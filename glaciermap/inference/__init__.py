@@ -4,8 +4,8 @@ The public API (see ``docs/mapping.md``)::
 
     map_scene(model, scene_dir, out_dir, options=None, **overrides) -> MapResult
     map_scenes(model, scenes, out_root, rank=None, world_size=None, ...) -> list[MapResult]
-    load_checkpoint(path) -> MappingModel            # model + bands + statistics + classes + calibrator
-    MappingModel.from_model(model, norm_stats)
+    load_pretrained(path) -> PretrainedModel   # .ckpt or .safetensors: network + bands + normalisation + classes
+    PretrainedModel.from_model(model, norm_stats)   # (both re-exported from glaciermap.models.pretrained)
     ScenePredictor(mapping, MapOptions(...)).stream(scene_dir)   # the blended strips, for custom writers
 
 The band-ratio rule maps through the same path as a model (:func:`glaciermap.baselines.band_ratio_model`).
@@ -14,14 +14,6 @@ The Lightning path for many scenes on several GPUs (``glaciermap predict``) is
 """
 
 from glaciermap.calibration.base import PROBABILITY_CLIP
-from glaciermap.inference.checkpoint import (
-    CALIBRATOR_KINDS,
-    Calibrator,
-    MappingModel,
-    calibrator_from_dict,
-    load_checkpoint,
-    register_calibrator,
-)
 from glaciermap.inference.confidence import entropy_confidence
 from glaciermap.inference.mapping import ModelSource, map_scene, map_scenes, resolve_model, shard_scenes
 from glaciermap.inference.options import MapOptions, Precision
@@ -39,6 +31,14 @@ from glaciermap.inference.windows import (
     window_profile,
 )
 from glaciermap.inference.writers import COG_OPTIONS, StreamingRaster
+from glaciermap.models.pretrained import (
+    CALIBRATOR_KINDS,
+    Calibrator,
+    PretrainedModel,
+    calibrator_from_dict,
+    load_pretrained,
+    register_calibrator,
+)
 
 __all__ = [
     "CALIBRATOR_KINDS",
@@ -52,10 +52,10 @@ __all__ = [
     "GridLayout",
     "MapOptions",
     "MapResult",
-    "MappingModel",
     "MappingProgress",
     "ModelSource",
     "Precision",
+    "PretrainedModel",
     "ScenePredictor",
     "SceneStream",
     "StreamingRaster",
@@ -64,7 +64,7 @@ __all__ = [
     "blend_weights",
     "calibrator_from_dict",
     "entropy_confidence",
-    "load_checkpoint",
+    "load_pretrained",
     "map_scene",
     "map_scenes",
     "overlap_stride",

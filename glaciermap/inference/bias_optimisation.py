@@ -29,7 +29,7 @@ parameter's ``requires_grad`` off, Monte-Carlo dropout off; all three are restor
 or buffer changes.
 
 Example:
-    >>> mapping = load_checkpoint("region_model.ckpt")
+    >>> mapping = load_pretrained("region_model.ckpt")
     >>> vector = optimise_region(mapping, "scenes/new_region", windows=32, steps=50, seed=0)
     >>> vector.save("maps/new_region/region_vector.json")
     >>> map_scene(mapping, "scenes/new_region", "maps/new_region", region_vector=vector.probabilities)
@@ -53,12 +53,12 @@ import torch
 from torch import Tensor
 
 from glaciermap.errors import ConfigError, InputError
-from glaciermap.inference.checkpoint import MappingModel
 from glaciermap.inference.predictor import DEFAULT_WINDOW, resolve_device
 from glaciermap.inference.source import SceneReader
 from glaciermap.inference.windows import window_grid
 from glaciermap.io import atomic_output
 from glaciermap.models.base import SegmentationModel
+from glaciermap.models.pretrained import PretrainedModel
 
 Procedure = Literal["fast", "authors"]
 """How Eq. 1 is minimised: ``"fast"`` (cached features, few steps) or ``"authors"`` (GlaViTU reference 5.7)."""
@@ -420,7 +420,7 @@ class SceneWindows:
         return int(self.image.shape[0])
 
 
-def _reader(mapping: MappingModel, scene_dir: str | os.PathLike[str], size: int) -> tuple[Any, Any, Any]:
+def _reader(mapping: PretrainedModel, scene_dir: str | os.PathLike[str], size: int) -> tuple[Any, Any, Any]:
     from glaciermap.datasets.scene_folder import inspect_scene
 
     scene = inspect_scene(Path(scene_dir), list(mapping.bands), labels="ignore", check_valid_pixels=False)
@@ -438,7 +438,7 @@ def _reader(mapping: MappingModel, scene_dir: str | os.PathLike[str], size: int)
 
 
 def sample_windows(
-    mapping: MappingModel,
+    mapping: PretrainedModel,
     scene_dir: str | os.PathLike[str],
     *,
     windows: int,
@@ -509,7 +509,7 @@ def sample_windows(
     )
 
 
-def read_scene(mapping: MappingModel, scene_dir: str | os.PathLike[str]) -> SceneWindows:
+def read_scene(mapping: PretrainedModel, scene_dir: str | os.PathLike[str]) -> SceneWindows:
     """The whole scene as one "window" of its own size, for the authors' procedure (held in memory).
 
     Args:
@@ -638,7 +638,7 @@ def _check_int(name: str, value: Any, least: int) -> None:
 
 
 def scene_entropy(
-    model: MappingModel | SegmentationModel,
+    model: PretrainedModel | SegmentationModel,
     windows: SceneWindows,
     vector: Sequence[float] | Tensor,
     *,
@@ -664,7 +664,7 @@ def scene_entropy(
     Raises:
         ConfigError: If the model has no region encoding.
     """
-    net = model.model if isinstance(model, MappingModel) else model
+    net = model.model if isinstance(model, PretrainedModel) else model
     region_slots(net)
     dev, bf16 = _device_setup(device, precision)
     vec = torch.as_tensor(vector, dtype=torch.float32).to(dev)
@@ -683,7 +683,7 @@ def scene_entropy(
 
 
 def optimise_region(
-    model: MappingModel | SegmentationModel,
+    model: PretrainedModel | SegmentationModel,
     scene: str | os.PathLike[str] | SceneWindows,
     *,
     procedure: Procedure = "fast",
@@ -709,7 +709,7 @@ def optimise_region(
     docstring for both procedures). Map the scene afterwards with ``region_vector=result.probabilities``.
 
     Args:
-        model: A region-encoding model: a :class:`MappingModel` (needed when ``scene`` is a folder: it knows
+        model: A region-encoding model: a :class:`PretrainedModel` (needed when ``scene`` is a folder: it knows
             the bands and statistics) or a bare :class:`SegmentationModel` with ``scene`` as windows.
         scene: A scene folder, or windows already read (:class:`SceneWindows`, e.g. from
             :func:`sample_windows`; for ``"authors"`` its windows are the images crops are drawn from).
@@ -768,7 +768,7 @@ def optimise_region(
 
 
 def _optimise_region(
-    model: MappingModel | SegmentationModel,
+    model: PretrainedModel | SegmentationModel,
     scene: str | os.PathLike[str] | SceneWindows,
     *,
     procedure: Procedure,
@@ -789,7 +789,7 @@ def _optimise_region(
     init: Init,
 ) -> RegionVector:
     start = time.perf_counter()
-    net = model.model if isinstance(model, MappingModel) else model
+    net = model.model if isinstance(model, PretrainedModel) else model
     slots = region_slots(net)
     if init not in get_args(Init):
         raise ConfigError(f"init is {init!r}; expected one of {', '.join(get_args(Init))}")
@@ -820,10 +820,10 @@ def _optimise_region(
 
     if isinstance(scene, SceneWindows):
         data = scene
-    elif not isinstance(model, MappingModel):
+    elif not isinstance(model, PretrainedModel):
         raise ConfigError(
-            "a scene folder needs a MappingModel (bands and statistics); wrap the network with "
-            "MappingModel.from_model(model, norm_stats) or pass SceneWindows"
+            "a scene folder needs a PretrainedModel (bands and statistics); wrap the network with "
+            "PretrainedModel.from_model(model, norm_stats) or pass SceneWindows"
         )
     elif procedure == "fast":
         data = sample_windows(model, scene, windows=windows, window_size=size, seed=seed, min_valid=min_valid)

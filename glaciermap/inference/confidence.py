@@ -6,7 +6,7 @@ implementation the probabilities are clipped to ``[1e-6, 1 - 1e-6]`` first, so a
 gives ``1 - 2.1e-5`` for ``C = 2`` rather than exactly 1.
 
 Calibrated confidence (GlaViTU paper, Eq. 4) is a map ``R: [0, 1] -> [0, 1]`` applied to this value; see
-:class:`glaciermap.inference.checkpoint.Calibrator`.
+:class:`glaciermap.models.pretrained.Calibrator`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Mapping scenes: the Python API behind ``glaciermap map``.
 
 * :func:`map_scene` maps one scene folder of any size with a checkpoint, released weights or an
-  in-memory :class:`~glaciermap.inference.checkpoint.MappingModel`, streaming windows through the model
+  in-memory :class:`~glaciermap.models.pretrained.PretrainedModel`, streaming windows through the model
   (:class:`~glaciermap.inference.predictor.ScenePredictor`) into Cloud-Optimised GeoTIFFs, a quick-look and
   a summary (:func:`~glaciermap.inference.outputs.write_outputs`).
 * :func:`map_scenes` maps a list of scenes, each into ``out_root/<scene name>``; given a rank and a world size
@@ -24,20 +24,20 @@ from typing import Any, TypeVar
 from glaciermap.datasets.scene_folder import scene_pixels
 from glaciermap.distributed import rank_and_world_size
 from glaciermap.errors import ConfigError
-from glaciermap.inference.checkpoint import MappingModel, load_checkpoint
 from glaciermap.inference.options import MapOptions, with_overrides
 from glaciermap.inference.outputs import MapResult, row_areas_km2, write_outputs
 from glaciermap.inference.predictor import ScenePredictor
 from glaciermap.inference.progress import MappingProgress
+from glaciermap.models.pretrained import PretrainedModel, load_pretrained
 
 T = TypeVar("T")
 
-ModelSource = MappingModel | str | os.PathLike[str]
-"""A :class:`MappingModel` or the path of a checkpoint (``.ckpt``) or released weights (``.safetensors``)."""
+ModelSource = PretrainedModel | str | os.PathLike[str]
+"""A :class:`PretrainedModel` or the path of a checkpoint (``.ckpt``) or released weights (``.safetensors``)."""
 
 
-def resolve_model(source: ModelSource) -> MappingModel:
-    """Turn a model source into a :class:`MappingModel`.
+def resolve_model(source: ModelSource) -> PretrainedModel:
+    """Turn a model source into a :class:`PretrainedModel`.
 
     Any model that follows the segmentation-model interface maps through the same path; the band-ratio rule
     is one of them (:func:`glaciermap.baselines.band_ratio_model`).
@@ -51,7 +51,7 @@ def resolve_model(source: ModelSource) -> MappingModel:
     Raises:
         InputError: If the checkpoint cannot be loaded.
     """
-    return source if isinstance(source, MappingModel) else load_checkpoint(source)
+    return source if isinstance(source, PretrainedModel) else load_pretrained(source)
 
 
 def map_scene(
@@ -68,7 +68,7 @@ def map_scene(
     """Map a scene folder of any size.
 
     Args:
-        model: Checkpoint or weights path, or a :class:`MappingModel`.
+        model: Checkpoint or weights path, or a :class:`PretrainedModel`.
         scene_dir: The scene folder (rasters of the model's modalities and ``scene.json``).
         out_dir: Output folder (created); see :mod:`glaciermap.inference.outputs` for the files.
         options: How to map (:class:`~glaciermap.inference.options.MapOptions`; default: its defaults).
@@ -183,7 +183,7 @@ def map_scenes(
     """Map several scenes, each into ``out_root/<scene folder name>``; this rank's share only.
 
     Args:
-        model: Checkpoint or weights path, or a :class:`MappingModel` (loaded once).
+        model: Checkpoint or weights path, or a :class:`PretrainedModel` (loaded once).
         scenes: Scene folders (the same list on every rank).
         out_root: Folder of the per-scene output folders.
         rank: This process's rank (default: :func:`glaciermap.distributed.rank_and_world_size`).

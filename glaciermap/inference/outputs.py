@@ -46,12 +46,12 @@ from glaciermap import __version__
 from glaciermap.constants import BANDS, IGNORE_INDEX, RASTER_NODATA, SCENE_FILES
 from glaciermap.datasets.scene_folder import SceneInfo
 from glaciermap.errors import InputError
-from glaciermap.inference.checkpoint import MappingModel
 from glaciermap.inference.confidence import entropy_confidence
 from glaciermap.inference.predictor import QUICKLOOK_SIDE, SceneStream, Strip
 from glaciermap.inference.source import Prefetcher
 from glaciermap.inference.writers import StreamingRaster
 from glaciermap.io import atomic_output, check_output_dir, json_text, output_lock
+from glaciermap.models.pretrained import PretrainedModel
 from glaciermap.raster import RasterGrid
 
 GDAL_CACHE_BASE_MB = 64
@@ -229,7 +229,7 @@ def _quicklook(
 
 def write_outputs(
     stream: SceneStream,
-    mapping: MappingModel,
+    mapping: PretrainedModel,
     out_dir: str | os.PathLike[str],
     *,
     write_probabilities: bool = False,
@@ -286,7 +286,7 @@ class SceneWriter:
     def __init__(
         self,
         stream: SceneStream,
-        mapping: MappingModel,
+        mapping: PretrainedModel,
         out: Path,
         *,
         write_probabilities: bool,
@@ -486,7 +486,7 @@ def output_specs(
 
 def _summary(
     stream: SceneStream,
-    mapping: MappingModel,
+    mapping: PretrainedModel,
     tally: _Tally,
     areas: npt.NDArray[np.float64],
     nodata: float,

@@ -48,12 +48,12 @@ from torch import Tensor
 from glaciermap.constants import UNSEEN
 from glaciermap.datasets.scene_folder import SceneInfo, check_value_ranges, inspect_scene
 from glaciermap.errors import ConfigError
-from glaciermap.inference.checkpoint import MappingModel
 from glaciermap.inference.options import MapOptions
 from glaciermap.inference.source import Prefetcher, SceneReader
 from glaciermap.inference.tta import tta_predict
 from glaciermap.inference.windows import WindowGrid, window_grid
 from glaciermap.models.blocks import MCDropout
+from glaciermap.models.pretrained import PretrainedModel
 
 DEFAULT_WINDOW = 384
 """Window side used when the model does not state one (384, the GlaViTU paper's patch size)."""
@@ -164,7 +164,7 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return dev
 
 
-def default_window_size(mapping: MappingModel) -> int:
+def default_window_size(mapping: PretrainedModel) -> int:
     """The model's training input size (``hparams["img_size"]``), else 384, rounded up to ``size_multiple``.
 
     Args:
@@ -179,7 +179,7 @@ def default_window_size(mapping: MappingModel) -> int:
 
 
 class ScenePredictor:
-    """Predicts scenes with a :class:`~glaciermap.inference.checkpoint.MappingModel`, strip by strip.
+    """Predicts scenes with a :class:`~glaciermap.models.pretrained.PretrainedModel`, strip by strip.
 
     Args:
         mapping: The model with its preprocessing.
@@ -190,7 +190,7 @@ class ScenePredictor:
             ``size_multiple``, Monte-Carlo dropout on a model without dropout, unknown region, ...).
     """
 
-    def __init__(self, mapping: MappingModel, options: MapOptions | None = None) -> None:
+    def __init__(self, mapping: PretrainedModel, options: MapOptions | None = None) -> None:
         options = options or MapOptions()
         options.validate()
         self.mapping = mapping

@@ -5,7 +5,7 @@ Released weights are safetensors files with their metadata (:mod:`~glaciermap.mo
 Keras weights convert with :mod:`~glaciermap.models.keras`.
 """
 
-from glaciermap.models.api import ModelEntry, get_model, list_models
+from glaciermap.models.api import ModelEntry, get_model, get_weight, list_models, list_weights
 from glaciermap.models.base import ModelInputs, SegmentationModel
 from glaciermap.models.deeplab import DeepLabV3Plus
 from glaciermap.models.glavitu import (
@@ -19,6 +19,7 @@ from glaciermap.models.glavitu import (
 )
 from glaciermap.models.hub import bundled_weights, export_weights, read_weights
 from glaciermap.models.keras import convert_keras_file, convert_keras_weights
+from glaciermap.models.pretrained import PretrainedModel, load_pretrained
 from glaciermap.models.resunet import FusionResUNet, ResUNet
 from glaciermap.models.setr import SETR, FusionSETR
 from glaciermap.models.unet_cbam import UNetCBAM
@@ -34,6 +35,7 @@ __all__ = [
     "LocationEncoding",
     "ModelEntry",
     "ModelInputs",
+    "PretrainedModel",
     "ResUNet",
     "SegmentationModel",
     "UNetCBAM",
@@ -44,7 +46,10 @@ __all__ = [
     "count_trainable",
     "export_weights",
     "get_model",
+    "get_weight",
     "list_models",
+    "list_weights",
+    "load_pretrained",
     "read_weights",
     "region_vector",
 ]

@@ -1,4 +1,7 @@
-"""Model registry: ``get_model(name, **kwargs)`` and ``list_models()``.
+"""Model registry: ``get_model(name, **kwargs)``, ``list_models()``; weights: ``list_weights()``, ``get_weight()``.
+
+``get_model(name, weights="synthetic_cpu")`` (a registry name or a :class:`~glaciermap.models.weights.Weights`)
+returns the :class:`~glaciermap.models.pretrained.PretrainedModel` with those weights (raw values in).
 
 Every registered model follows one interface (see :mod:`glaciermap.models.base` and ``docs/models.md``)::
 
@@ -18,10 +21,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
 from glaciermap.errors import ConfigError
 from glaciermap.models.base import SegmentationModel
+
+if TYPE_CHECKING:
+    from glaciermap.models.pretrained import PretrainedModel
+    from glaciermap.models.weights import Weights
 
 
 @dataclass(frozen=True)
@@ -86,9 +93,7 @@ def _unet_cbam() -> type[SegmentationModel]:
 _GLAVITU_PAPER = (
     "Maslov et al., Globally scalable glacier mapping by deep learning, Nat. Commun. 16:43 (2025)"
 )
-_MODALITY_INPUTS = (
-    "dict of modalities (any subset of optical, dem, thermal, sar, insar; default optical 6 + dem 2)"
-)
+_MODALITY_INPUTS = "dict of modalities (any subset of optical, dem, thermal, sar, sar_cross, insar; default optical 6 + dem 2)"
 
 _REGISTRY: dict[str, ModelEntry] = {
     e.name: e
@@ -179,24 +184,72 @@ def list_models() -> list[ModelEntry]:
     return list(_REGISTRY.values())
 
 
-def get_model(name: str, **kwargs: Any) -> SegmentationModel:
-    """Build a registered model.
+@overload
+def get_model(name: str, weights: None = None, **kwargs: Any) -> SegmentationModel: ...
+
+
+@overload
+def get_model(name: str, weights: str | Weights, **kwargs: Any) -> PretrainedModel: ...
+
+
+def get_model(
+    name: str, weights: str | Weights | None = None, **kwargs: Any
+) -> SegmentationModel | PretrainedModel:
+    """Build a registered model, randomly initialised or with registered weights.
 
     Args:
         name: Registry name (see :func:`list_models`).
-        **kwargs: Constructor arguments; they override the preset's defaults.
+        weights: ``None`` (random initialisation), or a weights name (see :func:`list_weights`) or record
+            of this architecture.
+        **kwargs: Constructor arguments; they override the preset's defaults (not with ``weights``: the
+            weights fix the architecture).
 
     Returns:
-        The model (in training mode, randomly initialised).
+        The model (in training mode, randomly initialised), or with ``weights`` the
+        :class:`~glaciermap.models.pretrained.PretrainedModel` (``eval()``; its ``model`` is the network).
 
     Raises:
-        ConfigError: If the name is unknown or an argument is not accepted by the model.
+        ConfigError: If the name or weights are unknown, the weights are of another architecture, or an
+            argument is not accepted by the model.
+        InputError: If the weight file cannot be read or fetched, or its sha256 differs.
     """
     if name not in _REGISTRY:
         raise ConfigError(f"model {name!r}: unknown; available models: {', '.join(_REGISTRY)}")
+    if weights is not None:
+        record = get_weight(weights) if isinstance(weights, str) else weights
+        if record.model != name:
+            raise ConfigError(f"weights {record.name!r} are for model {record.model!r}, not {name!r}")
+        if kwargs:
+            raise ConfigError(f"model {name!r}: arguments {sorted(kwargs)} cannot change pretrained weights")
+        return record.load()
     entry = _REGISTRY[name]
     cls = entry.factory()
     try:
         return cls(**{**entry.defaults, **kwargs})
     except TypeError as err:
         raise ConfigError(f"model {name!r}: invalid arguments {sorted(kwargs)}: {err}") from None
+
+
+def list_weights(model: str | None = None) -> list[Weights]:
+    """Registered pretrained weights (see :mod:`glaciermap.models.weights`).
+
+    Args:
+        model: Only the weights of this architecture.
+
+    Returns:
+        The :class:`~glaciermap.models.weights.Weights` records.
+    """
+    from glaciermap.models.weights import list_weights as _list
+
+    return _list(model)
+
+
+def get_weight(name: str) -> Weights:
+    """The :class:`~glaciermap.models.weights.Weights` record of a registered set of weights.
+
+    Raises:
+        ConfigError: If the name is unknown.
+    """
+    from glaciermap.models.weights import get_weight as _get
+
+    return _get(name)

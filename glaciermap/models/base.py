@@ -19,8 +19,9 @@ predictor and the model registry treat them alike:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -28,6 +29,9 @@ from torch import Tensor, nn
 from glaciermap.constants import MODALITIES
 from glaciermap.errors import ConfigError, InputError
 from glaciermap.models.blocks import MCDropout
+
+if TYPE_CHECKING:
+    from glaciermap.models.pretrained import PretrainedModel
 
 ModelInputs = Tensor | Mapping[str, Tensor]
 """What a model's ``forward`` accepts: a modality dict or one stacked image (see module docstring)."""
@@ -37,7 +41,7 @@ def validate_modalities(modalities: Mapping[str, int]) -> dict[str, int]:
     """Check a ``{modality: channels}`` layout and return it as a plain, ordered dict.
 
     Args:
-        modalities: Modality key (one of ``optical, dem, thermal, sar, insar``) -> number of channels (>= 1).
+        modalities: Modality key (one of ``optical, dem, thermal, sar, sar_cross, insar``) -> number of channels (>= 1).
 
     Returns:
         The same layout as a ``dict`` (order preserved).
@@ -78,6 +82,35 @@ class SegmentationModel(nn.Module):
     """Registry name that rebuilds this class with ``get_model(arch, **hparams)``."""
     size_multiple: ClassVar[int] = 16
     """Input height and width must be multiples of this."""
+
+    @classmethod
+    def from_pretrained(
+        cls, repo_id_or_dir: str | os.PathLike[str], *, revision: str | None = None, **kwargs: Any
+    ) -> PretrainedModel:
+        """Load pretrained weights of this architecture (a local folder or file, or a hub repository).
+
+        Same as :meth:`glaciermap.models.pretrained.PretrainedModel.from_pretrained`, checking that the
+        network is an instance of this class.
+
+        Args:
+            repo_id_or_dir: Folder, ``.safetensors`` file, or ``"owner/name"`` on the Hugging Face Hub.
+            revision: Hub revision (pin a commit for released weights).
+            **kwargs: ``filename``, ``sha256``, ``cache_dir``, ``map_location``.
+
+        Returns:
+            The :class:`~glaciermap.models.pretrained.PretrainedModel` (its ``model`` is the network).
+
+        Raises:
+            InputError: If the weights cannot be loaded or are of another architecture.
+        """
+        from glaciermap.models.pretrained import PretrainedModel
+
+        pretrained = PretrainedModel.from_pretrained(repo_id_or_dir, revision=revision, **kwargs)
+        if not isinstance(pretrained.model, cls):
+            raise InputError(
+                f"{repo_id_or_dir}: the weights are a {type(pretrained.model).__name__}, not a {cls.__name__}"
+            )
+        return pretrained
 
     def __init__(self, modalities: Mapping[str, int], num_classes: int) -> None:
         super().__init__()

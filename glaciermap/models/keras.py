@@ -26,7 +26,6 @@ BN gamma/beta/mean/variance   (C,)                   weight / bias / running_mea
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -35,23 +34,14 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from glaciermap.errors import InputError
-from glaciermap.io import atomic_output
 from glaciermap.models.glavitu import GLOBAL_REGION_CODES, GlaViTU, LocationEncoding
 from glaciermap.models.setr import TransformerBlock
-from glaciermap.transforms.normalisation import NormStats
-from glaciermap.transforms.reference import REFERENCE_MINMAX, reference_band_names, reference_stats
 
 Kind = Literal["conv", "dense_conv", "patch", "linear", "mha_in", "mha_in_bias", "mha_out", "vector", "table"]
 """How one Keras array maps onto one PyTorch tensor (see the module docstring)."""
-
-METADATA_ARCH = "glaciermap.arch"
-METADATA_HPARAMS = "glaciermap.hparams"
-METADATA_SOURCE = "glaciermap.source"
-METADATA_NORM = "glaciermap.norm_stats"
-"""Safetensors metadata key of the normalisation the weights expect (``NormStats.to_dict()`` as JSON)."""
 
 
 @dataclass(frozen=True)
@@ -426,76 +416,70 @@ def _check_fusion_branches(
         )
 
 
-def save_state_dict(
-    state: Mapping[str, Tensor],
-    path: str | os.PathLike[str],
+KERAS_MODALITIES: dict[str, str] = {
+    "optical": "optical",
+    "dem": "dem",
+    "thermal": "thermal",
+    "co_pol_sar": "sar",
+    "cross_pol_sar": "sar_cross",
+    "in_sar": "insar",
+}
+"""The authors' feature keys (``-f/--features``; reference notes section 1.2) -> glaciermap modality keys."""
+
+
+def keras_metadata(
+    model: GlaViTU,
     *,
-    hparams: Mapping[str, Any],
-    arch: str = "glavitu",
-    source: str = "",
-    norm: NormStats | None = None,
-) -> Path:
-    """Write a state dict as safetensors with the model's hyper-parameters in the metadata (atomically).
+    source: str,
+    source_sha256: str,
+    calibrator: str | None = None,
+) -> dict[str, Any]:
+    """The released-weights metadata block of a converted GlaViTU (reference preprocessing and classes).
 
     Args:
-        state: The state dict.
-        path: Output ``.safetensors`` file.
-        hparams: Constructor arguments of the model (``model.hparams``), stored as JSON.
-        arch: Registry name of the architecture.
-        source: Where the weights came from (e.g. the ``.h5`` file name).
-        norm: The normalisation the weights expect, stored under :data:`METADATA_NORM`.
+        model: The (meta-device) model the weights fill.
+        source: Name of the ``.h5`` file.
+        source_sha256: Its sha256.
+        calibrator: One of the authors' calibrators to attach (``"global"``, ``"global_insar"``,
+            ``"regionencoding"``), or ``None``.
 
     Returns:
-        The written path.
+        The metadata block: reference normalisation (published min-max constants, SAR log10), canonical
+        bands, class names, region codes for region-encoding models, calibrator and provenance.
     """
-    from safetensors.torch import save_file
+    from glaciermap import __version__
+    from glaciermap.constants import BANDS, CLASS_NAMES
+    from glaciermap.models.pretrained import glavitu_calibrator
+    from glaciermap.transforms.normalisation import reference_norm_stats
 
-    metadata = {
-        METADATA_ARCH: arch,
-        METADATA_HPARAMS: json.dumps(dict(hparams), sort_keys=True),
-        METADATA_SOURCE: source,
+    bands = {m: list(BANDS[m][:c]) for m, c in model.modalities.items()}
+    norm = reference_norm_stats(list(bands)).select(bands)
+    return {
+        "version": __version__,
+        "model": model.arch,
+        "model_hparams": dict(model.hparams),
+        "modalities": list(bands),
+        "bands": bands,
+        "norm_stats": norm.to_dict(),
+        "target": "glacier" if model.num_classes == 2 else "classes",
+        "class_names": list(
+            CLASS_NAMES.get(model.num_classes, [f"class_{k}" for k in range(model.num_classes)])
+        ),
+        "region_codes": list(model.region_codes) if model.location_encoding == "region" else [],
+        "location_encoding": model.location_encoding,
+        "calibrator": glavitu_calibrator(calibrator) if calibrator else None,
+        "provenance": {
+            "source": "keras",
+            "file": source,
+            "file_sha256": source_sha256,
+            "converter": f"glaciermap {__version__} convert-keras",
+            "paper": "Maslov et al., Globally scalable glacier mapping by deep learning, Nat. Commun. 16:43 (2025)",
+            "code": "https://github.com/konstantin-a-maslov/scalable_glacier_mapping",
+            "licence": "as released by the authors (check their repository)",
+            "normalisation": "GlaViTU reference dataset min-max constants (reference notes section 4.4)",
+            "calibrator": f"the authors' glavitu_{calibrator} calibrator" if calibrator else None,
+        },
     }
-    if norm is not None:
-        metadata[METADATA_NORM] = json.dumps(norm.to_dict(), sort_keys=True)
-    out = Path(path)
-    with atomic_output(out) as tmp:
-        save_file({k: v.contiguous() for k, v in state.items()}, str(tmp), metadata=metadata)
-    return out
-
-
-def load_safetensors_model(path: str | os.PathLike[str]) -> nn.Module:
-    """Build the model recorded in a safetensors file written by :func:`save_state_dict` and load its weights.
-
-    Args:
-        path: The ``.safetensors`` file.
-
-    Returns:
-        The model in ``eval()`` mode.
-
-    Raises:
-        InputError: If the file is missing, unreadable or lacks the glaciermap metadata.
-    """
-    from safetensors import SafetensorError, safe_open
-    from safetensors.torch import load_file
-
-    from glaciermap.models.api import get_model
-
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{p}: file not found (expected a .safetensors file written by glaciermap)")
-    try:
-        with safe_open(str(p), framework="pt") as f:
-            metadata = f.metadata() or {}
-        state = load_file(str(p))
-    except (SafetensorError, OSError) as err:
-        raise InputError(f"{p}: not a readable safetensors file: {err}") from None
-    if METADATA_ARCH not in metadata or METADATA_HPARAMS not in metadata:
-        raise InputError(
-            f"{p}: no glaciermap metadata ({METADATA_ARCH}, {METADATA_HPARAMS}); cannot rebuild the model"
-        )
-    model = get_model(metadata[METADATA_ARCH], **json.loads(metadata[METADATA_HPARAMS]))
-    model.load_state_dict(state, strict=True)
-    return model.eval()
 
 
 def convert_keras_file(
@@ -507,24 +491,35 @@ def convert_keras_file(
     location_encoding: LocationEncoding = "none",
     region_codes: Sequence[str] = GLOBAL_REGION_CODES,
     deep_supervision: bool = True,
+    calibrator: str | None = None,
 ) -> Path:
-    """Convert a Keras ``.h5`` into a ``.safetensors`` file that :func:`load_safetensors_model` rebuilds.
+    """Convert a Keras ``.h5`` into released weights that ``glaciermap map`` and ``load_pretrained`` use as is.
+
+    The file has the one glaciermap layout (:mod:`glaciermap.models.hub`) with the reference preprocessing
+    (:func:`keras_metadata`), so ``PretrainedModel`` takes raw physical values.
 
     Args:
         h5_path: Keras-2 HDF5 weights file.
         out_path: Output ``.safetensors`` file (written atomically; nothing is written on error).
-        modalities: See :func:`convert_keras_weights`.
+        modalities: See :func:`convert_keras_weights` (glaciermap keys; see :data:`KERAS_MODALITIES`).
         num_classes: See :func:`convert_keras_weights`.
         location_encoding: See :func:`convert_keras_weights`.
         region_codes: See :func:`convert_keras_weights`.
         deep_supervision: See :func:`convert_keras_weights`.
+        calibrator: One of the authors' calibrators to attach by name, or ``None``.
 
     Returns:
         The written path.
 
     Raises:
         InputError: See :func:`convert_keras_weights`.
+        ConfigError: If the calibrator name is unknown or a modality has no published constants.
     """
+    from glaciermap.models.hub import write_weights
+    from glaciermap.models.pretrained import file_sha256, glavitu_calibrator
+
+    if calibrator is not None:
+        glavitu_calibrator(calibrator)  # fail before the (slow) conversion
     state = convert_keras_weights(
         h5_path,
         modalities,
@@ -541,37 +536,7 @@ def convert_keras_file(
             region_codes=region_codes,
             deep_supervision=deep_supervision,
         )
-    layout = dict(modalities) if modalities is not None else {"optical": 6, "dem": 2}
-    norm = None
-    if all(m in REFERENCE_MINMAX and len(reference_band_names(m)) == c for m, c in layout.items()):
-        norm = reference_stats(list(layout))  # the authors' inputs: GlaViTU reference notes 4.4
-    return save_state_dict(
-        state, out_path, hparams=model.hparams, arch=model.arch, source=Path(h5_path).name, norm=norm
+    meta = keras_metadata(
+        model, source=Path(h5_path).name, source_sha256=file_sha256(h5_path), calibrator=calibrator
     )
-
-
-def load_norm_stats(path: str | os.PathLike[str]) -> NormStats | None:
-    """The normalisation recorded in a safetensors file by :func:`save_state_dict`, if any.
-
-    Files converted from the authors' Keras weights carry the GlaViTU reference min-max constants
-    (:mod:`glaciermap.transforms.reference`; backscatter modalities expect log10 inputs first).
-
-    Args:
-        path: The ``.safetensors`` file.
-
-    Returns:
-        The statistics, or ``None`` when the file records none.
-
-    Raises:
-        InputError: If the file is unreadable or the recorded statistics are malformed.
-    """
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-    except (SafetensorError, OSError) as err:
-        raise InputError(f"{path}: not a readable safetensors file: {err}") from None
-    if METADATA_NORM not in metadata:
-        return None
-    return NormStats.from_dict(json.loads(metadata[METADATA_NORM]))
+    return write_weights(state, meta, out_path)

@@ -31,24 +31,24 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 
 from glaciermap.baselines.band_ratio import BAND_RATIO, band_ratio_model
 from glaciermap.errors import ConfigError
-from glaciermap.inference.checkpoint import MappingModel
 from glaciermap.inference.mapping import resolve_model
 from glaciermap.inference.options import MapOptions
 from glaciermap.inference.outputs import write_outputs
 from glaciermap.inference.predictor import ScenePredictor, SceneStream
 from glaciermap.io import atomic_output, json_text
+from glaciermap.models.pretrained import PretrainedModel
 
 __all__ = ["SceneMappingTask", "ScenePredictionWriter", "resolve_mapping_model"]
 
 
 def resolve_mapping_model(
-    source: MappingModel | str | os.PathLike[str],
+    source: PretrainedModel | str | os.PathLike[str],
     band_ratio_thresholds: str | os.PathLike[str] | None = None,
-) -> MappingModel:
+) -> PretrainedModel:
     """A mapping model from a model, a checkpoint or weights path, or ``"band-ratio"``.
 
     Args:
-        source: A :class:`MappingModel`, a ``.ckpt``/``.safetensors`` path, or ``"band-ratio"`` (also
+        source: A :class:`PretrainedModel`, a ``.ckpt``/``.safetensors`` path, or ``"band-ratio"`` (also
             ``"band_ratio"``).
         band_ratio_thresholds: Thresholds JSON for the band ratio (``glaciermap fit-band-ratio``).
 
@@ -59,7 +59,7 @@ def resolve_mapping_model(
         ConfigError: If thresholds are given for something other than the band ratio.
         InputError: If the checkpoint cannot be loaded.
     """
-    if not isinstance(source, MappingModel) and str(source) in (BAND_RATIO, "band_ratio"):
+    if not isinstance(source, PretrainedModel) and str(source) in (BAND_RATIO, "band_ratio"):
         return band_ratio_model(band_ratio_thresholds)
     if band_ratio_thresholds is not None:
         raise ConfigError("band-ratio thresholds were given but the model is not the band ratio")

@@ -308,7 +308,8 @@ class SegmentationTask(LightningModule):
             "class_names": list(self.class_names),
             "region_codes": list(self.region_codes),
             "location_encoding": self.location_encoding,
-            **({"calibrator": self.calibrator} if self.calibrator is not None else {}),
+            "calibrator": self.calibrator,
+            "provenance": {"source": "training", "glaciermap_version": __version__},
         }
 
     # ------------------------------------------------------------------------------------------------

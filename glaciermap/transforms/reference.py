@@ -51,9 +51,11 @@ REFERENCE_MINMAX: Final[dict[str, tuple[tuple[float, ...], tuple[float, ...]]]] 
 """``(mins, maxs)`` per modality in canonical band order (GlaViTU reference notes 4.4, table of
 ``dataset_stats.pickle``). Units: optical TOA reflectance; elevation m, slope degrees; thermal K; ``sar``
 (co-polarised, ascending/descending) and ``cross_pol_sar`` log10 of linear sigma0; ``insar`` coherence.
-``cross_pol_sar`` has no canonical glaciermap modality; it is kept for the tile benchmark's feature group."""
+``cross_pol_sar`` is the tile benchmark's name of the cross-polarised feature group; ``sar_cross`` is the same
+constants under glaciermap's modality key."""
+REFERENCE_MINMAX["sar_cross"] = REFERENCE_MINMAX["cross_pol_sar"]
 
-LOG_MODALITIES: Final[frozenset[str]] = frozenset({"sar", "cross_pol_sar"})
+LOG_MODALITIES: Final[frozenset[str]] = frozenset({"sar", "cross_pol_sar", "sar_cross"})
 """Modalities converted with ``log10(x + 1e-6)`` before min-max (backscatter)."""
 
 _BANDS: Final[dict[str, tuple[str, ...]]] = {

@@ -8,15 +8,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from glaciermap.inference.lightning import SceneMappingDataModule, SceneMappingTask, ScenePredictionWriter
 from lightning.pytorch import Trainer
 
 from glaciermap.callbacks import BiasOptimisation
+from glaciermap.datamodules.mapping import SceneMappingDataModule
 from glaciermap.errors import ConfigError
 from glaciermap.inference.bias_optimisation import load_region_vector, optimise_region
-from glaciermap.inference.checkpoint import load_checkpoint
-from tests.datasets.scene_factory import write_scene
-from tests.inference.helpers import save_tiny_checkpoint, scene_stats
+from glaciermap.inference.options import MapOptions
+from glaciermap.models.pretrained import load_pretrained
+from glaciermap.tasks.mapping import SceneMappingTask, ScenePredictionWriter
+from tests.data.checkpoints import save_tiny_checkpoint, scene_stats
+from tests.data.scenes import write_scene
 
 
 @pytest.fixture(autouse=True)
@@ -59,7 +61,7 @@ def predict(
         enable_model_summary=False,
         callbacks=[ScenePredictionWriter(str(out), quicklook=False), callback],
     )
-    task = SceneMappingTask(str(checkpoint), window_size=32)
+    task = SceneMappingTask(str(checkpoint), MapOptions(window_size=32))
     dm = SceneMappingDataModule([str(scenes)], batch_size=batch_size)
     trainer.predict(task, datamodule=dm, return_predictions=False)
 
@@ -73,7 +75,7 @@ def test_callback_optimises_each_scene_and_maps_it_with_the_vector(tmp_path: Pat
     callback = BiasOptimisation(windows=4, steps=5, seed=1)
     predict(ckpt, scenes, out, callback)
 
-    mapping = load_checkpoint(ckpt)
+    mapping = load_pretrained(ckpt)
     for name in ("s0", "s1"):
         saved = load_region_vector(out / name / "region_vector.json", ("ALP", "SVAL"))
         expected = optimise_region(

@@ -20,7 +20,7 @@ from glaciermap.calibration import (
 )
 from glaciermap.callbacks import CalibrationCallback
 from glaciermap.errors import ConfigError, InputError
-from glaciermap.inference import entropy_confidence, load_checkpoint
+from glaciermap.inference import entropy_confidence, load_pretrained
 from glaciermap.metrics.calibration import expected_calibration_error, negative_log_likelihood
 from glaciermap.models.hub import export_weights
 from glaciermap.tasks import SegmentationTask
@@ -136,16 +136,16 @@ def test_krr_fit_is_stored_in_checkpoints_and_exported_weights(tmp_path: Path) -
     # (0, 0) anchor drags those down; the chance-level anchor calibrates them (see fit_kernel_ridge)
     chance = KernelRidgeCalibrator.fit(conf, correct, low_anchor=0.5)
     assert expected_calibration_error(chance(conf), correct) < 0.5 * after
-    # the checkpoint carries it in its metadata block; load_checkpoint and exported weights read it
+    # the checkpoint carries it in its metadata block; load_pretrained and exported weights read it
     ckpt_path = tmp_path / "checkpoints" / "last.ckpt"
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     assert ckpt["glaciermap"]["calibrator"] == cb.calibrator.to_dict()
     assert ckpt["callbacks"]  # the callback's own state (histogram, ECE) travels too
     grid = np.linspace(0, 1, 101)
-    loaded = load_checkpoint(ckpt_path).calibrator
+    loaded = load_pretrained(ckpt_path).calibrator
     assert loaded is not None and np.allclose(loaded(grid), cb.calibrator(grid))
     weights = export_weights(ckpt_path, tmp_path / "w.safetensors")
-    exported = load_checkpoint(weights).calibrator
+    exported = load_pretrained(weights).calibrator
     assert exported is not None and np.allclose(exported(grid), cb.calibrator(grid))
     # the task restores it when loaded from the checkpoint
     restored = SegmentationTask.load_from_checkpoint(ckpt_path)
@@ -162,12 +162,12 @@ def test_calibrator_for_other_classes_is_rejected(tmp_path: Path) -> None:
     bad = tmp_path / "bad.ckpt"
     torch.save(ckpt, bad)
     with pytest.raises(InputError, match=r"calibrator fitted for classes \['background', 'clean_ice'"):
-        load_checkpoint(bad)
+        load_pretrained(bad)
     entry.pop("dual_coef")
     entry.update(num_classes=2, class_names=None)
     torch.save(ckpt, bad)
     with pytest.raises(InputError, match=r"malformed.*dual_coef"):
-        load_checkpoint(bad)
+        load_pretrained(bad)
 
 
 @pytest.mark.parametrize(

@@ -24,11 +24,11 @@ from glaciermap.inference.bias_optimisation import (
     scene_entropy,
     split_forward,
 )
-from glaciermap.inference.checkpoint import MappingModel
 from glaciermap.models.glavitu import GlaViTU
 from glaciermap.models.light_region import LightRegionResUNet
-from tests.datasets.scene_factory import write_scene
-from tests.inference.helpers import PointwiseModel, scene_stats
+from glaciermap.models.pretrained import PretrainedModel
+from tests.data.checkpoints import PointwiseModel, scene_stats
+from tests.data.scenes import write_scene
 
 CODES = ("ALP", "SVAL")
 
@@ -115,7 +115,7 @@ def test_same_seed_same_vector_other_seed_other_sample(tmp_path: Path) -> None:
     scene = write_scene(
         tmp_path / "s", size=(96, 96), modalities=("optical", "dem"), nodata_box=(0, 40, 0, 96)
     )
-    mapping = MappingModel.from_model(tiny_model(), scene_stats(scene))
+    mapping = PretrainedModel.from_model(tiny_model(), scene_stats(scene))
     a = optimise_region(mapping, scene, windows=2, window_size=16, steps=4, seed=3, **CPU)
     b = optimise_region(mapping, scene, windows=2, window_size=16, steps=4, seed=3, **CPU)
     c = optimise_region(mapping, scene, windows=2, window_size=16, steps=4, seed=4, **CPU)
@@ -173,12 +173,12 @@ def test_clear_errors_for_no_region_encoding_and_too_few_windows(tmp_path: Path)
     scene = write_scene(
         tmp_path / "s", size=(64, 32), modalities=("optical", "dem"), nodata_box=(0, 32, 0, 32)
     )
-    mapping = MappingModel.from_model(tiny_model(), scene_stats(scene))
+    mapping = PretrainedModel.from_model(tiny_model(), scene_stats(scene))
     with pytest.raises(InputError, match=r"1 window\(s\) of 32 px.*needs at least 2"):
         optimise_region(mapping, scene, window_size=32, **CPU)
     with pytest.raises(ConfigError, match="windows is 0"):
         optimise_region(mapping, scene, windows=0, **CPU)
-    with pytest.raises(ConfigError, match="needs a MappingModel"):
+    with pytest.raises(ConfigError, match="needs a PretrainedModel"):
         optimise_region(tiny_model(), scene, **CPU)
 
 

@@ -13,11 +13,11 @@ from pyproj import Transformer
 
 from glaciermap.constants import RASTER_NODATA
 from glaciermap.errors import ConfigError, InputError
-from glaciermap.inference.checkpoint import MappingModel
 from glaciermap.inference.confidence import entropy_confidence
 from glaciermap.inference.mapping import map_scene
 from glaciermap.inference.predictor import MapOptions, ScenePredictor
 from glaciermap.inference.source import SceneReader
+from glaciermap.models.pretrained import PretrainedModel
 from tests.data.checkpoints import (
     ConvModel,
     PointwiseModel,
@@ -64,7 +64,7 @@ def test_blended_pointwise_prediction_equals_the_whole_scene_prediction(
     stats = scene_stats(scene)
     model = PointwiseModel()
     result = map_scene(
-        MappingModel.from_model(model, stats),
+        PretrainedModel.from_model(model, stats),
         scene,
         tmp_path,
         window_size=size,
@@ -113,7 +113,7 @@ def test_windows_without_valid_pixels_are_skipped_exactly(tmp_path: Path) -> Non
     stats = scene_stats(folder)
     model = PointwiseModel()
     result = map_scene(
-        MappingModel.from_model(model, stats),
+        PretrainedModel.from_model(model, stats),
         folder,
         tmp_path / "out",
         window_size=32,
@@ -136,7 +136,7 @@ def test_constant_scene_gives_a_seam_free_constant_output(tmp_path: Path) -> Non
     folder = write_constant_scene(tmp_path / "const", (77, 90))
     stats = scene_stats(folder)
     map_scene(
-        MappingModel.from_model(ConvModel(), stats),
+        PretrainedModel.from_model(ConvModel(), stats),
         folder,
         tmp_path / "out",
         window_size=32,
@@ -169,7 +169,7 @@ def test_batching_channels_last_and_reading_each_row_once(
     ):
         rows_read.clear()
         result = map_scene(
-            MappingModel.from_model(model, stats),
+            PretrainedModel.from_model(model, stats),
             scene,
             tmp_path / str(i),
             window_size=32,
@@ -191,7 +191,7 @@ def test_bf16_autocast_is_close_to_float32(scene: Path, tmp_path: Path) -> None:
     probs = {}
     for precision in ("32", "bf16"):
         result = map_scene(
-            MappingModel.from_model(model, stats),
+            PretrainedModel.from_model(model, stats),
             scene,
             tmp_path / precision,
             window_size=32,
@@ -212,7 +212,7 @@ def test_tta_of_an_equivariant_model_equals_no_tta_and_changes_others(scene: Pat
 
     def run(model: torch.nn.Module, tta: bool, name: str) -> np.ndarray:
         result = map_scene(
-            MappingModel.from_model(model, stats),  # type: ignore[arg-type]
+            PretrainedModel.from_model(model, stats),  # type: ignore[arg-type]
             scene,
             tmp_path / name,
             window_size=32,
@@ -236,7 +236,7 @@ def test_mc_dropout_spread(scene: Path, tmp_path: Path) -> None:
     for name, dropout, passes in (("off", 0.0, 3), ("on", 0.5, 4), ("single", 0.0, 0)):
         model = ConvModel(dropout=dropout)
         result = map_scene(
-            MappingModel.from_model(model, stats),
+            PretrainedModel.from_model(model, stats),
             scene,
             tmp_path / name,
             window_size=32,
@@ -264,7 +264,7 @@ def test_mc_dropout_is_reproducible_with_a_seed(scene: Path, tmp_path: Path) -> 
     outs = []
     for i in range(2):
         map_scene(
-            MappingModel.from_model(model, stats),
+            PretrainedModel.from_model(model, stats),
             scene,
             tmp_path / str(i),
             window_size=64,
@@ -294,7 +294,7 @@ def test_an_interrupted_run_leaves_no_file(
     out = tmp_path / "out"
     with pytest.raises(RuntimeError, match="simulated crash"):
         map_scene(
-            MappingModel.from_model(model, scene_stats(scene)),
+            PretrainedModel.from_model(model, scene_stats(scene)),
             scene,
             out,
             window_size=32,
@@ -310,19 +310,19 @@ def test_an_earlier_complete_output_is_kept_when_a_rerun_fails(
     scene: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stats = scene_stats(scene)
-    map_scene(MappingModel.from_model(PointwiseModel(), stats), scene, tmp_path, window_size=32, **FAST)  # type: ignore[arg-type]
+    map_scene(PretrainedModel.from_model(PointwiseModel(), stats), scene, tmp_path, window_size=32, **FAST)  # type: ignore[arg-type]
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     broken = PointwiseModel()
     monkeypatch.setattr(broken, "forward", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
     with pytest.raises(RuntimeError, match="boom"):
-        map_scene(MappingModel.from_model(broken, stats), scene, tmp_path, window_size=32, **FAST)  # type: ignore[arg-type]
+        map_scene(PretrainedModel.from_model(broken, stats), scene, tmp_path, window_size=32, **FAST)  # type: ignore[arg-type]
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
 def test_coordinate_encoding_gets_window_centres_in_degrees(scene: Path, tmp_path: Path) -> None:
     stats = scene_stats(scene)
     model = PointwiseModel()
-    mapping = MappingModel.from_model(model, stats)
+    mapping = PretrainedModel.from_model(model, stats)
     mapping.location_encoding = "coordinates"
     predictor = ScenePredictor(mapping, MapOptions(window_size=64, overlap=0.5, device="cpu", batch_size=8))
     stream = predictor.stream(scene)
@@ -343,7 +343,7 @@ def test_coordinate_encoding_gets_window_centres_in_degrees(scene: Path, tmp_pat
 def test_region_encoding_location(scene: Path) -> None:
     stats = scene_stats(scene)  # the scene's region is "HMA"
     model = PointwiseModel()
-    mapping = MappingModel.from_model(model, stats)
+    mapping = PretrainedModel.from_model(model, stats)
     mapping.location_encoding, mapping.region_codes = "region", ("ALP", "HMA")
 
     def vector(**kwargs: object) -> list[float]:
@@ -385,7 +385,7 @@ def test_bad_options_raise_config_errors(
 ) -> None:
     with pytest.raises(ConfigError, match=match):
         map_scene(
-            MappingModel.from_model(PointwiseModel(), scene_stats(scene)),
+            PretrainedModel.from_model(PointwiseModel(), scene_stats(scene)),
             scene,
             tmp_path,
             **{**FAST, **kwargs},  # type: ignore[arg-type]
@@ -394,7 +394,7 @@ def test_bad_options_raise_config_errors(
 
 
 def test_bad_scenes_raise_input_errors(scene: Path, tmp_path: Path) -> None:
-    mapping = MappingModel.from_model(PointwiseModel(), scene_stats(scene))
+    mapping = PretrainedModel.from_model(PointwiseModel(), scene_stats(scene))
     no_dem = write_scene(tmp_path / "no_dem", size=(40, 40), modalities=("optical",), labels=False)
     with pytest.raises(InputError, match=r"no dem\.tif"):
         map_scene(mapping, no_dem, tmp_path / "o1", **FAST)  # type: ignore[arg-type]
@@ -417,9 +417,9 @@ def test_reader_keeps_a_false_colour_thumbnail_while_reading(scene: Path) -> Non
     from glaciermap.inference.predictor import thumbnail_step
 
     stats = scene_stats(scene)
-    info = ScenePredictor(MappingModel.from_model(PointwiseModel(), stats), MapOptions(device="cpu")).stream(
-        scene
-    )
+    info = ScenePredictor(
+        PretrainedModel.from_model(PointwiseModel(), stats), MapOptions(device="cpu")
+    ).stream(scene)
     info.close()
     reader = SceneReader(
         info.scene,
@@ -455,7 +455,7 @@ def test_progress_bar_reports_km2_and_rate(scene: Path, tmp_path: Path) -> None:
     console = Console(file=buffer, force_terminal=True, width=150)
     with MappingProgress(console=console) as bar:
         map_scene(
-            MappingModel.from_model(PointwiseModel(), scene_stats(scene)),
+            PretrainedModel.from_model(PointwiseModel(), scene_stats(scene)),
             scene,
             tmp_path,
             window_size=32,
@@ -476,7 +476,7 @@ def test_cuda_bf16_path_matches_cpu(scene: Path, tmp_path: Path) -> None:
     probs = {}
     for device in ("cpu", "cuda"):
         result = map_scene(
-            MappingModel.from_model(model, stats),
+            PretrainedModel.from_model(model, stats),
             scene,
             tmp_path / device,
             window_size=32,
@@ -497,7 +497,7 @@ def test_glavitu_with_region_encoding_maps_a_scene(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = get_model("glavitu", location_encoding="region", img_size=32, region_codes=["ALP", "HMA"])
     result = map_scene(
-        MappingModel.from_model(model, scene_stats(scene)),
+        PretrainedModel.from_model(model, scene_stats(scene)),
         scene,
         tmp_path / "out",
         window_size=32,

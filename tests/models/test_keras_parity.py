@@ -19,7 +19,8 @@ from glaciermap.cli import COMMANDS
 from glaciermap.commands import convert_keras as convert_command
 from glaciermap.models import GlaViTU
 from glaciermap.models.glavitu import count_trainable
-from glaciermap.models.keras import convert_keras_weights, load_safetensors_model
+from glaciermap.models.keras import convert_keras_weights
+from glaciermap.models.pretrained import load_pretrained
 
 
 @pytest.mark.slow
@@ -70,7 +71,7 @@ def test_convert_keras_command_writes_a_loadable_safetensors(
     model.load_state_dict(state, strict=True)
     # The file rebuilds its own model from the metadata, with the fixture's values (output bias centred in
     # the fixture's README: [-0.0928795, 34.278988]).
-    rebuilt = load_safetensors_model(out)
+    rebuilt = load_pretrained(out).model
     assert isinstance(rebuilt, GlaViTU) and not rebuilt.training
     assert rebuilt.modalities == {"optical": 6, "dem": 2} and rebuilt.aux_head is not None
     torch.testing.assert_close(rebuilt.head.bias, torch.tensor([-0.0928795, 34.278988]))

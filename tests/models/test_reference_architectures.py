@@ -211,7 +211,7 @@ def test_models_command_lists_the_registry(capsys: pytest.CaptureFixture[str]) -
     text = capsys.readouterr().out
     assert "glavitu" in text and "Karakoram" in text and "citation:" in text
     assert _run_command(models_command, ["--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    rows = json.loads(capsys.readouterr().out)["models"]
     assert [r["name"] for r in rows] == [e.name for e in list_models()]
     assert rows[2]["defaults"] == {"filters": 32, "depth": 3}
 

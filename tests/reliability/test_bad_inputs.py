@@ -85,6 +85,8 @@ def _map(*extra: str) -> Callable[[dict[str, Path]], list[str]]:
     return lambda e: ["map", "--model", "band-ratio", "--scene", str(e["scene"]), "--quiet", *extra]
 
 
+WEIGHTS = Path(__file__).resolve().parents[2] / "glaciermap" / "weights" / "synthetic_cpu.safetensors"
+
 CASES = [
     Case("map: --out is a file", lambda e: [*_map()(e), "--out", str(e["file"])], ("is an existing file",)),
     Case(
@@ -210,6 +212,57 @@ CASES = [
         "convert-keras: output under a file",
         lambda e: ["convert-keras", str(e["bad_ckpt"]), str(e["file"] / "w.safetensors")],
         ("lies under",),
+    ),
+    Case(
+        "split: --out is a file",
+        lambda e: ["split", "--image", str(e["scene"] / "labels.tif"), "--out", str(e["file"])],
+        ("is an existing file",),
+    ),
+    Case(
+        "split: a multi-band raster where one band is expected",
+        lambda e: ["split", "--image", str(e["scene"] / "optical.tif"), "--out", str(e["out"])],
+        ("optical.tif", "band"),
+    ),
+    Case(
+        "synth-crevasses: --out under a file",
+        lambda e: ["synth-crevasses", "--out", str(e["file"] / "c")],
+        ("lies under",),
+    ),
+    Case(
+        "prepare: --out is a file",
+        lambda e: [
+            "prepare",
+            "--optical",
+            str(e["scene"] / "optical.tif"),
+            "--dem",
+            str(e["scene"] / "dem.tif"),
+            "--out",
+            str(e["file"]),
+        ],
+        ("is an existing file",),
+    ),
+    Case(
+        "prepare: a band file named after no band",
+        lambda e: [
+            "prepare",
+            "--optical",
+            str(e["scene"] / "optical.tif"),
+            "--dem",
+            str(e["root"] / "nodem.tif"),
+            "--out",
+            str(e["out"]),
+        ],
+        ("optical.tif", "cannot tell which band"),
+    ),
+    Case(
+        "export-onnx: output is a folder",
+        lambda e: ["export-onnx", str(WEIGHTS), str(e["folder_gpkg"])],
+        ("existing folder",),
+    ),
+    Case(
+        "export-onnx: not a weights file",
+        lambda e: ["export-onnx", str(e["bad_ckpt"]), str(e["out"] / "m.onnx")],
+        ("bad.ckpt",),
     ),
     Case(
         "test: --ckpt_path is not a checkpoint",

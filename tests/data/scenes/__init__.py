@@ -26,10 +26,11 @@ BASE = {
     "dem": (4000.0, 10.0),
     "thermal": (260.0,),
     "sar": (0.05, 0.06),
+    "sar_cross": (0.01, 0.012),
     "insar": (0.2, 0.3),
 }
 """Value of row 0 of every band of each modality."""
-ROW_STEP = {"optical": 0.01, "dem": 0.01, "thermal": 0.01, "sar": 0.001, "insar": 0.001}
+ROW_STEP = {"optical": 0.01, "dem": 0.01, "thermal": 0.01, "sar": 0.001, "sar_cross": 0.001, "insar": 0.001}
 """Increase per row of every band of each modality."""
 
 
