@@ -20,6 +20,7 @@ def test_infinite_pixels_are_nodata_and_counted(tmp_path: Path) -> None:
     scene = write_scene(tmp_path / "scene", size=(512, 512), modalities=("optical",), labels=False)
     with rasterio.open(scene / "optical.tif", "r+") as dst:
         data = dst.read()
+        data[:, :, :256] = np.array([0.1, 0.12, 0.14, 0.2, 0.25, 0.2], np.float32)[:, None, None]  # rock half
         data[:, :, 256:] = np.array([0.6, 0.55, 0.5, 0.4, 0.05, 0.04], np.float32)[:, None, None]  # ice half
         data[3, 100:102, 300:302] = np.inf  # a 2 x 2 block of +inf in the nir band
         dst.write(data)
