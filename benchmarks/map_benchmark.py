@@ -38,6 +38,8 @@ from typing import Any
 import numpy as np
 
 PIXEL_M = 10.0
+BIG_SCENE_KM2 = (20_000 * PIXEL_M / 1000) ** 2
+"""Area of the 20,000 x 20,000 px extrapolation scene: 40,000 km2 at 10 m."""
 CRS = "EPSG:32643"
 ORIGIN = (600_000.0, 3_960_000.0)
 STRIP = 512
@@ -233,14 +235,15 @@ def results_markdown(
         )
     lines += [
         "",
-        "A 20,000 x 20,000 scene (4,000 km2) at these per-window costs (estimate, compact grid):",
+        f"A 20,000 x 20,000 scene ({BIG_SCENE_KM2:,.0f} km2 at {PIXEL_M:g} m) at these per-window costs "
+        "(estimate, compact grid):",
         "",
     ]
     for r in glavitu:
         n, hours = estimate_20k(r["seconds_per_window"], r["overlap"])
         variant = f"{r['device']} {r['precision']}{' channels-last' if r['channels_last'] else ''}"
         lines.append(
-            f"- {variant}, overlap {r['overlap']}: {n} windows, about {hours:.1f} h ({4000 / (hours * 3600):.3f} km2/s)"
+            f"- {variant}, overlap {r['overlap']}: {n} windows, about {hours:.1f} h ({BIG_SCENE_KM2 / (hours * 3600):.3f} km2/s)"
         )
     if not any(r["device"] == "cuda" for r in glavitu):
         lines += [

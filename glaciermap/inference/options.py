@@ -19,7 +19,8 @@ from glaciermap.inference.windows import BlendWindow, GridLayout
 __all__ = ["MapOptions", "Precision", "add_arguments", "from_arguments", "with_overrides"]
 
 Precision = Literal["auto", "32", "bf16"]
-"""Arithmetic of the model: ``"auto"`` (bf16 autocast on CUDA, float32 elsewhere), ``"32"`` or ``"bf16"``."""
+"""Arithmetic of the model: ``"auto"`` (bf16 autocast on CUDA and on CPUs with native bf16 (AMX / AVX-512
+BF16), float32 elsewhere), ``"32"`` or ``"bf16"``."""
 
 
 def _cli(help: str, *, flag: str | None = None, metavar: str | None = None) -> dict[str, Any]:
@@ -76,7 +77,10 @@ class MapOptions:
     )
     seed: int | None = field(default=0, metadata=_cli("seed of Monte-Carlo dropout (default 0)"))
     device: str = field(default="auto", metadata=_cli("auto (CUDA if available), cpu, cuda, cuda:N"))
-    precision: Precision = field(default="auto", metadata=_cli("auto: bf16 autocast on CUDA, float32 on CPU"))
+    precision: Precision = field(
+        default="auto",
+        metadata=_cli("auto: bf16 autocast on CUDA and on CPUs with native bf16, float32 elsewhere"),
+    )
     channels_last: bool = field(
         default=True, metadata=_cli("contiguous instead of channels-last tensors", flag="--no-channels-last")
     )

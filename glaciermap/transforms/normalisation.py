@@ -53,7 +53,6 @@ LOG10_BANDS: frozenset[str] = frozenset({"sar_asc", "sar_desc", "sar_cross_asc",
 linear sigma0; InSAR coherence is not converted)."""
 
 
-
 @dataclass(frozen=True)
 class ModalityStats:
     """Statistics of the valid pixels of one modality, per band.

@@ -511,3 +511,20 @@ def test_glavitu_with_region_encoding_maps_a_scene(tmp_path: Path) -> None:
     valid = probs[0] != RASTER_NODATA
     assert probs.shape == (2, 30, 40) and valid.all()
     np.testing.assert_allclose(probs[:, valid].sum(axis=0), 1.0, atol=1e-5)
+
+
+def test_auto_precision_uses_bf16_only_where_the_cpu_has_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from glaciermap.inference import predictor
+
+    avx2 = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n"
+    amx = "processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
+    assert not predictor.cpu_has_native_bf16(avx2) and predictor.cpu_has_native_bf16(amx)
+    monkeypatch.setattr(predictor, "cpu_bf16_is_faster", lambda min_speedup=1.2: False)
+    assert not predictor.auto_bf16(torch.device("cpu")) and predictor.auto_bf16(torch.device("cuda"))
+    monkeypatch.setattr(predictor, "cpu_bf16_is_faster", lambda min_speedup=1.2: True)
+    assert predictor.auto_bf16(torch.device("cpu"))
+    monkeypatch.undo()
+    monkeypatch.setattr(predictor, "cpu_has_native_bf16", lambda cpuinfo=None: False)
+    predictor.cpu_bf16_is_faster.cache_clear()
+    assert predictor.cpu_bf16_is_faster() is False  # no flags: no probe, float32
+    predictor.cpu_bf16_is_faster.cache_clear()
