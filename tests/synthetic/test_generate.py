@@ -31,7 +31,7 @@ from glaciermap.synthetic.noise import PeriodicNoise, bspline_upsample, hash_uni
 from glaciermap.synthetic.presets import get_preset, sun_position, utm_epsg
 
 FLOAT_MODALITIES = ("optical", "dem", "thermal", "sar", "insar")
-RASTERS = [*SCENE_FILES.values(), GLACIER_FILE]
+RASTERS = [*(SCENE_FILES[m] for m in (*FLOAT_MODALITIES, "labels")), GLACIER_FILE]  # sar_cross: not simulated
 ALL_FILES = [*RASTERS, STATS_FILE, "scene.json"]
 FEATURES = {"size": (200, 272), "seed": 3, "clouds": True, "nodata_stripes": True}
 
