@@ -547,6 +547,72 @@ def _read_checkpoint(path: Path, map_location: str | torch.device) -> dict[str, 
     return ckpt
 
 
+def _parse_metadata(
+    p: Path, meta: Mapping[str, Any]
+) -> tuple[str, dict[str, Any], dict[str, tuple[str, ...]], tuple[str, ...]]:
+    """``(model name, hyper-parameters, bands, class names)`` of a metadata block, checked.
+
+    Raises:
+        InputError: If a field is missing or malformed, or the normalisation statistics are absent.
+    """
+    try:
+        name = str(meta["model"])
+        hparams = dict(meta["model_hparams"])
+        bands = {str(m): tuple(str(b) for b in names) for m, names in dict(meta["bands"]).items()}
+        class_names = tuple(str(c) for c in meta["class_names"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise InputError(
+            f"checkpoint {p}: metadata is missing or malformed ({type(err).__name__}: {err}); expected "
+            "model, model_hparams, bands and class_names"
+        ) from None
+    if meta.get("norm_stats") is None:
+        raise InputError(
+            f"checkpoint {p} carries no normalisation statistics ('norm_stats'); expected a checkpoint saved "
+            "during or after fitting, when the data module's statistics are recorded"
+        )
+    return name, hparams, bands, class_names
+
+
+def _rebuild_network(
+    p: Path, name: str, hparams: Mapping[str, Any], state_dict: Mapping[str, Any]
+) -> nn.Module:
+    """The registered network ``name`` with the ``model.*`` weights of ``state_dict`` loaded strictly.
+
+    Raises:
+        InputError: If the model cannot be built or the weights do not fit it.
+    """
+    from glaciermap.models.api import get_model
+
+    try:
+        model = get_model(name, **hparams)
+    except GlaciermapError as err:
+        raise InputError(f"checkpoint {p}: cannot rebuild model {name!r}: {err}") from None
+    state = {k.removeprefix("model."): v for k, v in state_dict.items() if k.startswith("model.")}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise InputError(
+            f"checkpoint {p}: weights do not fit model {name!r} ({str(err).splitlines()[0]})"
+        ) from None
+    return model
+
+
+def _metadata_calibrator(p: Path, entry: Any, class_names: tuple[str, ...]) -> Calibrator | None:
+    """The calibrator of a metadata block (``None`` if it has none), checked against the model's classes.
+
+    Raises:
+        InputError: If it is malformed or was fitted for other classes.
+    """
+    calibrator = calibrator_from_dict(entry, f"checkpoint {p}") if entry is not None else None
+    check_classes = getattr(calibrator, "check_classes", None)
+    if check_classes is not None:
+        try:
+            check_classes(class_names, f"checkpoint {p}")
+        except GlaciermapError as err:
+            raise InputError(str(err)) from None
+    return calibrator
+
+
 def load_pretrained(
     path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
 ) -> PretrainedModel:
@@ -567,43 +633,10 @@ def load_pretrained(
     p = Path(path)
     ckpt = _read_checkpoint(p, map_location)
     meta: Mapping[str, Any] = ckpt["glaciermap"]
-    try:
-        name = str(meta["model"])
-        hparams = dict(meta["model_hparams"])
-        bands = {str(m): tuple(str(b) for b in names) for m, names in dict(meta["bands"]).items()}
-        class_names = tuple(str(c) for c in meta["class_names"])
-    except (KeyError, TypeError, ValueError) as err:
-        raise InputError(
-            f"checkpoint {p}: metadata is missing or malformed ({type(err).__name__}: {err}); expected "
-            "model, model_hparams, bands and class_names"
-        ) from None
-    if meta.get("norm_stats") is None:
-        raise InputError(
-            f"checkpoint {p} carries no normalisation statistics ('norm_stats'); expected a checkpoint saved "
-            "during or after fitting, when the data module's statistics are recorded"
-        )
-    from glaciermap.models.api import get_model
-
-    try:
-        model = get_model(name, **hparams)
-    except GlaciermapError as err:
-        raise InputError(f"checkpoint {p}: cannot rebuild model {name!r}: {err}") from None
-    state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        raise InputError(
-            f"checkpoint {p}: weights do not fit model {name!r} ({str(err).splitlines()[0]})"
-        ) from None
+    name, hparams, bands, class_names = _parse_metadata(p, meta)
+    model = _rebuild_network(p, name, hparams, ckpt["state_dict"])
     norm = NormStats.from_dict(meta["norm_stats"])
-    entry = meta.get("calibrator")
-    calibrator = calibrator_from_dict(entry, f"checkpoint {p}") if entry is not None else None
-    check_classes = getattr(calibrator, "check_classes", None)
-    if check_classes is not None:
-        try:
-            check_classes(class_names, f"checkpoint {p}")
-        except GlaciermapError as err:
-            raise InputError(str(err)) from None
+    calibrator = _metadata_calibrator(p, meta.get("calibrator"), class_names)
     info = {
         "model": name,
         "checkpoint": str(p),
