@@ -575,7 +575,7 @@ def _parse_metadata(
 
 def _rebuild_network(
     p: Path, name: str, hparams: Mapping[str, Any], state_dict: Mapping[str, Any]
-) -> nn.Module:
+) -> SegmentationModel:
     """The registered network ``name`` with the ``model.*`` weights of ``state_dict`` loaded strictly.
 
     Raises:
@@ -647,7 +647,7 @@ def load_pretrained(
     }
     try:
         return PretrainedModel(
-            model=model.to(map_location),
+            model=model,
             bands=bands,
             norm=norm,
             class_names=class_names,
