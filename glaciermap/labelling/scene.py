@@ -90,9 +90,9 @@ class Scene:
 
     def __post_init__(self) -> None:
         """Read the index and the predictions; check that the index fits the raster."""
-        index = read_split_index(self.index_path)
         with open_raster(self.image, "panchromatic band") as src:
             self.shape = (int(src.height), int(src.width))
+        index = read_split_index(self.index_path)
         too_far = (index["row"] + index["height"] > self.shape[0]) | (
             index["col"] + index["width"] > self.shape[1]
         )
