@@ -25,7 +25,7 @@ from glaciermap.datasets.split_images import SplitImageDataset
 from glaciermap.datasets.split_index import read_split_index
 from glaciermap.errors import InputError
 from glaciermap.io import open_raster
-from glaciermap.transforms.vario import DIRECTIONS, directional_vario, scale_to_uint8
+from glaciermap.transforms.vario import DIRECTIONS, directional_vario, scale_to_uint8, vario_lags
 
 QUICKLOOK_MAX = 1600
 """Long side of the quick-look (pixels)."""
@@ -147,6 +147,8 @@ class Scene:
     def vario(self, tile_id: int) -> dict[str, Any]:
         """The four directional vario curves of a tile (reference notes section 2), in DN squared.
 
+        Each curve holds its direction's valid lags only (the zero padding of the feature layout is dropped).
+
         Raises:
             InputError: For a tile not in the index.
         """
@@ -157,7 +159,12 @@ class Scene:
         with open_raster(self.image, "panchromatic band") as src:
             tile = torch.from_numpy(src.read(1, window=window).astype(np.float32))
         curves = directional_vario(tile).numpy()
-        return {"tile_id": tile_id, "directions": list(DIRECTIONS), "curves": curves.round(4).tolist()}
+        counts = vario_lags(int(tile.shape[0]), int(tile.shape[1])).counts
+        return {
+            "tile_id": tile_id,
+            "directions": list(DIRECTIONS),
+            "curves": [curves[k, :n].round(4).tolist() for k, n in enumerate(counts)],
+        }
 
     def footprints(self) -> list[dict[str, Any]]:
         """Every split-image with its quick-look rectangle ``[x, y, w, h]`` and grid row/column."""

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -132,3 +133,20 @@ def test_label_by_key_and_polygon_survive_reload(served: tuple[str, Path], brows
     shot = os.environ.get("GLACIERMAP_LABELLER_SCREENSHOT")
     if shot:
         browser.save_screenshot(shot)
+
+
+def test_screenshot_example(tmp_path: Path) -> None:
+    """``examples/labeller_screenshot.py`` (which makes docs/img/labeller.png) shows the page."""
+    import runpy
+
+    from PIL import Image
+
+    script = Path(__file__).resolve().parents[2] / "examples" / "labeller_screenshot.py"
+    out = tmp_path / "shot.png"
+    runpy.run_path(str(script))["main"]([str(out), "--tiles", "2", "22", "--tile-size", "20", "24"])
+    with Image.open(out) as img:
+        rgb = np.asarray(img.convert("RGB"))
+    assert rgb.shape[1] == 1400 and rgb.shape[0] > 500
+    header = rgb[5, 5]
+    np.testing.assert_array_equal(header, [0x20, 0x39, 0x4F])  # the page's header bar was drawn
+    assert len(np.unique(rgb.reshape(-1, 3), axis=0)) > 100  # the quick-look and tile, not a blank page

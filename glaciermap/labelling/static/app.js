@@ -99,8 +99,8 @@ function tileAt(x, y) {
 }
 
 function canvasPoint(ev) {
-  const r = canvas.getBoundingClientRect();
-  return [ev.clientX - r.left, ev.clientY - r.top];
+  const r = canvas.getBoundingClientRect(), k = canvas.width / r.width;  // the canvas may be shown scaled
+  return [(ev.clientX - r.left) * k, (ev.clientY - r.top) * k];
 }
 
 async function finishPolygon() {
