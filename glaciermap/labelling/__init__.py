@@ -10,7 +10,12 @@ Names are imported lazily, so ``import glaciermap.labelling`` does not need Flas
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from glaciermap.labelling.scene import Scene, read_predictions
+    from glaciermap.labelling.server import LabellingService, create_app, safe_subfolder
+    from glaciermap.labelling.store import LabelStore
 
 __all__ = ["LabelStore", "LabellingService", "Scene", "create_app", "read_predictions", "safe_subfolder"]
 

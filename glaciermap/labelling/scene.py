@@ -71,8 +71,8 @@ class Scene:
 
     Args:
         image: Single-band raster of the index.
-        index: Split-image index (``index.gpkg`` or ``index.csv``).
-        predictions: Optional predictions (:func:`read_predictions`).
+        index_path: Split-image index (``index.gpkg`` or ``index.csv``).
+        predictions_path: Optional predictions (:func:`read_predictions`).
 
     Raises:
         InputError: For a missing file, or an index whose tiles fall outside the raster.
