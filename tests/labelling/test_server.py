@@ -220,3 +220,19 @@ def test_page_is_served(client: Any) -> None:
     js = client.get("/static/app.js")
     assert js.status_code == 200 and b"/api/labels" in js.data
     assert b"http" not in client.get("/").data  # no CDN: nothing is loaded from elsewhere
+
+
+def test_two_servers_on_one_table_share_labels(world: dict[str, Path], tmp_path: Path) -> None:
+    a = create_app(world["image"], world["index"], tmp_path / "labels.csv").test_client()
+    b = create_app(world["image"], world["index"], tmp_path / "labels.csv").test_client()
+    a.post("/api/labels", json={"tiles": [1], "label": 1})
+    r = b.post("/api/labels", json={"tiles": [2], "label": 2}).get_json()
+    assert r["labels"] == {"1": [1, 1.0], "2": [2, 1.0]} and r["version"] == 2
+    assert a.get("/api/labels").get_json() == {"labels": {"1": [1, 1.0], "2": [2, 1.0]}, "version": 2}
+    assert a.post("/api/undo").get_json()["labels"] == {"2": [2, 1.0]}  # a undoes its own change only
+
+
+def test_static_files_cannot_escape(client: Any) -> None:
+    for url in ("/static/../server.py", "/static/..%2fserver.py", "/static/%2e%2e/store.py"):
+        r = client.get(url)
+        assert r.status_code == 404 and b"LabelStore" not in r.data

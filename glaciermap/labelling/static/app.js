@@ -22,7 +22,7 @@ async function api(method, url, body) {
 }
 
 function applyLabels(data) {
-  state.labels = data.labels;
+  state.labels = data.labels; state.version = data.version;
   setStatus(`saved (version ${data.version}, ${Object.keys(state.labels).length} labelled)`);
   draw(); showTile();
 }
@@ -192,6 +192,11 @@ async function load() {
   fillClasses(); wire();
   state.image.onload = () => { applyLabels(scene); document.body.dataset.ready = "1"; };
   state.image.src = scene.quicklook.url;
+  // another tab or server may change the table: pick its changes up
+  setInterval(async () => {
+    const resp = await fetch("/api/labels");
+    if (resp.ok) { const data = await resp.json(); if (data.version !== state.version) applyLabels(data); }
+  }, 3000);
 }
 
 load();
