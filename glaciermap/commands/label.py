@@ -10,9 +10,6 @@ import argparse
 
 HELP = "label split-images in the browser (quick-look, tiles, vario curves); saves every change to --labels"
 
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
-"""Hosts served without ``--allow-remote``."""
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the options of ``glaciermap label``.
@@ -52,7 +49,7 @@ def main(args: argparse.Namespace) -> int:
     from werkzeug.serving import make_server
 
     from glaciermap.errors import ConfigError
-    from glaciermap.labelling.server import create_app
+    from glaciermap.labelling.server import LOCAL_HOSTS, create_app
 
     if args.host not in LOCAL_HOSTS and not args.allow_remote:
         raise ConfigError(
@@ -60,7 +57,8 @@ def main(args: argparse.Namespace) -> int:
         )
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port}: expected 0 ... 65535")
-    app = create_app(args.image, args.index, args.labels, args.predictions)
+    trusted = None if args.allow_remote else LOCAL_HOSTS
+    app = create_app(args.image, args.index, args.labels, args.predictions, trusted_hosts=trusted)
     server = make_server(args.host, args.port, app, threaded=True)
     url = f"http://{args.host}:{server.server_port}/"
     print(f"labelling {args.image} -> {args.labels} at {url} (Ctrl-C to stop)", flush=True)

@@ -17,13 +17,16 @@ label table (:class:`~glaciermap.labelling.store.LabelStore`). Endpoints (all JS
   refused with 400).
 
 Every label change is saved to the table at once (the store's locked, atomic re-read-merge-write). Errors
-in a request answer ``400`` with ``{"error": "one line"}``. No shell is ever called.
+in a request answer ``400`` with ``{"error": "one line"}``. No shell is ever called. Requests must be JSON
+(``Content-Type: application/json``, which a foreign web page cannot send without a CORS pre-flight this
+server never grants) and carry a local ``Host`` header.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -34,6 +37,9 @@ from glaciermap.labelling.store import LabelStore
 
 if TYPE_CHECKING:
     from flask import Flask
+
+LOCAL_HOSTS: tuple[str, ...] = ("127.0.0.1", "localhost")
+"""Hosts served by default (and the ``Host`` headers answered)."""
 
 EXPORTS = ("folder", "equal", "confident")
 """The export kinds of ``POST /api/export/<kind>``."""
@@ -214,6 +220,7 @@ def create_app(
     index: str | os.PathLike[str],
     labels: str | os.PathLike[str],
     predictions: str | os.PathLike[str] | None = None,
+    trusted_hosts: Sequence[str] | None = LOCAL_HOSTS,
 ) -> Flask:
     """Build the labelling app (module docstring).
 
@@ -222,6 +229,8 @@ def create_app(
         index: Its split-image index.
         labels: Label table CSV (created, with its folder, at the first change).
         predictions: Optional predictions (``tile_id``, ``label``, ``confidence``; GeoPackage or CSV).
+        trusted_hosts: ``Host`` header names the app answers (others get 400, which stops DNS-rebinding
+            pages from reaching a local server); ``None`` accepts any (``--allow-remote``).
 
     Returns:
         The Flask app; ``app.config["SERVICE"]`` holds the :class:`LabellingService`.
@@ -238,6 +247,8 @@ def create_app(
     static = resources.files("glaciermap.labelling") / "static"
     app = flask.Flask(__name__, static_folder=str(static), static_url_path="/static")
     app.config["SERVICE"] = service
+    if trusted_hosts is not None:
+        app.config["TRUSTED_HOSTS"] = list(trusted_hosts)
     _routes(app, flask, service)
     return app
 

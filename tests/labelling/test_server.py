@@ -236,3 +236,11 @@ def test_static_files_cannot_escape(client: Any) -> None:
     for url in ("/static/../server.py", "/static/..%2fserver.py", "/static/%2e%2e/store.py"):
         r = client.get(url)
         assert r.status_code == 404 and b"LabelStore" not in r.data
+
+
+def test_foreign_host_header_and_non_json_are_refused(client: Any, tmp_path: Path) -> None:
+    assert client.get("/api/scene", headers={"Host": "evil.example"}).status_code == 400
+    assert client.get("/api/scene", headers={"Host": "127.0.0.1:8000"}).status_code == 200
+    r = client.post("/api/labels", data='{"tiles": [1], "label": 1}', content_type="text/plain")
+    assert r.status_code == 400 and "expected a JSON object" in r.get_json()["error"]
+    assert not (tmp_path / "labels.csv").exists()
