@@ -42,6 +42,7 @@ COMMANDS: dict[str, str] = {
     "synth-crevasses": "glaciermap.commands.synth_crevasses",
     "prepare": "glaciermap.commands.prepare",
     "export-onnx": "glaciermap.commands.export_onnx",
+    "label": "glaciermap.commands.label",
 }
 """Sub-command name -> module implementing it."""
 
@@ -86,6 +87,7 @@ OUTPUTS: dict[str, tuple[str, Literal["dir", "file"]]] = {
     "synth-crevasses": ("out", "dir"),
     "prepare": ("out", "dir"),
     "export-onnx": ("output", "file"),
+    "label": ("labels", "file"),
 }
 """Sub-command -> (argument, kind) of its output location, checked before the command does any work."""
 

@@ -57,6 +57,7 @@ RANKS: dict[str, int] = {
     "tasks": 9,
     "inventory": 10,
     "evaluation": 11,
+    "labelling": 11,
     "commands": 12,
     "cli": 12,
     "__main__": 12,

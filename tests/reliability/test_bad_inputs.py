@@ -16,6 +16,7 @@ import pytest
 import rasterio
 
 from glaciermap import cli
+from glaciermap.synthetic.crevasses import generate_crevasse_world
 from glaciermap.synthetic.generate import generate_scene
 from tests.data.scenes import write_scene
 
@@ -69,7 +70,9 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder_gpkg.mkdir()
     bad_ckpt = root / "bad.ckpt"
     bad_ckpt.write_bytes(b"not a checkpoint")
+    crev = generate_crevasse_world(root / "crev", tiles=(2, 22), tile_size=(20, 24))
     return {
+        "crev": crev,
         "root": root,
         "scene": scene,
         "dn": dn,
@@ -79,6 +82,21 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "bad_ckpt": bad_ckpt,
         "out": root / "out",
     }
+
+
+def _label(image: str, labels: str = "labels.csv", *extra: str) -> Callable[[dict[str, Path]], list[str]]:
+    """``glaciermap label`` on ``crev/<image>`` (or ``root/<image>``) with the crevasse world's index."""
+    return lambda e: [
+        "label",
+        "--image",
+        str(e["crev"] / image if image == "pan.tif" else e["root"] / image),
+        "--index",
+        str(e["crev"] / "index.gpkg"),
+        "--labels",
+        str(e["out"] / labels if labels == "labels.csv" else e["file"] / labels),
+        "--no-browser",
+        *extra,
+    ]
 
 
 def _map(*extra: str) -> Callable[[dict[str, Path]], list[str]]:
@@ -195,6 +213,14 @@ CASES = [
         ],
         ("no.tif", "not found"),
     ),
+    Case("label: missing image", _label("no.tif"), ("no.tif", "file not found")),
+    Case(
+        "label: index made for another image",
+        _label("scene/dem.tif"),
+        ("tiles reach beyond", "expected the index made from this image"),
+    ),
+    Case("label: --labels under a file", _label("pan.tif", "sub.csv"), ("lies under", "which is a file")),
+    Case("label: non-local host", _label("pan.tif", "labels.csv", "--host", "0.0.0.0"), ("--allow-remote",)),
     Case("synth: --out is a file", lambda e: ["synth", "--out", str(e["file"])], ("is an existing file",)),
     Case("synth: size too small", lambda e: ["synth", "--out", str(e["out"]), "--size", "8", "8"], ("size",)),
     Case("demo: --out under a file", lambda e: ["demo", "--out", str(e["file"] / "d")], ("lies under",)),
@@ -311,7 +337,7 @@ def test_every_command_has_a_case() -> None:
         c.argv(
             {
                 k: Path("/x")
-                for k in ("root", "scene", "dn", "corrupt", "file", "folder_gpkg", "bad_ckpt", "out")
+                for k in ("root", "scene", "dn", "corrupt", "file", "folder_gpkg", "bad_ckpt", "out", "crev")
             }
         )[0]
         for c in CASES
