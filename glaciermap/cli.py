@@ -41,6 +41,7 @@ COMMANDS: dict[str, str] = {
     "split": "glaciermap.commands.split",
     "synth-crevasses": "glaciermap.commands.synth_crevasses",
     "prepare": "glaciermap.commands.prepare",
+    "calibrate": "glaciermap.commands.calibrate",
 }
 """Sub-command name -> module implementing it."""
 
@@ -81,6 +82,7 @@ OUTPUTS: dict[str, tuple[str, Literal["dir", "file"]]] = {
     "fit-band-ratio": ("out", "file"),
     "convert-keras": ("output", "file"),
     "compare-inventory": ("out_dir", "dir"),
+    "calibrate": ("out", "file"),
 }
 """Sub-command -> (argument, kind) of its output location, checked before the command does any work."""
 
