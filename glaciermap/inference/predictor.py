@@ -90,6 +90,7 @@ class SceneStream:
         mc_passes: Monte-Carlo dropout passes per window (strips carry a spread when > 1).
         tta: Whether test-time augmentation was used.
         strips: The strip iterator.
+        uncertain_below: Confidence below which pixels are marked uncertain (``uncertain.tif``), or ``None``.
         thumbnail: Raw optical bands subsampled for the quick-look, set when iteration ends (``(6, h, w)``, NaN
             outside SWIR1/NIR/red), or ``None``.
         stats: Filled while iterating: ``windows`` (predicted), ``skipped_windows`` (without a valid pixel),
@@ -105,6 +106,7 @@ class SceneStream:
     mc_passes: int
     tta: bool
     strips: Iterator[Strip]
+    uncertain_below: float | None = None
     thumbnail: npt.NDArray[np.float32] | None = None
     stats: dict[str, float] = field(default_factory=dict)
 
@@ -407,6 +409,7 @@ class ScenePredictor:
             mc_passes=self.options.mc_passes,
             tta=self.options.tta,
             strips=iter(()),
+            uncertain_below=self.options.uncertain_below,
         )
         stream.strips = self._strips(scene, grid, stream)
         return stream
