@@ -53,6 +53,7 @@ __all__ = [
     "CalibrationMethod",
     "CalibrationReport",
     "SceneCalibrationData",
+    "calibrate_from_data",
     "calibrate_model",
     "collect_scene",
     "evaluate_calibrator",
@@ -198,6 +199,38 @@ class SceneCalibrationData:
         with np.errstate(invalid="ignore", divide="ignore"):
             est = np.where(denom > 0, tp / np.where(denom > 0, denom, 1.0), np.nan)
         return est if correction is None else correction(est)
+
+    def actual_group_iou(self, group: Sequence[int]) -> float:
+        """IoU of a group of classes merged into one (e.g. ``(1, 2)``: glacier = clean + debris-covered ice)."""
+        g = np.zeros(self.num_classes, bool)
+        g[list(group)] = True
+        tp = float(self.confusion[np.ix_(g, g)].sum())
+        union = float(self.confusion[g].sum() + self.confusion[:, g].sum()) - tp
+        return tp / union if union > 0 else float("nan")
+
+    def estimated_group_iou(
+        self, calibrator: Calibrator, group: Sequence[int], correction: IoUCorrection | None = None
+    ) -> float:
+        """IoU of a merged group of classes estimated without labels.
+
+        A pixel predicted ``j`` in the group is right for the group with probability ``r + (1 - r) *
+        sum_{k in group, k != j} q_k``; a pixel predicted outside is a missed group pixel with probability
+        ``(1 - r) * sum_{k in group} q_k`` (:mod:`glaciermap.calibration.iou_estimate`). Not available for
+        temperature scaling of more than two classes (NaN).
+        """
+        if _needs_sample(calibrator):
+            return float("nan")
+        g = np.zeros(self.num_classes, bool)
+        g[list(group)] = True
+        m = self.count > 0
+        r = np.zeros(self.count.shape)
+        r[m] = np.asarray(calibrator(self.confidence_sum[m] / self.count[m]), np.float64)
+        inside = self.other_sum[:, g].sum(axis=1)  # (K, FINE): q summed over the group (own class: q = 0)
+        tp = float((r * self.count + (1.0 - r) * inside)[g].sum())
+        fn = float(((1.0 - r) * inside)[~g].sum())
+        denom = float(self.count[g].sum()) + fn
+        est = tp / denom if denom > 0 else float("nan")
+        return est if correction is None else float(correction(est))
 
     def merge(self, other: SceneCalibrationData) -> SceneCalibrationData:
         """Sums of two scenes (a new object; the subsamples are concatenated)."""
@@ -387,9 +420,20 @@ def _scene_rows(
             "ece_after": evaluate_calibrator(d, calibrator),
             "actual_iou": [_num(v) for v in d.actual_iou()],
             "estimated_iou": [_num(v) for v in d.estimated_iou(calibrator, calibrator.iou_correction)],
+            **_glacier(d, calibrator),
         }
         for d in data
     ]
+
+
+def _glacier(d: SceneCalibrationData, calibrator: Calibrator) -> dict[str, float | None]:
+    """Glacier (clean + debris-covered ice) IoU of three-class models, actual and estimated (corrected)."""
+    if d.num_classes != 3:
+        return {}
+    return {
+        "actual_iou_glacier": _num(d.actual_group_iou((1, 2))),
+        "estimated_iou_glacier": _num(d.estimated_group_iou(calibrator, (1, 2), calibrator.iou_correction)),
+    }
 
 
 def _num(v: float) -> float | None:
@@ -432,11 +476,39 @@ def calibrate_model(
         raise ConfigError("no calibration scene; expected at least one labelled scene folder")
     cal = [collect_scene(predictor, s, seed=i) for i, s in enumerate(scenes)]
     held = [collect_scene(predictor, s, seed=1000 + i) for i, s in enumerate(heldout)]
+    return calibrate_from_data(cal, held, method, mapping.class_names)
+
+
+def calibrate_from_data(
+    cal: Sequence[SceneCalibrationData],
+    held: Sequence[SceneCalibrationData],
+    method: CalibrationMethod,
+    class_names: Sequence[str],
+) -> CalibrationReport:
+    """Fit and measure from collected scene data (:func:`calibrate_model` without the mapping).
+
+    Several methods can be compared on the same mapped scenes this way.
+
+    Args:
+        cal: Calibration scenes' data.
+        held: Held-out scenes' data.
+        method: Calibration method.
+        class_names: The model's classes.
+
+    Returns:
+        The report.
+
+    Raises:
+        ConfigError: On an unknown method or no calibration data.
+    """
+    if not cal:
+        raise ConfigError("no calibration scene; expected at least one labelled scene folder")
     merged = _merged(cal)
-    calibrator = fit_calibrator(merged, method, mapping.class_names)
+    calibrator = fit_calibrator(merged, method, class_names)
     est, act = _foreground_pairs(cal, calibrator)
     try:
-        calibrator.iou_correction = fit_iou_correction(est, act)
+        line = fit_iou_correction(est, act)
+        calibrator.iou_correction = IoUCorrection(line.intercept, line.slope, len(cal))
     except InputError:
         calibrator.iou_correction = None  # no foreground class predicted or present anywhere
     ece = {

@@ -153,6 +153,7 @@ class _Tally:
         self.histogram = np.zeros(SUMMARY_BINS, dtype=np.int64)
         self.calibrated_histogram = np.zeros(SUMMARY_BINS, dtype=np.int64)
         self.expected_iou = ExpectedIoU(num_classes) if calibrated else None
+        self.glacier = _GlacierExpected() if calibrated and num_classes == 3 else None
 
     def add(
         self,
@@ -175,6 +176,40 @@ class _Tally:
 
     def mean(self, total: float) -> float | None:
         return total / self.valid_pixels if self.valid_pixels else None
+
+
+class _GlacierExpected:
+    """Expected-confusion sums of glacier = clean + debris-covered ice for three-class models.
+
+    As :mod:`glaciermap.calibration.iou_estimate` for a merged class: a pixel predicted as clean (debris) ice
+    is glacier with probability ``r + (1 - r) q_debris`` (``q_clean``), ``q_k = p_k / (1 - p_pred)``; a pixel
+    predicted as background is glacier with probability ``1 - r``.
+    """
+
+    def __init__(self) -> None:
+        self.tp = 0.0
+        self.predicted = 0.0
+        self.fn = 0.0
+
+    def update(
+        self,
+        probs: npt.NDArray[np.float32],
+        calibrated: npt.NDArray[np.float32],
+        valid: npt.NDArray[np.bool_],
+    ) -> None:
+        p = probs[:, valid].astype(np.float64)
+        r = calibrated[valid].astype(np.float64)
+        pred = p.argmax(axis=0)
+        rest = np.clip(1.0 - p.max(axis=0), 1e-12, None)
+        other = np.where(pred == 1, p[2], p[1]) / rest
+        g = pred > 0
+        self.tp += float((r[g] + (1.0 - r[g]) * other[g]).sum())
+        self.predicted += float(g.sum())
+        self.fn += float((1.0 - r[~g]).sum())
+
+    def iou(self) -> float:
+        denom = self.predicted + self.fn
+        return self.tp / denom if denom > 0 else float("nan")
 
 
 SUMMARY_BINS = 10
@@ -590,9 +625,11 @@ def _confidence_summary(stream: SceneStream, mapping: MappingModel, tally: _Tall
     correction = getattr(mapping.calibrator, "iou_correction", None)
     if tally.expected_iou is not None:
         values = tally.expected_iou.iou(correction)
-        estimated = {
-            n: None if not np.isfinite(v) else round(float(v), 6) for n, v in zip(mapping.class_names, values)
-        }
+        if tally.glacier is not None:  # three classes: also glacier = clean + debris-covered ice
+            glacier = tally.glacier.iou()
+            values = np.append(values, glacier if correction is None else float(correction(glacier)))
+        names = (*mapping.class_names, "glacier")
+        estimated = {n: None if not np.isfinite(v) else round(float(v), 6) for n, v in zip(names, values)}
     return {
         "confidence_histogram": {
             "edges": [round(float(e), 6) for e in np.linspace(0.0, 1.0, SUMMARY_BINS + 1)],
@@ -641,6 +678,8 @@ def _write_strip(
         calibrated = _calibrate_strip(calibrator, probs, confidence)
         if tally.expected_iou is not None:
             tally.expected_iou.update(probs, calibrated, valid)
+        if tally.glacier is not None:
+            tally.glacier.update(probs, calibrated, valid)
     if uncertain_below is not None:
         basis = confidence if calibrated is None else calibrated
         uncertain = (basis < uncertain_below).astype(np.uint8)

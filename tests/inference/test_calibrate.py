@@ -131,3 +131,22 @@ def test_bad_method_and_out(setup: dict[str, Path]) -> None:
         calibrate_model(mapping, predictor, [], "krr")
     with pytest.raises(ConfigError, match=r"\.safetensors"):
         write_calibrated_weights(mapping, Identity(), setup["root"] / "x.ckpt")
+
+
+def test_group_iou_of_three_classes() -> None:
+    """Glacier = clean + debris: actual from the confusion, estimate by hand with calibrated = raw."""
+    data = SceneCalibrationData("s", 3)
+    probs = np.array([[[0.8, 0.1, 0.1]], [[0.1, 0.6, 0.3]], [[0.1, 0.3, 0.6]]], np.float32)  # (3, 1, 3)
+    data.update(probs, np.array([[0, 2, 2]]), np.random.default_rng(0))
+    assert data.actual_group_iou((1, 2)) == pytest.approx(1.0)  # both glacier pixels predicted glacier
+    assert data.actual_iou()[1:].tolist() == pytest.approx([0.0, 0.5])
+    c = float(1 + (probs[:, 0, 1] * np.log(probs[:, 0, 1])).sum() / np.log(3))  # same for pixels 1 and 2
+    c0 = float(1 + (probs[:, 0, 0] * np.log(probs[:, 0, 0])).sum() / np.log(3))
+    identity = KernelRidgeCalibrator(np.array([0.0, 1.0]), np.array([0.0, 0.0]), num_classes=3)
+    identity._calibrate = lambda x: x  # type: ignore[method-assign]
+    # pixels 1, 2: right for the group with c + (1 - c) * 0.3 / 0.4; pixel 0: missed glacier with 1 - c0
+    tp = 2 * (c + (1 - c) * 0.75)
+    assert data.estimated_group_iou(identity, (1, 2)) == pytest.approx(tp / (2 + 1 - c0), abs=1e-4)
+    assert data.estimated_group_iou(identity, (1,)) == pytest.approx(
+        data.estimated_iou(identity)[1], abs=1e-9
+    )

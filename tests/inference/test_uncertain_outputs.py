@@ -110,3 +110,24 @@ def test_option_is_validated_and_on_the_command_line() -> None:
     add_arguments(parser)
     assert from_arguments(parser.parse_args(["--uncertain-below", "0.95"])).uncertain_below == 0.95
     assert from_arguments(parser.parse_args([])).summary()["uncertain_below"] is None
+
+
+def test_three_class_summary_estimates_glacier_iou(scene: Path, tmp_path: Path) -> None:
+    """Three classes: estimated IoU per class and of glacier (clean + debris), from the rasters by hand."""
+    cal = IsotonicCalibrator(np.array([0.0, 1.0]), np.array([0.4, 0.9]), num_classes=3)
+    mapping = MappingModel.from_model(
+        PointwiseModel(num_classes=3, seed=2), scene_stats(scene), calibrator=cal
+    )
+    result = map_scene(mapping, scene, tmp_path, write_probabilities=True, **FAST)  # type: ignore[arg-type]
+    probs, r = _read(tmp_path / "probabilities.tif"), _read(tmp_path / "calibrated_confidence.tif")
+    valid = r != -9999
+    p, r = probs[:, valid].astype(np.float64), r[valid].astype(np.float64)
+    pred = p.argmax(0)
+    other = np.where(pred == 1, p[2], p[1]) / (1 - p.max(0))
+    g = pred > 0
+    expected = (r[g] + (1 - r[g]) * other[g]).sum() / (g.sum() + (1 - r[~g]).sum())
+    est = result.summary["estimated_iou"]
+    assert set(est) == {"background", "clean_ice", "debris_ice", "glacier"}
+    assert est["glacier"] == pytest.approx(expected, abs=1e-5)
+    assert est["clean_ice"] == pytest.approx(estimate_iou(p, r)[1], abs=1e-5)
+    assert result.summary["estimated_iou_corrected"] is False
