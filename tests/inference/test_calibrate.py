@@ -150,3 +150,19 @@ def test_group_iou_of_three_classes() -> None:
     assert data.estimated_group_iou(identity, (1,)) == pytest.approx(
         data.estimated_iou(identity)[1], abs=1e-9
     )
+
+
+def test_weights_with_a_bad_calibrator_are_refused(setup: dict[str, Path]) -> None:
+    """A calibrator for other classes, or with a wrong field, in written weights: one-line InputError on load."""
+    mapping = load_checkpoint(setup["ckpt"])
+    other = TemperatureCalibrator(1.5, num_classes=3, class_names=("background", "clean_ice", "debris_ice"))
+    out = write_calibrated_weights(mapping, other, setup["root"] / "other.safetensors")
+    with pytest.raises(InputError, match="calibrator fitted for classes") as err:
+        load_checkpoint(out)
+    assert "\n" not in str(err.value)
+    bad = TemperatureCalibrator(1.5, num_classes=2)
+    out = write_calibrated_weights(
+        mapping, bad, setup["root"] / "bad.safetensors", {"calibrator": {"kind": "krr"}}
+    )
+    with pytest.raises((InputError, ConfigError), match="krr"):
+        load_checkpoint(out)
