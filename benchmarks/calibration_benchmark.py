@@ -14,6 +14,10 @@ px at 10 m), maps them with the bundled ``synthetic_cpu`` weights exactly as the
 * repeats the KRR calibration with Monte-Carlo dropout confidence (``--mc-passes``, default 8: the model has
   dropout 0.1) on the same scenes, to compare with softmax confidence.
 
+``--pearson-from RESULTS.json`` instead maps the held-out scenes once with softmax and once with MC dropout,
+each calibrated by its own KRR calibrator from an earlier run's results, and reports the Pearson correlation of
+the two calibrated confidences per pixel (the paper: 0.873-0.884).
+
 ``--update-bundled`` writes the softmax KRR calibrator (with its IoU correction) into
 ``glaciermap/weights/synthetic_cpu.safetensors`` (tensors unchanged) and prints the new sha256.
 
@@ -163,6 +167,39 @@ def update_bundled(report: CalibrationReport, weights: Path) -> str:
     return hashlib.sha256(weights.read_bytes()).hexdigest()
 
 
+def pearson(
+    weights: Path, results_path: Path, held: list[Path], mc_passes: int, work: Path
+) -> dict[str, float]:
+    """Pearson correlation of softmax- and MC-dropout-calibrated confidence per pixel, per held-out scene."""
+    import rasterio
+
+    from glaciermap.calibration import calibrator_from_dict
+    from glaciermap.inference import map_scene
+
+    results = json.loads(results_path.read_text())
+    calibrators = {
+        0: calibrator_from_dict(results["softmax"]["krr"]["calibrator"]),
+        mc_passes: calibrator_from_dict(results["mc_dropout"]["calibrator"]),
+    }
+    out: dict[str, float] = {}
+    for scene in held:
+        conf = {}
+        for passes, calibrator in calibrators.items():
+            mapping = load_checkpoint(weights)
+            mapping.calibrator = calibrator
+            folder = work / "maps" / f"{scene.name}_mc{passes}"
+            map_scene(mapping, scene, folder, mc_passes=passes, quicklook=False, **OPTIONS)  # type: ignore[arg-type]
+            with rasterio.open(folder / "calibrated_confidence.tif") as src:
+                conf[passes] = src.read(1, masked=True)
+        valid = ~(np.ma.getmaskarray(conf[0]) | np.ma.getmaskarray(conf[mc_passes]))
+        a, b = np.asarray(conf[0])[valid], np.asarray(conf[mc_passes])[valid]
+        out[scene.name] = float(np.corrcoef(a, b)[0, 1])
+        print(
+            f"{scene.name}: Pearson r of calibrated softmax and MC ({mc_passes} passes) confidence {out[scene.name]:.3f}"
+        )
+    return out
+
+
 def main() -> None:
     """Run the experiments and print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -171,10 +208,16 @@ def main() -> None:
     parser.add_argument("--mc-passes", type=int, default=8)
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--update-bundled", action="store_true")
+    parser.add_argument("--pearson-from", type=Path, default=None, metavar="RESULTS_JSON")
     args = parser.parse_args()
     weights = bundled_weights("synthetic_cpu")
     class_names = load_checkpoint(weights).class_names
     cal, held = scenes(args.work_dir, CALIBRATION, args.size), scenes(args.work_dir, HELDOUT, args.size)
+    if args.pearson_from is not None:
+        load = os.getloadavg()
+        r = pearson(weights, args.pearson_from, held, args.mc_passes, args.work_dir)
+        print(json.dumps({"pearson": r, "load_average": [load, os.getloadavg()]}))
+        return
     results: dict[str, Any] = {"load_average": os.getloadavg(), "size": args.size, "options": OPTIONS}
     c, h, secs = collect(weights, cal, held, 0)
     results["softmax_seconds"] = secs
