@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -507,7 +508,11 @@ def calibrate_from_data(
     calibrator = fit_calibrator(merged, method, class_names)
     est, act = _foreground_pairs(cal, calibrator)
     try:
-        line = fit_iou_correction(est, act)
+        with (
+            warnings.catch_warnings()
+        ):  # near-constant estimates (few scenes): the line is still the best fit
+            warnings.simplefilter("ignore", np.exceptions.RankWarning)
+            line = fit_iou_correction(est, act)
         calibrator.iou_correction = IoUCorrection(line.intercept, line.slope, len(cal))
     except InputError:
         calibrator.iou_correction = None  # no foreground class predicted or present anywhere
