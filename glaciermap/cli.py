@@ -43,6 +43,7 @@ COMMANDS: dict[str, str] = {
     "prepare": "glaciermap.commands.prepare",
     "export-onnx": "glaciermap.commands.export_onnx",
     "label": "glaciermap.commands.label",
+    "calibrate": "glaciermap.commands.calibrate",
 }
 """Sub-command name -> module implementing it."""
 
@@ -88,6 +89,7 @@ OUTPUTS: dict[str, tuple[str, Literal["dir", "file"]]] = {
     "prepare": ("out", "dir"),
     "export-onnx": ("output", "file"),
     "label": ("labels", "file"),
+    "calibrate": ("out", "file"),
 }
 """Sub-command -> (argument, kind) of its output location, checked before the command does any work."""
 

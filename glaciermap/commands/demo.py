@@ -6,7 +6,12 @@ synthetic world by ``examples/train_demo_model.py``), scores the map against the
 GlaViTU paper's band-ratio rule, and turns the map into a glacier inventory:
 
     DIR/scene/                 the scene folder (optical, dem, thermal, sar, insar, labels, glaciers, ...)
-    DIR/map/                   classes.tif, confidence.tif (COGs), quicklook.png, summary.json
+    DIR/map/                   classes.tif, confidence.tif, calibrated_confidence.tif (COGs), quicklook.png,
+                               summary.json
+
+The bundled weights carry a confidence calibrator (GlaViTU paper Eq. 4, fitted by ``glaciermap calibrate`` on
+other synthetic scenes, ``benchmarks/calibration_benchmark.py``), so the demo also prints the mean calibrated
+confidence and the IoU estimated without the labels next to the IoU measured against them.
     DIR/inventory.gpkg (.csv)  glacier outlines with RGI 7 attributes, debris and ice divides
     DIR/demo.json              the figures printed on screen
 """
@@ -120,6 +125,11 @@ def _summary(run: _DemoRun, meta: dict[str, Any], labels: Any, scores: dict[str,
         "model": str(get_weight(DEMO_WEIGHTS).path()),
         "scores": scores,
         "mapped_area_km2": run.result.summary.get("area_km2"),
+        "confidence": {
+            "mean_raw": run.result.summary.get("mean_confidence"),
+            "mean_calibrated": run.result.summary.get("mean_calibrated_confidence"),
+            "estimated_iou": run.result.summary.get("estimated_iou"),
+        },
         "inventory": {"glaciers": len(run.inventory.glaciers), "path": str(run.inventory.gpkg_path)},
         "seconds": dict(run.seconds),
     }
@@ -140,15 +150,24 @@ def _print_summary(
     )
     table.add_column("against the labels")
     table.add_column("bundled model", justify="right")
+    table.add_column("estimated without labels", justify="right")
     table.add_column("band ratio", justify="right")
-    for key, name in (
-        ("iou_glacier", "IoU glacier (clean + debris)"),
-        ("iou_clean_ice", "IoU clean ice"),
-        ("iou_debris_ice", "IoU debris-covered ice"),
-        ("recall_debris_ice_as_glacier", "debris-covered ice found as glacier"),
+    estimated = summary["confidence"]["estimated_iou"] or {}
+    for key, name, est in (
+        ("iou_glacier", "IoU glacier (clean + debris)", "glacier"),
+        ("iou_clean_ice", "IoU clean ice", "clean_ice"),
+        ("iou_debris_ice", "IoU debris-covered ice", "debris_ice"),
+        ("recall_debris_ice_as_glacier", "debris-covered ice found as glacier", ""),
     ):
-        table.add_row(name, f"{model[key]:.3f}", f"{ratio[key]:.3f}")
+        value = estimated.get(est)
+        table.add_row(name, f"{model[key]:.3f}", "" if value is None else f"{value:.3f}", f"{ratio[key]:.3f}")
     console.print(table)
+    conf = summary["confidence"]
+    if conf["mean_calibrated"] is not None:
+        console.print(
+            f"mean confidence {conf['mean_raw']:.3f} raw (GlaViTU paper Eq. 3), {conf['mean_calibrated']:.3f} "
+            "calibrated (Eq. 4: the expected fraction of correctly classified pixels)"
+        )
     inventory = run.inventory
     console.print(
         f"{len(inventory.glaciers)} glaciers in {inventory.gpkg_path}; map, confidence and quick-look in "

@@ -6,7 +6,7 @@
 With one scene folder the outputs go straight into ``OUT_DIR``; with several ``--scene`` folders, or a folder of
 scene folders, each scene's go into ``OUT_DIR/<scene name>``.
 The files (``classes.tif``, ``confidence.tif``, optional ``probabilities.tif``, ``calibrated_confidence.tif``,
-``mc_std.tif``, ``quicklook.png``, ``summary.json``) are described in ``docs/mapping.md``.
+``mc_std.tif``, ``uncertain.tif``, ``quicklook.png``, ``summary.json``) are described in ``docs/mapping.md``.
 """
 
 from __future__ import annotations
@@ -149,9 +149,13 @@ def main(args: argparse.Namespace) -> int:
         for result in results:
             s = result.summary
             conf = s["mean_confidence"]
+            calibrated = s.get("mean_calibrated_confidence")
+            extra = "" if calibrated is None else f" (calibrated {calibrated:.3f})"
+            if s.get("uncertain_fraction") is not None:
+                extra += f", uncertain {100 * s['uncertain_fraction']:.1f} %"
             console.print(
                 f"{s['scene']}: glacier {s['glacier_area_km2']:.3f} km2 of {s['scene_area_km2']:.3f} km2, "
-                f"mean confidence {conf if conf is None else round(conf, 3)}, {s['seconds']:.1f} s "
+                f"mean confidence {conf if conf is None else round(conf, 3)}{extra}, {s['seconds']:.1f} s "
                 f"({s['km2_per_s']} km2/s) -> {result.out_dir}"
             )
     return 0

@@ -57,6 +57,9 @@ class MapOptions:
         check_ranges: Stop with a clear error when a band's values are not in the expected units
             (:func:`glaciermap.datasets.scene_folder.check_value_ranges`); ``False`` maps unusual data anyway.
         prefetch: Row chunks read ahead by the reader thread.
+        uncertain_below: Also write ``uncertain.tif``, 1 where the calibrated confidence (the raw confidence of
+            a model without calibrator) is below this value, e.g. 0.95 for the GlaViTU paper's 95 % bands
+            (``None``: not written).
     """
 
     window_size: int | None = field(
@@ -99,6 +102,13 @@ class MapOptions:
         ),
     )
     prefetch: int = field(default=2, metadata=_cli("row chunks read ahead of the model (default 2)"))
+    uncertain_below: float | None = field(
+        default=None,
+        metadata=_cli(
+            "write uncertain.tif: 1 where calibrated (else raw) confidence < CONF, e.g. 0.95 (95 %% bands)",
+            metavar="CONF",
+        ),
+    )
 
     def validate(self) -> None:
         """Check every option.
@@ -124,6 +134,9 @@ class MapOptions:
             raise ConfigError(f"window_size is {self.window_size!r}; expected a positive number of pixels")
         if not (isinstance(self.overlap, int | float) and 0.0 <= self.overlap < 1.0):
             raise ConfigError(f"overlap is {self.overlap!r}; expected a fraction in [0, 1) (0.5 = 50 %)")
+        u = self.uncertain_below
+        if u is not None and not (isinstance(u, int | float) and not isinstance(u, bool) and 0.0 < u <= 1.0):
+            raise ConfigError(f"uncertain_below is {u!r}; expected a confidence in (0, 1], e.g. 0.95")
 
     def summary(self) -> dict[str, Any]:
         """The options that shape the result, for ``summary.json``."""
@@ -134,6 +147,7 @@ class MapOptions:
             "batch_size": self.batch_size,
             "tta": self.tta,
             "mc_passes": self.mc_passes,
+            "uncertain_below": self.uncertain_below,
         }
 
 

@@ -10,9 +10,13 @@ output folder::
                                 when the checkpoint carries one)
     probabilities.tif           float32, K bands: blended class probabilities (only when asked for)
     mc_std.tif                  float32, K bands: Monte-Carlo dropout spread per class (only with MC)
+    uncertain.tif               uint8, 1 band: 1 where the calibrated (else raw) confidence is below the
+                                ``uncertain_below`` option (the GlaViTU paper's 95 % bands), 0 elsewhere,
+                                255 nodata (only when the option is set)
     quicklook.png               false colour (SWIR1/NIR/red) with class outlines, and the confidence
-    summary.json                area by class (km2), mean confidence, time, throughput, windows, device,
-                                model
+    summary.json                area by class (km2), mean raw and calibrated confidence, their 10-bin
+                                histograms, uncertain fraction, IoU estimated without reference data (with
+                                a calibrator), time, throughput, windows, device, model
 
 Every raster is a Cloud-Optimised GeoTIFF on the scene's grid (CRS, transform, width, height), DEFLATE
 compressed with internal overviews. Float rasters declare the scene's nodata value (``-9999`` unless the
@@ -43,6 +47,7 @@ import rasterio.errors
 from rasterio.enums import Resampling
 
 from glaciermap import __version__
+from glaciermap.calibration.iou_estimate import ExpectedIoU
 from glaciermap.constants import BANDS, IGNORE_INDEX, RASTER_NODATA, SCENE_FILES
 from glaciermap.datasets.scene_folder import SceneInfo
 from glaciermap.errors import InputError
@@ -135,15 +140,20 @@ def row_areas_km2(scene: SceneInfo) -> npt.NDArray[np.float64]:
 
 
 class _Tally:
-    """Running totals over strips: area per class, valid area, confidence sums."""
+    """Running totals over strips: area per class, valid area, confidence sums and histograms, IoU estimate."""
 
-    def __init__(self, num_classes: int) -> None:
+    def __init__(self, num_classes: int, calibrated: bool) -> None:
         self.class_km2 = np.zeros(num_classes, dtype=np.float64)
         self.nodata_km2 = 0.0
         self.pixels = 0
         self.valid_pixels = 0
         self.confidence_sum = 0.0
         self.calibrated_sum = 0.0
+        self.uncertain = 0
+        self.histogram = np.zeros(SUMMARY_BINS, dtype=np.int64)
+        self.calibrated_histogram = np.zeros(SUMMARY_BINS, dtype=np.int64)
+        self.expected_iou = ExpectedIoU(num_classes) if calibrated else None
+        self.glacier = _GlacierExpected() if calibrated and num_classes == 3 else None
 
     def add(
         self,
@@ -159,11 +169,56 @@ class _Tally:
         self.pixels += classes.size
         self.valid_pixels += int(valid.sum())
         self.confidence_sum += float(confidence[valid].sum(dtype=np.float64))
+        self.histogram += _bin_counts(confidence[valid])
         if calibrated is not None:
             self.calibrated_sum += float(calibrated[valid].sum(dtype=np.float64))
+            self.calibrated_histogram += _bin_counts(calibrated[valid])
 
     def mean(self, total: float) -> float | None:
         return total / self.valid_pixels if self.valid_pixels else None
+
+
+class _GlacierExpected:
+    """Expected-confusion sums of glacier = clean + debris-covered ice for three-class models.
+
+    As :mod:`glaciermap.calibration.iou_estimate` for a merged class: a pixel predicted as clean (debris) ice
+    is glacier with probability ``r + (1 - r) q_debris`` (``q_clean``), ``q_k = p_k / (1 - p_pred)``; a pixel
+    predicted as background is glacier with probability ``1 - r``.
+    """
+
+    def __init__(self) -> None:
+        self.tp = 0.0
+        self.predicted = 0.0
+        self.fn = 0.0
+
+    def update(
+        self,
+        probs: npt.NDArray[np.float32],
+        calibrated: npt.NDArray[np.float32],
+        valid: npt.NDArray[np.bool_],
+    ) -> None:
+        p = probs[:, valid].astype(np.float64)
+        r = calibrated[valid].astype(np.float64)
+        pred = p.argmax(axis=0)
+        rest = np.clip(1.0 - p.max(axis=0), 1e-12, None)
+        other = np.where(pred == 1, p[2], p[1]) / rest
+        g = pred > 0
+        self.tp += float((r[g] + (1.0 - r[g]) * other[g]).sum())
+        self.predicted += float(g.sum())
+        self.fn += float((1.0 - r[~g]).sum())
+
+    def iou(self) -> float:
+        denom = self.predicted + self.fn
+        return self.tp / denom if denom > 0 else float("nan")
+
+
+SUMMARY_BINS = 10
+"""Bins of the confidence histograms in ``summary.json`` (equal width on ``[0, 1]``)."""
+
+
+def _bin_counts(values: npt.NDArray[np.float32]) -> npt.NDArray[np.int64]:
+    idx = np.clip((values.astype(np.float64) * SUMMARY_BINS).astype(np.int64), 0, SUMMARY_BINS - 1)
+    return np.bincount(idx, minlength=SUMMARY_BINS).astype(np.int64)
 
 
 def _colormap(class_names: tuple[str, ...]) -> dict[int, tuple[int, int, int, int]]:
@@ -299,13 +354,14 @@ class SceneWriter:
         self.start_time = start_time
         self.nodata = float_nodata(self.scene)
         self.areas = row_areas_km2(self.scene)
-        self.tally = _Tally(len(mapping.class_names))
+        self.tally = _Tally(len(mapping.class_names), mapping.calibrator is not None)
         self.specs = output_specs(
             mapping.class_names,
             self.nodata,
             calibrated=mapping.calibrator is not None,
             probabilities=write_probabilities,
             mc=stream.mc_passes > 1,
+            uncertain=stream.uncertain_below is not None,
         )
         self.files = {name: out / f"{name}.tif" for name in self.specs}
 
@@ -382,7 +438,15 @@ class SceneWriter:
         scene, areas = self.scene, self.areas
         strips = stack.enter_context(Prefetcher(iter(self.stream), depth=2))
         for strip in strips:
-            _write_strip(strip, sinks, self.tally, areas, self.mapping.calibrator, self.nodata)
+            _write_strip(
+                strip,
+                sinks,
+                self.tally,
+                areas,
+                self.mapping.calibrator,
+                self.nodata,
+                self.stream.uncertain_below,
+            )
             if progress is not None:
                 progress(float(areas[strip.row : strip.row + strip.invalid.shape[0]].sum() * scene.width))
         if self.tally.valid_pixels == 0:
@@ -431,7 +495,13 @@ class OutputSpec:
 
 
 def output_specs(
-    names: tuple[str, ...], nodata: float, *, calibrated: bool, probabilities: bool, mc: bool
+    names: tuple[str, ...],
+    nodata: float,
+    *,
+    calibrated: bool,
+    probabilities: bool,
+    mc: bool,
+    uncertain: bool = False,
 ) -> dict[str, OutputSpec]:
     """The output rasters of a scene, by name (file ``<name>.tif``), and how each is written.
 
@@ -441,6 +511,7 @@ def output_specs(
         calibrated: Write ``calibrated_confidence.tif``.
         probabilities: Write ``probabilities.tif``.
         mc: Write ``mc_std.tif`` (Monte-Carlo dropout).
+        uncertain: Write ``uncertain.tif`` (confidence below a threshold).
 
     Returns:
         Name -> :class:`OutputSpec`, in writing order.
@@ -481,6 +552,15 @@ def output_specs(
             [f"{n}_std" for n in names],
             tags={"definition": "sqrt of the blended per-window variance over Monte-Carlo dropout passes"},
         )
+    if uncertain:
+        specs["uncertain"] = OutputSpec(
+            1,
+            "uint8",
+            IGNORE_INDEX,
+            ["uncertain"],
+            "NEAREST",
+            {"definition": "1 where calibrated (else raw) confidence < uncertain_below, 0 elsewhere"},
+        )
     return specs
 
 
@@ -514,6 +594,7 @@ def _summary(
         "infinite_pixels": int(stream.stats.get("infinite_pixels", 0)),
         "mean_confidence": tally.mean(tally.confidence_sum),
         "mean_calibrated_confidence": tally.mean(tally.calibrated_sum) if calibrated else None,
+        **_confidence_summary(stream, mapping, tally),
         "seconds": round(seconds, 3),
         "km2_per_s": round(scene_km2 / seconds, 3) if seconds > 0 else None,
         "predict_seconds": round(stream.stats.get("seconds", 0.0), 3),
@@ -534,6 +615,49 @@ def _summary(
     }
 
 
+def _confidence_summary(stream: SceneStream, mapping: PretrainedModel, tally: _Tally) -> dict[str, Any]:
+    """Histograms of raw and calibrated confidence, uncertain fraction and estimated IoU per class."""
+    calibrated = mapping.calibrator is not None
+    uncertain = None
+    if stream.uncertain_below is not None and tally.valid_pixels:
+        uncertain = round(tally.uncertain / tally.valid_pixels, 6)
+    estimated: dict[str, float | None] | None = None
+    correction = getattr(mapping.calibrator, "iou_correction", None)
+    if tally.expected_iou is not None:
+        values = tally.expected_iou.iou(correction)
+        if tally.glacier is not None:  # three classes: also glacier = clean + debris-covered ice
+            glacier = tally.glacier.iou()
+            values = np.append(values, glacier if correction is None else float(correction(glacier)))
+        names = (*mapping.class_names, "glacier")
+        estimated = {n: None if not np.isfinite(v) else round(float(v), 6) for n, v in zip(names, values)}
+    return {
+        "confidence_histogram": {
+            "edges": [round(float(e), 6) for e in np.linspace(0.0, 1.0, SUMMARY_BINS + 1)],
+            "raw": tally.histogram.tolist(),
+            "calibrated": tally.calibrated_histogram.tolist() if calibrated else None,
+        },
+        "uncertain_below": stream.uncertain_below,
+        "uncertain_fraction": uncertain,
+        "estimated_iou": estimated,
+        "estimated_iou_corrected": correction is not None if estimated is not None else None,
+    }
+
+
+def _calibrate_strip(
+    calibrator: Any, probs: npt.NDArray[np.float32], confidence: npt.NDArray[np.float32]
+) -> npt.NDArray[np.float32]:
+    """Calibrated confidence of a strip: ``R(conf)``, or the calibrator's own use of the probabilities.
+
+    Temperature scaling of more than two classes is not a function of the raw confidence; calibrators that
+    define ``apply_to_probabilities`` (every :class:`glaciermap.calibration.Calibrator`) are applied to them.
+    """
+    apply = getattr(calibrator, "apply_to_probabilities", None)
+    if apply is not None and np.isnan(probs).any():  # nodata pixels only: their output is nodata anyway
+        probs = np.nan_to_num(probs, nan=1.0 / probs.shape[0])
+    out = apply(probs, axis=0) if apply is not None else calibrator(confidence)
+    return np.clip(np.asarray(out, dtype=np.float32), 0.0, 1.0)
+
+
 def _write_strip(
     strip: Strip,
     sinks: dict[str, StreamingRaster],
@@ -541,8 +665,9 @@ def _write_strip(
     areas: npt.NDArray[np.float64],
     calibrator: Any,
     nodata: float,
+    uncertain_below: float | None = None,
 ) -> None:
-    """Class map, confidences, probabilities and spread of one strip, written and tallied."""
+    """Class map, confidences, probabilities, spread and uncertain mask of one strip, written and tallied."""
     probs, invalid = strip.probabilities, strip.invalid
     valid = ~invalid
     classes = probs.argmax(axis=0).astype(np.uint8)
@@ -550,7 +675,18 @@ def _write_strip(
     confidence = entropy_confidence(probs, axis=0)
     calibrated = None
     if calibrator is not None:
-        calibrated = np.clip(np.asarray(calibrator(confidence), dtype=np.float32), 0.0, 1.0)
+        calibrated = _calibrate_strip(calibrator, probs, confidence)
+        if tally.expected_iou is not None:
+            tally.expected_iou.update(probs, calibrated, valid)
+        if tally.glacier is not None:
+            tally.glacier.update(probs, calibrated, valid)
+    if uncertain_below is not None:
+        basis = confidence if calibrated is None else calibrated
+        uncertain = (basis < uncertain_below).astype(np.uint8)
+        tally.uncertain += int(uncertain[valid].sum())
+        uncertain[invalid] = IGNORE_INDEX
+        sinks["uncertain"].write(strip.row, uncertain)
+    if calibrated is not None:
         calibrated[invalid] = nodata
     confidence[invalid] = nodata
     rows = areas[strip.row : strip.row + probs.shape[1]]
@@ -559,8 +695,14 @@ def _write_strip(
     sinks["confidence"].write(strip.row, confidence)
     if calibrated is not None:
         sinks["calibrated_confidence"].write(strip.row, calibrated)
+    _write_extras(strip, sinks, nodata)
+
+
+def _write_extras(strip: Strip, sinks: dict[str, StreamingRaster], nodata: float) -> None:
+    """``probabilities.tif`` and ``mc_std.tif`` of one strip, where asked for."""
+    invalid = strip.invalid
     if "probabilities" in sinks:
-        out = probs.copy()
+        out = strip.probabilities.copy()
         out[:, invalid] = nodata
         sinks["probabilities"].write(strip.row, out)
     if "mc_std" in sinks:

@@ -137,7 +137,7 @@ WEIGHTS: dict[str, Weights] = {
             name="synthetic_cpu",
             model="light_fusion_resunet",
             file="synthetic_cpu.safetensors",
-            sha256="295cdfcd568520cb5046b8123214fcbd8b56ec73bfa4881085242dd5457f04ee",
+            sha256="227aa476b0e1081a85499d8fdbabda7e09d924b77dc41e266315ca27c268eb74",
             repo_id=None,
             revision=None,
             bands={
@@ -156,7 +156,7 @@ WEIGHTS: dict[str, Weights] = {
                 "measured_on": "held-out synthetic scene karakoram:201, 512 x 512 px, every pixel",
             },
             licence="apache-2.0",
-            paper=_GLAVITU_PAPER + " (baseline family, reference spec section 2)",
+            paper=_GLAVITU_PAPER + " (baseline family: the authors' LightFusionResUNet)",
             trained_on="the synthetic glacier world only (examples/synthetic_cpu.yaml); never a real scene",
             card="synthetic_cpu.md",
         ),

@@ -21,6 +21,13 @@ def test_bundled_weights_are_small_and_complete() -> None:
     _, meta = read_weights(path)
     assert meta["class_names"] == ["background", "clean_ice", "debris_ice"]
     assert list(meta["bands"]) == ["optical", "dem", "thermal", "insar"]
+    # calibrated by benchmarks/calibration_benchmark.py --update-bundled (kernel ridge, with IoU correction)
+    assert meta["calibrator"]["kind"] == "krr"
+    assert meta["calibrator"]["class_names"] == meta["class_names"]
+    assert meta["calibrator"]["iou_correction"]["n_scenes"] == 4
+    assert (
+        meta["calibration"]["ece"]["heldout"]["after"] < 0.1 * meta["calibration"]["ece"]["heldout"]["before"]
+    )
 
 
 @pytest.mark.slow
@@ -29,6 +36,7 @@ def test_demo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert main(["demo", "--out", str(out), "--size", "384", "384", "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert "bundled model" in printed and "band ratio" in printed
+    assert "estimated without" in printed and "calibrated (Eq. 4" in printed
     for name in ("map/classes.tif", "map/confidence.tif", "map/quicklook.png", "map/summary.json",
                  "inventory.gpkg", "inventory.csv", "demo.json"):  # fmt: skip
         assert (out / name).is_file(), name
@@ -43,6 +51,12 @@ def test_demo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert model["iou_glacier"] >= 0.8
     assert model["iou_glacier"] > ratio["iou_glacier"]
     assert model["recall_debris_ice_as_glacier"] > ratio["recall_debris_ice_as_glacier"] + 0.5
+    # calibrated confidence (bundled calibrator) and the IoU estimated without the labels, near the true IoU
+    conf = summary["confidence"]
+    assert conf["mean_calibrated"] > conf["mean_raw"] + 0.1  # the raw confidence is under-confident
+    assert (out / "map" / "calibrated_confidence.tif").is_file()
+    assert abs(conf["estimated_iou"]["glacier"] - model["iou_glacier"]) < 0.06
+    assert abs(conf["estimated_iou"]["clean_ice"] - model["iou_clean_ice"]) < 0.06
     glaciers = gpd.read_file(out / "inventory.gpkg", layer="glaciers")
     assert summary["inventory"]["glaciers"] == len(glaciers) > 0
     seconds = summary["seconds"]

@@ -519,9 +519,9 @@ def test_auto_precision_uses_bf16_only_where_the_cpu_has_it(monkeypatch: pytest.
     avx2 = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n"
     amx = "processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
     assert not predictor.cpu_has_native_bf16(avx2) and predictor.cpu_has_native_bf16(amx)
-    monkeypatch.setattr(predictor, "cpu_bf16_is_faster", lambda min_speedup=1.2: False)
+    monkeypatch.setattr(predictor, "cpu_bf16_is_faster", lambda min_speedup=2.0: False)
     assert not predictor.auto_bf16(torch.device("cpu")) and predictor.auto_bf16(torch.device("cuda"))
-    monkeypatch.setattr(predictor, "cpu_bf16_is_faster", lambda min_speedup=1.2: True)
+    monkeypatch.setattr(predictor, "cpu_bf16_is_faster", lambda min_speedup=2.0: True)
     assert predictor.auto_bf16(torch.device("cpu"))
     monkeypatch.undo()
     monkeypatch.setattr(predictor, "cpu_has_native_bf16", lambda cpuinfo=None: False)

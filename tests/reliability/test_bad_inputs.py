@@ -105,6 +105,11 @@ def _map(*extra: str) -> Callable[[dict[str, Path]], list[str]]:
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "glaciermap" / "weights" / "synthetic_cpu.safetensors"
 
+
+def _calibrate(e: dict[str, Path], ckpt: str) -> list[str]:
+    return ["calibrate", "--checkpoint", str(e[ckpt]), "--scenes", str(e["scene"])]
+
+
 CASES = [
     Case("map: --out is a file", lambda e: [*_map()(e), "--out", str(e["file"])], ("is an existing file",)),
     Case(
@@ -233,6 +238,21 @@ CASES = [
         "fit-band-ratio: --out is a folder",
         lambda e: ["fit-band-ratio", "--scenes", str(e["scene"]), "--out", str(e["folder_gpkg"])],
         ("existing folder",),
+    ),
+    Case(
+        "calibrate: --out is a folder",
+        lambda e: [*_calibrate(e, "bad_ckpt"), "--out", str(e["folder_gpkg"])],
+        ("existing folder",),
+    ),
+    Case(
+        "calibrate: --out is not .safetensors",
+        lambda e: [*_calibrate(e, "bad_ckpt"), "--out", str(e["out"] / "w.ckpt")],
+        ("expected a .safetensors file",),
+    ),
+    Case(
+        "calibrate: checkpoint that is not one",
+        lambda e: [*_calibrate(e, "bad_ckpt"), "--out", str(e["root"] / "w.safetensors")],
+        ("bad.ckpt", "not a readable PyTorch checkpoint"),
     ),
     Case(
         "convert-keras: output under a file",
