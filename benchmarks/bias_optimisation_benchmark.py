@@ -138,7 +138,7 @@ def main() -> int:
 
     import torch
 
-    from glaciermap.datasets.synthetic import generate_scene
+    from glaciermap.synthetic.generate import generate_scene
 
     scene = args.work_dir / f"{args.preset}-s7-{args.size}x{args.size}"
     if not (scene / "scene.json").is_file():

@@ -94,7 +94,7 @@ def main() -> int:
     import torch
 
     from glaciermap.cli import main as glaciermap
-    from glaciermap.datasets.synthetic import generate_scene
+    from glaciermap.synthetic.generate import generate_scene
     from glaciermap.inference import load_checkpoint
     from glaciermap.inference.bias_optimisation import optimise_region, sample_windows
 

@@ -8,15 +8,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from glaciermap.inference.lightning import SceneMappingDataModule, SceneMappingTask, ScenePredictionWriter
 from lightning.pytorch import Trainer
 
 from glaciermap.callbacks import BiasOptimisation
+from glaciermap.datamodules.mapping import SceneMappingDataModule
 from glaciermap.errors import ConfigError
 from glaciermap.inference.bias_optimisation import load_region_vector, optimise_region
 from glaciermap.inference.checkpoint import load_checkpoint
-from tests.datasets.scene_factory import write_scene
-from tests.inference.helpers import save_tiny_checkpoint, scene_stats
+from glaciermap.inference.options import MapOptions
+from glaciermap.tasks.mapping import SceneMappingTask, ScenePredictionWriter
+from tests.data.checkpoints import save_tiny_checkpoint, save_tiny_region_checkpoint, scene_stats
+from tests.data.scenes import write_scene
 
 
 @pytest.fixture(autouse=True)
@@ -29,23 +31,7 @@ def one_thread() -> Iterator[None]:
 
 def region_checkpoint(path: Path, scene: Path) -> Path:
     """An untrained light region-encoding model (regions ALP, SVAL) saved as a SegmentationTask checkpoint."""
-    from glaciermap.tasks.segmentation import SegmentationTask
-
-    torch.manual_seed(0)
-    task = SegmentationTask(
-        model="light_region_resunet",
-        model_kwargs={"location_encoding": "region", "filters": 8, "depth": 1},
-        modalities=("optical", "dem"),
-        region_codes=("ALP", "SVAL"),
-        norm_stats=scene_stats(scene).to_dict(),
-    )
-    with torch.no_grad():
-        for p in task.model.location_encoder.parameters():
-            p.mul_(3.0)
-    trainer = Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False)
-    trainer.strategy.connect(task)
-    trainer.save_checkpoint(path)
-    return path
+    return save_tiny_region_checkpoint(path, scene_stats(scene))
 
 
 def predict(
@@ -59,7 +45,7 @@ def predict(
         enable_model_summary=False,
         callbacks=[ScenePredictionWriter(str(out), quicklook=False), callback],
     )
-    task = SceneMappingTask(str(checkpoint), window_size=32)
+    task = SceneMappingTask(str(checkpoint), MapOptions(window_size=32))
     dm = SceneMappingDataModule([str(scenes)], batch_size=batch_size)
     trainer.predict(task, datamodule=dm, return_predictions=False)
 

@@ -10,7 +10,7 @@ import yaml
 from glaciermap.datamodules.scenes import SceneDataModule
 from glaciermap.errors import ConfigError
 from glaciermap.transforms.reference import REFERENCE_MINMAX
-from tests.datasets.scene_factory import band_values, write_scene
+from tests.data.scenes import band_values, write_scene
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 

@@ -15,7 +15,7 @@ from rasterio.transform import from_origin
 from glaciermap.constants import IGNORE_INDEX
 from glaciermap.datasets.outlines import SceneOutlinesDataset, rasterise_outlines, read_outlines
 from glaciermap.errors import InputError
-from tests.datasets.scene_factory import write_scene
+from tests.data.scenes import write_scene
 
 LEFT, TOP, RES = 500000.0, 4000000.0, 10.0
 UTM = CRS.from_epsg(32643)

@@ -27,8 +27,8 @@ from glaciermap.inference.bias_optimisation import (
 from glaciermap.inference.checkpoint import MappingModel
 from glaciermap.models.glavitu import GlaViTU
 from glaciermap.models.light_region import LightRegionResUNet
-from tests.datasets.scene_factory import write_scene
-from tests.inference.helpers import PointwiseModel, scene_stats
+from tests.data.checkpoints import PointwiseModel, scene_stats
+from tests.data.scenes import write_scene
 
 CODES = ("ALP", "SVAL")
 

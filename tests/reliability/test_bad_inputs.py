@@ -17,6 +17,7 @@ import rasterio
 
 from glaciermap import cli
 from glaciermap.synthetic.generate import generate_scene
+from tests.data.checkpoints import save_tiny_region_checkpoint, scene_stats
 from tests.data.scenes import write_scene
 
 
@@ -69,6 +70,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder_gpkg.mkdir()
     bad_ckpt = root / "bad.ckpt"
     bad_ckpt.write_bytes(b"not a checkpoint")
+    small = write_scene(root / "small", size=(48, 64), modalities=("optical", "dem"), labels=False)
+    region_ckpt = save_tiny_region_checkpoint(root / "region.ckpt", scene_stats(small))
     return {
         "root": root,
         "scene": scene,
@@ -77,6 +80,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "file": blocker,
         "folder_gpkg": folder_gpkg,
         "bad_ckpt": bad_ckpt,
+        "small": small,
+        "region_ckpt": region_ckpt,
         "out": root / "out",
     }
 
@@ -85,7 +90,30 @@ def _map(*extra: str) -> Callable[[dict[str, Path]], list[str]]:
     return lambda e: ["map", "--model", "band-ratio", "--scene", str(e["scene"]), "--quiet", *extra]
 
 
+def _bias(*extra: str) -> Callable[[dict[str, Path]], list[str]]:
+    """``map --bias-optimisation`` of the small scene with the tiny region-encoding checkpoint."""
+    return lambda e: [
+        *["map", "--checkpoint", str(e["region_ckpt"]), "--scene", str(e["small"]), "--quiet"],
+        *["--bias-optimisation", "--out", str(e["out"]), *extra],
+    ]
+
+
 CASES = [
+    Case(
+        "map: --bias-optimisation with a model without region encoding",
+        lambda e: [*_map("--bias-optimisation")(e), "--out", str(e["out"])],
+        ("bias optimisation needs a region-encoding model", "'none'"),
+    ),
+    Case(
+        "map: --bias-optimisation with --region",
+        _bias("--region", "ALP"),
+        ("bias optimisation chooses the region vector", "--region"),
+    ),
+    Case(
+        "map: --bias-optimisation on too few valid windows",
+        _bias("--window-size", "64"),
+        ("1 window(s) of 64 px", "needs at least 2"),
+    ),
     Case("map: --out is a file", lambda e: [*_map()(e), "--out", str(e["file"])], ("is an existing file",)),
     Case(
         "map: --out under a file",
@@ -258,7 +286,10 @@ def test_every_command_has_a_case() -> None:
         c.argv(
             {
                 k: Path("/x")
-                for k in ("root", "scene", "dn", "corrupt", "file", "folder_gpkg", "bad_ckpt", "out")
+                for k in (
+                    *("root", "scene", "dn", "corrupt", "file", "folder_gpkg", "bad_ckpt", "out"),
+                    *("small", "region_ckpt"),
+                )
             }
         )[0]
         for c in CASES
