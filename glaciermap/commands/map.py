@@ -12,8 +12,12 @@ The files (``classes.tif``, ``confidence.tif``, optional ``probabilities.tif``, 
 from __future__ import annotations
 
 import argparse
+import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from glaciermap.errors import InputError
 from glaciermap.inference.options import add_arguments as add_map_options
 
 BAND_RATIO = "band-ratio"
@@ -59,7 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         metavar="JSON",
-        help="soft region vector (JSON list, or object with 'region_vector'), e.g. from bias optimisation",
+        help="soft region vector: a region_vector.json of --bias-optimisation (reused), a JSON list, or an "
+        "object with 'region_vector'",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary lines")
 
@@ -76,18 +81,7 @@ def read_region_vector(path: Path) -> list[float]:
     Raises:
         InputError: If the file is missing, not JSON, or holds no list of numbers.
     """
-    import json
-
-    from glaciermap.errors import InputError
-
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(
-            f"--region-vector {path}: file not found (expected a JSON list of numbers)"
-        ) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InputError(f"--region-vector {path}: not valid JSON ({err})") from None
+    data = _read_json(path)
     if isinstance(data, dict):
         data = data.get("region_vector")
     if (
@@ -99,6 +93,51 @@ def read_region_vector(path: Path) -> list[float]:
             f"--region-vector {path}: expected a JSON list of numbers or an object with 'region_vector'"
         )
     return [float(v) for v in data]
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(
+            f"--region-vector {path}: file not found (expected a JSON list of numbers)"
+        ) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(f"--region-vector {path}: not valid JSON ({err})") from None
+
+
+def region_vector_options(path: Path | None, region_codes: Sequence[str]) -> dict[str, Any]:
+    """The :class:`~glaciermap.inference.options.MapOptions` fields of ``--region-vector FILE``.
+
+    A ``region_vector.json`` written by bias optimisation (it has a ``format``) is read with
+    :func:`~glaciermap.inference.bias_optimisation.load_region_vector` (its slots must be the model's) and
+    recorded in ``summary.json`` as reused; any other file is read by :func:`read_region_vector`.
+
+    Args:
+        path: The file, or ``None``.
+        region_codes: The model's region codes.
+
+    Returns:
+        ``region_vector`` and ``region_vector_record`` (empty without a file).
+
+    Raises:
+        InputError: If the file cannot be read or is malformed.
+        ConfigError: If a bias-optimisation vector's slots are not the model's.
+    """
+    from glaciermap.inference.bias_optimisation import load_region_vector
+
+    if path is None:
+        return {}
+    data = _read_json(path)
+    if isinstance(data, dict) and "format" in data:
+        vector = load_region_vector(path, region_codes)
+        record = {**vector.summary(), "file": str(path), "reused": True}
+        return {"region_vector": list(vector.probabilities), "region_vector_record": record}
+    values = read_region_vector(path)
+    return {
+        "region_vector": values,
+        "region_vector_record": {"file": str(path), "reused": True, "vector": values},
+    }
 
 
 def main(args: argparse.Namespace) -> int:
@@ -117,8 +156,7 @@ def main(args: argparse.Namespace) -> int:
         args.checkpoint if args.checkpoint is not None else args.model,
         band_ratio_thresholds=args.band_ratio_thresholds,
     )
-    region_vector = read_region_vector(args.region_vector) if args.region_vector else None
-    options = from_arguments(args, region_vector=region_vector)
+    options = from_arguments(args, **region_vector_options(args.region_vector, mapping.region_codes))
     if len(args.scene) == 1 and not holds_scenes(args.scene[0]):
         # One scene: its outputs go straight into --out.
         results = [

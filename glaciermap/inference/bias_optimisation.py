@@ -791,45 +791,15 @@ def _optimise_region(
     start = time.perf_counter()
     net = model.model if isinstance(model, PretrainedModel) else model
     slots = region_slots(net)
-    if init not in get_args(Init):
-        raise ConfigError(f"init is {init!r}; expected one of {', '.join(get_args(Init))}")
-    if procedure not in get_args(Procedure):
-        raise ConfigError(f"procedure is {procedure!r}; expected one of {', '.join(get_args(Procedure))}")
-    for name, value, least in (
-        ("windows", windows, 1),
-        ("steps", steps, 0),
-        ("batch_size", batch_size, 1),
-        ("min_windows", min_windows, 1),
-        ("patience", patience, 1),
-        ("max_epochs", max_epochs, 1),
-    ):
-        _check_int(name, value, least)
-    if not 0.0 < min_valid <= 1.0:
-        raise ConfigError(f"min_valid is {min_valid!r}; expected a fraction in (0, 1]")
-    rate = (FAST_LR if procedure == "fast" else AUTHORS_LR) if lr is None else float(lr)
-    if not (math.isfinite(rate) and rate > 0):
-        raise ConfigError(f"lr is {lr!r}; expected a positive learning rate")
-    multiple = int(getattr(net, "size_multiple", 1))
-    size = window_size or int(getattr(net, "hparams", {}).get("img_size", DEFAULT_WINDOW))
-    size = -(-size // multiple) * multiple
-    if window_size is not None and window_size % multiple:
-        raise ConfigError(f"window_size is {window_size}; the model needs a multiple of {multiple}")
+    _check_arguments(
+        procedure, init, windows, steps, batch_size, min_windows, patience, max_epochs, min_valid
+    )
+    rate = _learning_rate(procedure, lr)
+    size = _window_size(net, window_size)
     dev, bf16 = _device_setup(device, precision)
     if channels_last is None:
         channels_last = dev.type == "cuda"
-
-    if isinstance(scene, SceneWindows):
-        data = scene
-    elif not isinstance(model, PretrainedModel):
-        raise ConfigError(
-            "a scene folder needs a PretrainedModel (bands and statistics); wrap the network with "
-            "PretrainedModel.from_model(model, norm_stats) or pass SceneWindows"
-        )
-    elif procedure == "fast":
-        data = sample_windows(model, scene, windows=windows, window_size=size, seed=seed, min_valid=min_valid)
-    else:
-        data = read_scene(model, scene)
-
+    data = _scene_data(model, scene, procedure, windows, size, seed, min_valid)
     read_seconds = time.perf_counter() - start
     timings: dict[str, float] = {}
     with frozen(net):
@@ -837,12 +807,7 @@ def _optimise_region(
         if channels_last:
             net.to(memory_format=torch.channels_last)
         if procedure == "fast":
-            if data.candidates < min_windows or data.count == 0:
-                raise InputError(
-                    f"scene {data.name or '(windows)'}: {data.candidates} window(s) of {size} px with at least "
-                    f"{min_valid:.0%} valid pixels; bias optimisation needs at least {min_windows} "
-                    "(use a smaller window size or a scene with more valid pixels)"
-                )
+            _check_windows(data, size, min_valid, min_windows)
             logits, trace, done = _fast(
                 net,
                 data,
@@ -879,6 +844,85 @@ def _optimise_region(
         scene=data.name,
         extra={"read_seconds": round(read_seconds, 3), **{k: round(v, 3) for k, v in timings.items()}},
     )
+
+
+def _check_arguments(
+    procedure: Any,
+    init: Any,
+    windows: Any,
+    steps: Any,
+    batch_size: Any,
+    min_windows: Any,
+    patience: Any,
+    max_epochs: Any,
+    min_valid: Any,
+) -> None:
+    """Stage 1: every argument of :func:`optimise_region` that does not depend on the model or scene."""
+    if init not in get_args(Init):
+        raise ConfigError(f"init is {init!r}; expected one of {', '.join(get_args(Init))}")
+    if procedure not in get_args(Procedure):
+        raise ConfigError(f"procedure is {procedure!r}; expected one of {', '.join(get_args(Procedure))}")
+    for name, value, least in (
+        ("windows", windows, 1),
+        ("steps", steps, 0),
+        ("batch_size", batch_size, 1),
+        ("min_windows", min_windows, 1),
+        ("patience", patience, 1),
+        ("max_epochs", max_epochs, 1),
+    ):
+        _check_int(name, value, least)
+    if not 0.0 < min_valid <= 1.0:
+        raise ConfigError(f"min_valid is {min_valid!r}; expected a fraction in (0, 1]")
+
+
+def _learning_rate(procedure: Procedure, lr: float | None) -> float:
+    """The Adam learning rate: ``lr``, else the procedure's default (1.0 fast, 1e-4 authors)."""
+    rate = (FAST_LR if procedure == "fast" else AUTHORS_LR) if lr is None else float(lr)
+    if not (math.isfinite(rate) and rate > 0):
+        raise ConfigError(f"lr is {lr!r}; expected a positive learning rate")
+    return rate
+
+
+def _window_size(net: SegmentationModel, window_size: int | None) -> int:
+    """The window / crop side: ``window_size`` (a multiple of the model's), else its ``img_size`` rounded up."""
+    multiple = int(getattr(net, "size_multiple", 1))
+    size = window_size or int(getattr(net, "hparams", {}).get("img_size", DEFAULT_WINDOW))
+    size = -(-size // multiple) * multiple
+    if window_size is not None and window_size % multiple:
+        raise ConfigError(f"window_size is {window_size}; the model needs a multiple of {multiple}")
+    return size
+
+
+def _scene_data(
+    model: PretrainedModel | SegmentationModel,
+    scene: str | os.PathLike[str] | SceneWindows,
+    procedure: Procedure,
+    windows: int,
+    size: int,
+    seed: int,
+    min_valid: float,
+) -> SceneWindows:
+    """Stage 2: the windows to optimise on (fast: a seeded sample; authors: the whole scene)."""
+    if isinstance(scene, SceneWindows):
+        return scene
+    if not isinstance(model, PretrainedModel):
+        raise ConfigError(
+            "a scene folder needs a PretrainedModel (bands and statistics); wrap the network with "
+            "PretrainedModel.from_model(model, norm_stats) or pass SceneWindows"
+        )
+    if procedure == "fast":
+        return sample_windows(model, scene, windows=windows, window_size=size, seed=seed, min_valid=min_valid)
+    return read_scene(model, scene)
+
+
+def _check_windows(data: SceneWindows, size: int, min_valid: float, min_windows: int) -> None:
+    """Fast procedure: the scene must have at least ``min_windows`` qualifying windows."""
+    if data.candidates < min_windows or data.count == 0:
+        raise InputError(
+            f"scene {data.name or '(windows)'}: {data.candidates} window(s) of {size} px with at least "
+            f"{min_valid:.0%} valid pixels; bias optimisation needs at least {min_windows} "
+            "(use a smaller window size or a scene with more valid pixels)"
+        )
 
 
 def _to_device(x: Tensor, dev: torch.device, channels_last: bool) -> Tensor:

@@ -28,6 +28,7 @@ from glaciermap.inference.options import MapOptions, with_overrides
 from glaciermap.inference.outputs import MapResult, row_areas_km2, write_outputs
 from glaciermap.inference.predictor import ScenePredictor
 from glaciermap.inference.progress import MappingProgress
+from glaciermap.inference.region_mapping import scene_stream
 from glaciermap.models.pretrained import PretrainedModel, load_pretrained
 
 T = TypeVar("T")
@@ -100,7 +101,7 @@ def _map_one(
     progress: bool | MappingProgress,
     start: float,
 ) -> MapResult:
-    stream = predictor.stream(scene_dir)
+    stream = scene_stream(predictor, scene_dir)
     extra: dict[str, Any] = {
         "options": {**predictor.options.summary(), "write_probabilities": write_probabilities}
     }

@@ -46,7 +46,8 @@ class MapOptions:
         batch_size: Windows per forward pass.
         tta: Average the eight dihedral transforms of every window (GlaViTU paper, Methods).
         mc_passes: Monte-Carlo dropout passes per window (0 or 1: a single deterministic pass).
-        seed: Seed of the global torch random generator for Monte-Carlo dropout (``None``: not seeded).
+        seed: Seed of the global torch random generator for Monte-Carlo dropout (``None``: not seeded), and
+            of the window sample of bias optimisation (``None``: 0).
         device: ``"auto"`` (CUDA if available, else CPU) or a torch device string.
         precision: See :data:`Precision`.
         channels_last: Use channels-last tensors (default; measured faster on CPU and the usual choice on GPU).
@@ -54,6 +55,15 @@ class MapOptions:
             it, else ``"unseen"``).
         region_vector: Soft region vector (length = number of region codes + 1) for region-encoding models,
             e.g. from bias optimisation; overrides ``region``.
+        bias_optimisation: Optimise the region vector of every scene before mapping it (region-encoding
+            models; GlaViTU paper "Strategies", Eqs. 1-2): the fast procedure of
+            :func:`glaciermap.inference.bias_optimisation.optimise_region` with ``bo_windows``, ``bo_steps``,
+            ``seed`` and the map's window size; writes ``region_vector.json`` and ``summary["bias_optimisation"]``.
+            Not with ``region`` or ``region_vector``.
+        bo_windows: Bias optimisation: valid windows sampled from the scene.
+        bo_steps: Bias optimisation: most Adam updates.
+        region_vector_record: Where ``region_vector`` came from (e.g. a reused ``region_vector.json``), copied
+            into ``summary["bias_optimisation"]``; not a command-line argument.
         check_ranges: Stop with a clear error when a band's values are not in the expected units
             (:func:`glaciermap.datasets.scene_folder.check_value_ranges`); ``False`` maps unusual data anyway.
         prefetch: Row chunks read ahead by the reader thread.
@@ -78,7 +88,9 @@ class MapOptions:
     mc_passes: int = field(
         default=0, metadata=_cli("Monte-Carlo dropout passes (0: off); writes mc_std.tif", metavar="N")
     )
-    seed: int | None = field(default=0, metadata=_cli("seed of Monte-Carlo dropout (default 0)"))
+    seed: int | None = field(
+        default=0, metadata=_cli("seed of Monte-Carlo dropout and bias optimisation (default 0)")
+    )
     device: str = field(default="auto", metadata=_cli("auto (CUDA if available), cpu, cuda, cuda:N"))
     precision: Precision = field(
         default="auto",
@@ -95,6 +107,19 @@ class MapOptions:
         ),
     )
     region_vector: Sequence[float] | None = field(default=None, metadata={"cli": False})
+    bias_optimisation: bool = field(
+        default=False,
+        metadata=_cli(
+            "optimise the region vector of each scene first (GlaViTU Eqs. 1-2); region models only"
+        ),
+    )
+    bo_windows: int = field(
+        default=32, metadata=_cli("bias optimisation: valid windows sampled (default 32)", metavar="N")
+    )
+    bo_steps: int = field(
+        default=50, metadata=_cli("bias optimisation: most Adam steps (default 50)", metavar="N")
+    )
+    region_vector_record: dict[str, Any] | None = field(default=None, metadata={"cli": False})
     check_ranges: bool = field(
         default=True,
         metadata=_cli(
@@ -120,12 +145,20 @@ class MapOptions:
             value = getattr(self, name)
             if value not in get_args(kind):
                 raise ConfigError(f"{name} is {value!r}; expected one of {', '.join(get_args(kind))}")
-        for name in ("batch_size", "prefetch"):
+        for name in ("batch_size", "prefetch", "bo_windows"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} is {value!r}; expected a positive integer")
         if isinstance(self.mc_passes, bool) or not isinstance(self.mc_passes, int) or self.mc_passes < 0:
             raise ConfigError(f"mc_passes is {self.mc_passes!r}; expected 0 (off) or a number of passes")
+        if isinstance(self.bo_steps, bool) or not isinstance(self.bo_steps, int) or self.bo_steps < 0:
+            raise ConfigError(f"bo_steps is {self.bo_steps!r}; expected a number of steps >= 0")
+        if self.bias_optimisation and (self.region is not None or self.region_vector is not None):
+            given = "region" if self.region is not None else "region vector"
+            raise ConfigError(
+                f"bias optimisation chooses the region vector itself; do not also give a {given} "
+                "(--bias-optimisation with --region or --region-vector)"
+            )
         if self.window_size is not None and (
             isinstance(self.window_size, bool)
             or not isinstance(self.window_size, int)

@@ -379,6 +379,8 @@ class SceneWriter:
                 cog_tmp = {
                     name: stack.enter_context(atomic_output(path)) for name, path in self.files.items()
                 }
+                for name, text in self.stream.attachments.items():
+                    stack.enter_context(atomic_output(self.out / name)).write_text(text)
                 sinks = self._open_sinks(stack)
                 stack.callback(self.stream.close)
                 self._consume(stack, sinks, progress)
@@ -396,6 +398,7 @@ class SceneWriter:
         files = dict(self.files)
         if self.quicklook:
             files["quicklook"] = self.out / "quicklook.png"
+        files.update({Path(name).stem: self.out / name for name in self.stream.attachments})
         files["summary"] = self.out / "summary.json"
         _remove_stale(self.out, {p.name for p in files.values()})
         return MapResult(out_dir=self.out, files=files, summary=summary)
@@ -465,8 +468,11 @@ class SceneWriter:
     def _summary(self, extra: dict[str, Any]) -> dict[str, Any]:
         summary = _summary(self.stream, self.mapping, self.tally, self.areas, self.nodata, self.start_time)
         summary["outputs"] = sorted(
-            [f"{n}.tif" for n in self.files] + (["quicklook.png"] if self.quicklook else [])
+            [f"{n}.tif" for n in self.files]
+            + (["quicklook.png"] if self.quicklook else [])
+            + list(self.stream.attachments)
         )
+        summary.update(self.stream.extra_summary)
         summary.update(extra)
         return summary
 
@@ -721,6 +727,7 @@ MAP_OUTPUTS: tuple[str, ...] = (
     "mc_std.tif",
     "uncertain.tif",
     "quicklook.png",
+    "region_vector.json",
     "summary.json",
 )
 """Every file a mapping run may write into its output folder."""

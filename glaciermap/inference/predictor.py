@@ -96,6 +96,9 @@ class SceneStream:
             outside SWIR1/NIR/red), or ``None``.
         stats: Filled while iterating: ``windows`` (predicted), ``skipped_windows`` (without a valid pixel),
             ``forward_passes``, ``batches``, ``seconds`` (from the first strip asked for to the last).
+        attachments: More text files for the output folder (name -> content, e.g. ``region_vector.json``),
+            written atomically together with the maps.
+        extra_summary: More items for ``summary.json`` (e.g. ``bias_optimisation``).
     """
 
     scene: SceneInfo
@@ -110,6 +113,8 @@ class SceneStream:
     uncertain_below: float | None = None
     thumbnail: npt.NDArray[np.float32] | None = None
     stats: dict[str, float] = field(default_factory=dict)
+    attachments: dict[str, str] = field(default_factory=dict)
+    extra_summary: dict[str, Any] = field(default_factory=dict)
 
     def __iter__(self) -> Iterator[Strip]:
         """Iterate the strips."""
@@ -282,6 +287,11 @@ class ScenePredictor:
         self.channels_last = bool(options.channels_last)
         if mapping.location_encoding == "region":
             self._check_region_vector()
+        elif options.bias_optimisation:
+            raise ConfigError(
+                "bias optimisation needs a region-encoding model; this model's location encoding is "
+                f"{mapping.location_encoding!r} (train one with model_kwargs.location_encoding: region)"
+            )
         elif options.region is not None or options.region_vector is not None:
             raise ConfigError(
                 f"a region was given but the model's location encoding is {mapping.location_encoding!r}; "

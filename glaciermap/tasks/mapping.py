@@ -31,10 +31,12 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 
 from glaciermap.baselines.band_ratio import BAND_RATIO, band_ratio_model
 from glaciermap.errors import ConfigError
+from glaciermap.inference.bias_optimisation import RegionVector
 from glaciermap.inference.mapping import resolve_model
 from glaciermap.inference.options import MapOptions
 from glaciermap.inference.outputs import write_outputs
 from glaciermap.inference.predictor import ScenePredictor, SceneStream
+from glaciermap.inference.region_mapping import scene_stream, stream_with_vector
 from glaciermap.io import atomic_output, json_text
 from glaciermap.models.pretrained import PretrainedModel
 
@@ -73,7 +75,12 @@ class SceneMappingTask(LightningModule):
         checkpoint: A ``.ckpt`` of :class:`~glaciermap.tasks.segmentation.SegmentationTask`, released weights
             (``.safetensors``), or ``"band-ratio"``.
         options: How to map (:class:`~glaciermap.inference.options.MapOptions`; its ``device`` is replaced
-            by the module's).
+            by the module's). ``bias_optimisation: true`` optimises each scene's region vector first
+            (:mod:`glaciermap.inference.region_mapping`).
+
+    Attributes:
+        region_vectors: Scene name -> region vector to map that scene with in the next prediction step
+            (set by :class:`glaciermap.callbacks.BiasOptimisation`; taken out when used).
     """
 
     def __init__(self, checkpoint: str, options: MapOptions | None = None) -> None:
@@ -83,6 +90,7 @@ class SceneMappingTask(LightningModule):
         self.model = self.mapping.model
         self.options = options or MapOptions()
         self.options.validate()
+        self.region_vectors: dict[str, RegionVector] = {}
 
     def predict_step(self, batch: list[dict[str, str]], batch_idx: int) -> list[SceneStream]:
         """Lazy streams of the batch's scenes on this module's device (consumed by the writer).
@@ -96,7 +104,14 @@ class SceneMappingTask(LightningModule):
         """
         options = dataclasses.replace(self.options, device=str(self.device))
         predictor = ScenePredictor(self.mapping, options)
-        return [predictor.stream(item["scene"]) for item in batch]
+        streams = []
+        for item in batch:
+            vector = self.region_vectors.pop(Path(item["scene"]).name, None)
+            if vector is None:
+                streams.append(scene_stream(predictor, item["scene"]))
+            else:
+                streams.append(stream_with_vector(predictor, item["scene"], vector))
+        return streams
 
 
 class ScenePredictionWriter(BasePredictionWriter):

@@ -17,7 +17,7 @@ from glaciermap.inference.bias_optimisation import load_region_vector, optimise_
 from glaciermap.inference.options import MapOptions
 from glaciermap.models.pretrained import load_pretrained
 from glaciermap.tasks.mapping import SceneMappingTask, ScenePredictionWriter
-from tests.data.checkpoints import save_tiny_checkpoint, scene_stats
+from tests.data.checkpoints import save_tiny_checkpoint, save_tiny_region_checkpoint, scene_stats
 from tests.data.scenes import write_scene
 
 
@@ -31,23 +31,7 @@ def one_thread() -> Iterator[None]:
 
 def region_checkpoint(path: Path, scene: Path) -> Path:
     """An untrained light region-encoding model (regions ALP, SVAL) saved as a SegmentationTask checkpoint."""
-    from glaciermap.tasks.segmentation import SegmentationTask
-
-    torch.manual_seed(0)
-    task = SegmentationTask(
-        model="light_region_resunet",
-        model_kwargs={"location_encoding": "region", "filters": 8, "depth": 1},
-        modalities=("optical", "dem"),
-        region_codes=("ALP", "SVAL"),
-        norm_stats=scene_stats(scene).to_dict(),
-    )
-    with torch.no_grad():
-        for p in task.model.location_encoder.parameters():
-            p.mul_(3.0)
-    trainer = Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False)
-    trainer.strategy.connect(task)
-    trainer.save_checkpoint(path)
-    return path
+    return save_tiny_region_checkpoint(path, scene_stats(scene))
 
 
 def predict(

@@ -18,6 +18,7 @@ import rasterio
 from glaciermap import cli
 from glaciermap.synthetic.crevasses import generate_crevasse_world
 from glaciermap.synthetic.generate import generate_scene
+from tests.data.checkpoints import save_tiny_region_checkpoint, scene_stats
 from tests.data.scenes import write_scene
 
 
@@ -71,6 +72,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     bad_ckpt = root / "bad.ckpt"
     bad_ckpt.write_bytes(b"not a checkpoint")
     crev = generate_crevasse_world(root / "crev", tiles=(2, 22), tile_size=(20, 24))
+    small = write_scene(root / "small", size=(48, 64), modalities=("optical", "dem"), labels=False)
+    region_ckpt = save_tiny_region_checkpoint(root / "region.ckpt", scene_stats(small))
     return {
         "crev": crev,
         "root": root,
@@ -80,6 +83,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "file": blocker,
         "folder_gpkg": folder_gpkg,
         "bad_ckpt": bad_ckpt,
+        "small": small,
+        "region_ckpt": region_ckpt,
         "out": root / "out",
     }
 
@@ -110,7 +115,30 @@ def _calibrate(e: dict[str, Path], ckpt: str) -> list[str]:
     return ["calibrate", "--checkpoint", str(e[ckpt]), "--scenes", str(e["scene"])]
 
 
+def _bias(*extra: str) -> Callable[[dict[str, Path]], list[str]]:
+    """``map --bias-optimisation`` of the small scene with the tiny region-encoding checkpoint."""
+    return lambda e: [
+        *["map", "--checkpoint", str(e["region_ckpt"]), "--scene", str(e["small"]), "--quiet"],
+        *["--bias-optimisation", "--out", str(e["out"]), *extra],
+    ]
+
+
 CASES = [
+    Case(
+        "map: --bias-optimisation with a model without region encoding",
+        lambda e: [*_map("--bias-optimisation")(e), "--out", str(e["out"])],
+        ("bias optimisation needs a region-encoding model", "'none'"),
+    ),
+    Case(
+        "map: --bias-optimisation with --region",
+        _bias("--region", "ALP"),
+        ("bias optimisation chooses the region vector", "--region"),
+    ),
+    Case(
+        "map: --bias-optimisation on too few valid windows",
+        _bias("--window-size", "64"),
+        ("1 window(s) of 64 px", "needs at least 2"),
+    ),
     Case("map: --out is a file", lambda e: [*_map()(e), "--out", str(e["file"])], ("is an existing file",)),
     Case(
         "map: --out under a file",
@@ -357,7 +385,10 @@ def test_every_command_has_a_case() -> None:
         c.argv(
             {
                 k: Path("/x")
-                for k in ("root", "scene", "dn", "corrupt", "file", "folder_gpkg", "bad_ckpt", "out", "crev")
+                for k in (
+                    *("root", "scene", "dn", "corrupt", "file", "folder_gpkg", "bad_ckpt", "out"),
+                    *("small", "region_ckpt", "crev"),
+                )
             }
         )[0]
         for c in CASES

@@ -119,3 +119,33 @@ def test_ddp_two_cpu_processes_map_each_scene_once(scenes: Path, tmp_path: Path)
     assert [s["scene"] for s in index["summaries"]] == ["scene0", "scene1", "scene2"]  # each exactly once
     assert {s["rank"] for s in index["summaries"]} == {0, 1}
     assert not list(out.glob(".index-rank*"))
+
+
+def test_predict_config_switches_bias_optimisation_on(tmp_path: Path) -> None:
+    """``model.options.bias_optimisation: true``: each scene gets its vector, file and summary record."""
+    from glaciermap.cli import main
+    from glaciermap.inference.bias_optimisation import load_region_vector, optimise_region
+    from glaciermap.models.pretrained import load_pretrained
+    from tests.data.checkpoints import save_tiny_region_checkpoint, scene_stats
+
+    scenes = tmp_path / "scenes"
+    for i in range(2):
+        write_scene(scenes / f"s{i}", size=(64, 64 + 32 * i), modalities=("optical", "dem"), labels=False)
+    ckpt = save_tiny_region_checkpoint(tmp_path / "region.ckpt", scene_stats(scenes / "s0"))
+    out = tmp_path / "maps"
+    argv = ["predict", "--config", str(EXAMPLE), "--trainer.accelerator", "cpu", f"--data.scenes=[{scenes}]"]
+    argv += [f"--model.checkpoint={ckpt}", "--model.options.window_size=32", "--model.options.seed=1"]
+    argv += ["--model.options.bias_optimisation=true", "--model.options.bo_windows=3"]
+    argv += ["--model.options.bo_steps=4", f"--trainer.callbacks.init_args.output_dir={out}"]
+    assert main([*argv, "--trainer.callbacks.init_args.quicklook=false"]) == 0
+    mapping = load_pretrained(ckpt)
+    for name in ("s0", "s1"):
+        saved = load_region_vector(out / name / "region_vector.json", ("ALP", "SVAL"))
+        expected = optimise_region(
+            mapping, scenes / name, windows=3, steps=4, seed=1, window_size=32, device="cpu"
+        )
+        assert saved.logits == pytest.approx(expected.logits, abs=1e-6) and saved.windows == 3
+        summary = json.loads((out / name / "summary.json").read_text())
+        assert summary["bias_optimisation"]["file"] == "region_vector.json"
+        assert summary["bias_optimisation"]["steps"] == saved.steps
+        assert summary["location"]["vector"] == pytest.approx(saved.probabilities, abs=1e-6)

@@ -7,6 +7,8 @@
 * :func:`scene_stats`: normalisation statistics of the ``tests.data.scenes`` scenes.
 * :func:`save_tiny_checkpoint`: a real Lightning checkpoint of ``SegmentationTask`` (light fusion ResUNet),
   written without any training step.
+* :func:`save_tiny_region_checkpoint`: the same with a tiny region-encoding model (``light_region_resunet``),
+  for bias optimisation.
 """
 
 from __future__ import annotations
@@ -153,6 +155,41 @@ def save_tiny_checkpoint(path: Path, stats: NormStats, *, dropout: float = 0.1, 
         modalities=("optical", "dem"),
         norm_stats=stats.to_dict(),
     )
+    trainer = Trainer(
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.strategy.connect(task)
+    trainer.save_checkpoint(path)
+    return path
+
+
+def save_tiny_region_checkpoint(
+    path: Path, stats: NormStats, *, regions: tuple[str, ...] = ("ALP", "SVAL"), seed: int = 0
+) -> Path:
+    """Save an untrained region-encoding ``SegmentationTask(model="light_region_resunet")`` checkpoint.
+
+    Tiny (8 filters, depth 1); the region encoder's weights are scaled by 3 so the region vector visibly
+    changes the predictions (bias optimisation then lowers the entropy within a few steps).
+    """
+    from lightning.pytorch import Trainer
+
+    from glaciermap.tasks.segmentation import SegmentationTask
+
+    torch.manual_seed(seed)
+    task = SegmentationTask(
+        model="light_region_resunet",
+        model_kwargs={"location_encoding": "region", "filters": 8, "depth": 1},
+        modalities=("optical", "dem"),
+        region_codes=regions,
+        norm_stats=stats.to_dict(),
+    )
+    with torch.no_grad():
+        for p in task.model.location_encoder.parameters():
+            p.mul_(3.0)
     trainer = Trainer(
         accelerator="cpu",
         logger=False,
