@@ -71,6 +71,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", help="scene folder to write")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
     parser.add_argument("--block-rows", type=int, default=256, metavar="N", help="rows per strip (memory)")
+    _add_coregistration_arguments(parser)
+
+
+def _add_coregistration_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the co-registration check (Karakoram paper Sec. 3.1)."""
     parser.add_argument(
         "--coregistration",
         choices=("warn", "error", "off"),

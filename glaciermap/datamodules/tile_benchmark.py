@@ -88,6 +88,32 @@ class TileEpochSampler(DistributedSampler[tuple[int, int]]):
             yield self.epoch, i % self.total
 
 
+def _check_track(
+    track: str,
+    modalities: Sequence[str] | None,
+    bands: Mapping[str, Sequence[str]] | None,
+    target: str,
+    length_factor: int,
+) -> tuple[tuple[Modality, ...], dict[str, list[str]]]:
+    """The track's modalities and bands, after checking the options against them."""
+    if track not in TRACK_MODALITIES:
+        raise ConfigError(
+            f"track is {track!r}; the data module serves {', '.join(TRACK_MODALITIES)} (read the InSAR "
+            "track with GlacierTileBenchmark)"
+        )
+    expected = TRACK_MODALITIES[track]
+    if modalities is not None and tuple(modalities) != expected:
+        raise ConfigError(f"modalities are {list(modalities)}; the {track!r} track holds {list(expected)}")
+    names: dict[str, list[str]] = {m: list(reference_band_names(m)) for m in expected}
+    if bands is not None and any(list(b) != names.get(m) for m, b in bands.items()):
+        raise ConfigError(f"bands are {dict(bands)}; the {track!r} track holds {names} (leave bands unset)")
+    if target != "binary":
+        raise ConfigError(f"target is {target!r}; the tile benchmark labels glacier / non-glacier ('binary')")
+    if length_factor <= 0:
+        raise ConfigError(f"length_factor is {length_factor}; expected a positive integer")
+    return expected, names
+
+
 class TileBenchmarkDataModule(SceneDataModule):
     """The GlaViTU tile benchmark for training, validation and test (GlaViTU reference notes 3.3 and 4.2).
 
@@ -134,27 +160,7 @@ class TileBenchmarkDataModule(SceneDataModule):
         seed: int | None = None,
         pin_memory: bool = False,
     ) -> None:
-        if track not in TRACK_MODALITIES:
-            raise ConfigError(
-                f"track is {track!r}; the data module serves {', '.join(TRACK_MODALITIES)} (read the InSAR "
-                "track with GlacierTileBenchmark)"
-            )
-        expected = TRACK_MODALITIES[track]
-        if modalities is not None and tuple(modalities) != expected:
-            raise ConfigError(
-                f"modalities are {list(modalities)}; the {track!r} track holds {list(expected)}"
-            )
-        names: dict[str, list[str]] = {m: list(reference_band_names(m)) for m in expected}
-        if bands is not None and any(list(b) != names.get(m) for m, b in bands.items()):
-            raise ConfigError(
-                f"bands are {dict(bands)}; the {track!r} track holds {names} (leave bands unset)"
-            )
-        if target != "binary":
-            raise ConfigError(
-                f"target is {target!r}; the tile benchmark labels glacier / non-glacier ('binary')"
-            )
-        if length_factor <= 0:
-            raise ConfigError(f"length_factor is {length_factor}; expected a positive integer")
+        expected, names = _check_track(track, modalities, bands, target, length_factor)
         super().__init__(
             modalities=expected,
             bands=names,

@@ -191,7 +191,12 @@ class KarakoramZY3(GeoDataset):
             crs=self.crs_,
         )
         self._res = res
-        self.scene = SceneInfo(
+        self.scene = self._scene_info(root, reference)
+        """The folder as a scene (grid, size, bounds), what the window samplers of the data modules read."""
+
+    def _scene_info(self, root: Path, reference: RasterInfo) -> SceneInfo:
+        """The folder as a :class:`SceneInfo` on the multispectral grid (no region, no year)."""
+        return SceneInfo(
             folder=root,
             metadata={},
             region="",
@@ -202,7 +207,6 @@ class KarakoramZY3(GeoDataset):
             width=reference.width,
             rasters=self.infos,
         )
-        """The folder as a scene (grid, size, bounds), what the window samplers of the data modules read."""
 
     def _check_ranges(self) -> None:
         import rasterio

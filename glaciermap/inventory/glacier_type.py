@@ -128,6 +128,29 @@ def _glacier_window(geometry: object, grid: ClassGrid) -> tuple[int, int, int, i
     return row0, col0, row1 - row0, col1 - col0
 
 
+def _glacier_aar(
+    geometry: object, grid: ClassGrid, reader: DemReader, snowline_m: float | None, by_mask: bool
+) -> float:
+    """AAR of one glacier polygon on the class grid (NaN if it has no valid pixel or lies outside)."""
+    from rasterio.features import rasterize
+
+    window = _glacier_window(geometry, grid)
+    if window is None:
+        return math.nan
+    row0, col0, h, w = window
+    inside = rasterize(
+        [geometry], out_shape=(h, w), transform=grid.window_transform(row0, col0), dtype="uint8"
+    ).astype(bool)
+    values = reader.read(row0, col0, h, w)
+    area = grid.row_area_m2[row0 : row0 + h, None]
+    try:
+        if by_mask:
+            return accumulation_area_ratio(inside, snow=np.nan_to_num(values, nan=0.0) != 0, pixel_area=area)
+        return accumulation_area_ratio(inside, elevation=values, snowline_m=snowline_m, pixel_area=area)
+    except InputError:  # no valid pixel under this glacier
+        return math.nan
+
+
 def add_glacier_types(
     glaciers: gpd.GeoDataFrame,
     grid: ClassGrid,
@@ -161,7 +184,6 @@ def add_glacier_types(
         InputError: If the DEM or the snow mask cannot be read on the class grid.
     """
     from rasterio.enums import Resampling
-    from rasterio.features import rasterize
 
     if (snowline_m is None) == (snow_path is None) or (snowline_m is not None and dem_path is None):
         raise ConfigError(
@@ -172,31 +194,8 @@ def add_glacier_types(
     else:
         assert dem_path is not None
         reader = DemReader(dem_path, grid)
-    aars: list[float] = []
     try:
-        for geometry in glaciers.geometry:
-            window = _glacier_window(geometry, grid)
-            if window is None:
-                aars.append(math.nan)
-                continue
-            row0, col0, h, w = window
-            inside = rasterize(
-                [geometry], out_shape=(h, w), transform=grid.window_transform(row0, col0), dtype="uint8"
-            ).astype(bool)
-            values = reader.read(row0, col0, h, w)
-            area = grid.row_area_m2[row0 : row0 + h, None]
-            try:
-                if snow_path is not None:
-                    snow = np.nan_to_num(values, nan=0.0) != 0
-                    aars.append(accumulation_area_ratio(inside, snow=snow, pixel_area=area))
-                else:
-                    aars.append(
-                        accumulation_area_ratio(
-                            inside, elevation=values, snowline_m=snowline_m, pixel_area=area
-                        )
-                    )
-            except InputError:  # no valid pixel under this glacier
-                aars.append(math.nan)
+        aars = [_glacier_aar(g, grid, reader, snowline_m, snow_path is not None) for g in glaciers.geometry]
     finally:
         reader.close()
     out = glaciers.copy()

@@ -33,6 +33,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 import rasterio
+import rasterio.io
 import rasterio.windows
 from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
@@ -366,33 +367,33 @@ def pansharpen_files(
             atomic_output(out_path) as tmp,
         ):
             stats = _decimated_stats(vrt, pan, weights) if method == "gram_schmidt" else None
-            profile = {
-                "driver": "GTiff",
-                "height": pan.height,
-                "width": pan.width,
-                "count": ms.count,
-                "dtype": "float32",
-                "crs": pan.crs,
-                "transform": pan.transform,
-                "nodata": RASTER_NODATA,
-                "tiled": True,
-                "compress": "deflate",
-            }
-            with rasterio.open(tmp, "w", **profile) as dst:
+            profile = {"driver": "GTiff", "count": ms.count, "dtype": "float32", "nodata": RASTER_NODATA}
+            profile.update(height=pan.height, width=pan.width, crs=pan.crs, transform=pan.transform)
+            with rasterio.open(tmp, "w", tiled=True, compress="deflate", **profile) as dst:
                 dst.descriptions = ms.descriptions
-                for row in range(0, pan.height, block_rows):
-                    window = rasterio.windows.Window(0, row, pan.width, min(block_rows, pan.height - row))
-                    m = vrt.read(window=window, masked=True).astype(np.float64).filled(np.nan)
-                    p = pan.read(1, window=window, masked=True).astype(np.float64).filled(np.nan)
-                    sharp = (
-                        gram_schmidt_pansharpen(m, p, stats=stats)
-                        if stats is not None
-                        else brovey_pansharpen(m, p, weights)
-                    )
-                    dst.write(
-                        np.where(np.isfinite(sharp), sharp, RASTER_NODATA).astype(np.float32), window=window
-                    )
+                _write_sharpened(vrt, pan, dst, stats, weights, block_rows)
     return out_path
+
+
+def _write_sharpened(
+    vrt: WarpedVRT,
+    pan: rasterio.DatasetReader,
+    dst: rasterio.io.DatasetWriter,
+    stats: GramSchmidtStats | None,
+    weights: Sequence[float] | None,
+    block_rows: int,
+) -> None:
+    """Sharpen strip by strip: Gram-Schmidt with the scene ``stats``, else Brovey."""
+    for row in range(0, pan.height, block_rows):
+        window = rasterio.windows.Window(0, row, pan.width, min(block_rows, pan.height - row))
+        m = vrt.read(window=window, masked=True).astype(np.float64).filled(np.nan)
+        p = pan.read(1, window=window, masked=True).astype(np.float64).filled(np.nan)
+        sharp = (
+            gram_schmidt_pansharpen(m, p, stats=stats)
+            if stats is not None
+            else brovey_pansharpen(m, p, weights)
+        )
+        dst.write(np.where(np.isfinite(sharp), sharp, RASTER_NODATA).astype(np.float32), window=window)
 
 
 @dataclass(frozen=True)
