@@ -9,8 +9,9 @@ elevation with :func:`glaciermap.terrain.slope_aspect` (Horn 1981), with ground 
 :func:`glaciermap.terrain.ground_spacing` so that geographic grids get slopes from metres.
 
 Streaming: rows are processed in strips of ``block_rows`` (plus one halo row above and below for the slope),
-so memory is a few strips of every band plus one uint8 label grid when outlines are given: about 0.3 GB for a
-full 10,980 px Sentinel-2 tile with the default 256-row strips. Per-strip checks stop at the first strip
+so memory is a few strips of every band, the warped views and the GDAL cache, plus one uint8 label grid when
+outlines are given; it does not grow with the number of rows (a full 10,980 px Sentinel-2 tile: 2.2 GiB peak
+resident memory, 0.9 GiB of which is the imports; ``benchmarks/RESULTS.md``). Per-strip checks stop at the first strip
 whose values are in the wrong units (digital numbers instead of reflectance, feet or centimetres instead of
 metres, degrees Celsius instead of kelvin). The folder is written under a temporary name and renamed at
 the end (:func:`glaciermap.io.atomic_output` for folders): a failure leaves nothing at ``out``.
@@ -33,6 +34,7 @@ import numpy as np
 import numpy.typing as npt
 import rasterio
 import rasterio.windows
+from affine import Affine
 from pyproj import CRS
 from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
@@ -453,23 +455,28 @@ def _write_stats(tmp: Path, running: Mapping[str, RunningStats]) -> None:
 
 
 def _decimated(path: Path, band: int, grid: RasterGrid, max_side: int) -> npt.NDArray[np.float64]:
-    """Band ``band`` of a raster warped onto ``grid`` (average), at most ``max_side`` px a side; NaN = nodata."""
+    """Band ``band`` of a raster averaged onto a coarser copy of ``grid``, at most ``max_side`` px a side.
+
+    The warp targets the coarse grid directly (GDAL average over the source pixels, chunk by chunk), so no
+    full-resolution copy of the band is held. NaN = nodata.
+    """
     factor = max(1.0, max(grid.height, grid.width) / max_side)
     shape = (max(1, round(grid.height / factor)), max(1, round(grid.width / factor)))
+    coarse = grid.transform * Affine.scale(grid.width / shape[1], grid.height / shape[0])
     with open_raster(path, "co-registration reference") as src:
         if src.crs is None:
             raise InputError(f"{path} has no CRS; expected a georeferenced co-registration reference")
         with WarpedVRT(
             src,
             crs=grid.crs,
-            transform=grid.transform,
-            width=grid.width,
-            height=grid.height,
-            resampling=Resampling.bilinear,
+            transform=coarse,
+            width=shape[1],
+            height=shape[0],
+            resampling=Resampling.average if factor > 1 else Resampling.bilinear,
             nodata=np.nan,
             dtype="float32",
         ) as vrt:
-            data = vrt.read(band, out_shape=shape, resampling=Resampling.average, masked=True)
+            data = vrt.read(band, masked=True)
     return np.ma.filled(data.astype(np.float64), np.nan)
 
 
