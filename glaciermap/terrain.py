@@ -8,6 +8,8 @@ degrees from metres, not from degrees of arc.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import numpy.typing as npt
 from affine import Affine
@@ -97,3 +99,35 @@ def ground_spacing(
         np.full(r.shape, abs(transform.a) * factor, dtype=np.float64),
         np.full(r.shape, abs(transform.e) * factor, dtype=np.float64),
     )
+
+
+def hillshade(
+    z: npt.NDArray[np.floating],
+    dx_m: npt.NDArray[np.float64] | float,
+    dy_m: npt.NDArray[np.float64] | float,
+    *,
+    azimuth_deg: float = 135.0,
+    elevation_deg: float = 45.0,
+) -> npt.NDArray[np.float32]:
+    """Analytical hillshade of a north-up elevation grid: the cosine of the solar incidence angle.
+
+    ``cos(i) = sin(e) cos(s) + cos(e) sin(s) cos(A - a)`` with sun elevation ``e``, sun azimuth ``A``, slope
+    ``s`` and aspect ``a`` from :func:`slope_aspect` (Horn 1981); the illumination of a Lambertian surface,
+    the layer optical bands are compared with in co-registration checks. Shadowed faces are clipped to 0.
+
+    Args:
+        z: Elevation in m, shape (H, W), NaN for nodata.
+        dx_m: Pixel width in m (scalar or per row).
+        dy_m: Pixel height in m (scalar or per row).
+        azimuth_deg: Sun azimuth, degrees clockwise from north.
+        elevation_deg: Sun elevation above the horizon, degrees.
+
+    Returns:
+        float32 (H, W) in [0, 1]; NaN where the slope is NaN (edges, nodata).
+    """
+    slope, aspect = slope_aspect(z, dx_m, dy_m)
+    s = np.radians(slope.astype(np.float64))
+    a = np.radians(np.nan_to_num(aspect.astype(np.float64), nan=0.0))  # flat: the aspect term is 0 anyway
+    e, az = math.radians(elevation_deg), math.radians(azimuth_deg)
+    shade = math.sin(e) * np.cos(s) + math.cos(e) * np.sin(s) * np.cos(az - a)
+    return np.clip(shade, 0.0, 1.0).astype(np.float32)

@@ -40,6 +40,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--date",
         help="acquisition date for src_date, ISO 8601 YYYY[-MM[-DD]] (default: a scene.json beside CLASSES)",
     )
+    snow = parser.add_mutually_exclusive_group()
+    snow.add_argument(
+        "--snow-line",
+        type=float,
+        metavar="ELEVATION_M",
+        help="snow-line altitude, m: adds 'aar' and 'glacier_type' columns from the DEM (Karakoram paper 4.4)",
+    )
+    snow.add_argument(
+        "--snow-mask",
+        metavar="MASK.tif",
+        help="snow mask (band 1, nonzero = snow; e.g. from an albedo product): adds 'aar' and 'glacier_type'",
+    )
+    parser.add_argument(
+        "--type-min-area",
+        type=float,
+        default=5.0,
+        help="smallest glacier given a type, km2 (default 5, as the paper); smaller ones get an empty type",
+    )
     parser.add_argument(
         "--workers", type=int, default=1, help="processes for the glacier complexes (default 1)"
     )
@@ -61,9 +79,14 @@ def main(args: argparse.Namespace) -> int:
         dem_source=args.dem_source,
         date=args.date,
         workers=args.workers,
+        snowline_m=args.snow_line,
+        snow_mask=args.snow_mask,
+        type_min_area_km2=args.type_min_area,
     )
     s = inv.summary
     note = " (DEM reprojected to the class grid)" if s["dem_reprojected"] else ""
+    if "glacier_types" in s:
+        note += "; types " + ", ".join(f"{k} {v}" for k, v in s["glacier_types"].items())
     print(
         f"{s['n_glaciers']} glaciers in {s['n_complexes']} complexes, "
         f"{s['area_km2']:.3f} +/- {s['area_unc_km2']:.3f} km2 "

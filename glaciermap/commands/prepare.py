@@ -7,6 +7,12 @@ streaming) and ``docs/data.md`` for the options.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from glaciermap.prepare.bands import BandFile
 
 HELP = "make a scene folder from Sentinel-2 / Landsat products or band GeoTIFFs, a DEM and optional outlines"
 
@@ -65,6 +71,69 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", help="scene folder to write")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
     parser.add_argument("--block-rows", type=int, default=256, metavar="N", help="rows per strip (memory)")
+    _add_coregistration_arguments(parser)
+
+
+def _add_coregistration_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the co-registration check (Karakoram paper Sec. 3.1)."""
+    parser.add_argument(
+        "--coregistration",
+        choices=("warn", "error", "off"),
+        default="warn",
+        help="check that the NIR band and the DEM hillshade (or --coregistration-reference) are not shifted: "
+        "warn (default), error (write nothing) or off; the shift goes to scene.json",
+    )
+    parser.add_argument(
+        "--coregistration-tolerance",
+        type=float,
+        default=1.0,
+        metavar="PX",
+        help="largest acceptable shift, scene pixels (default 1)",
+    )
+    parser.add_argument(
+        "--coregistration-reference",
+        metavar="FILE",
+        help="reference image (band 1, e.g. an orthoimage) instead of the DEM hillshade",
+    )
+    parser.add_argument(
+        "--sun",
+        nargs=2,
+        type=float,
+        default=(135.0, 45.0),
+        metavar=("AZIMUTH", "ELEVATION"),
+        help="sun azimuth and elevation of the hillshade, degrees (default 135 45; use the scene's)",
+    )
+
+
+def _product(
+    args: argparse.Namespace,
+) -> tuple[Mapping[str, BandFile], BandFile | None, dict[str, Any], str | None]:
+    """Optical bands, thermal band, ``scene.json`` entries and date of the chosen source."""
+    from glaciermap.prepare.bands import pick_band_files
+
+    if args.sentinel2:
+        from glaciermap.prepare.sentinel2 import read_sentinel2
+
+        s2 = read_sentinel2(args.sentinel2)
+        meta = {
+            "sensor": s2.spacecraft or "Sentinel-2",
+            "level": s2.level,
+            "processing_baseline": s2.baseline,
+            "offsets": s2.offsets,
+            "date": s2.date,
+            "product": str(s2.folder),
+        }
+        return s2.bands, None, meta, s2.date
+    if args.landsat:
+        from glaciermap.prepare.landsat import read_landsat
+
+        ls = read_landsat(args.landsat)
+        meta = {"sensor": ls.sensor, "level": ls.level, "product": ls.product_id, "date": ls.date}
+        return ls.bands, ls.thermal, meta, ls.date
+    optical = pick_band_files(
+        args.optical, sensor=args.sensor, scale=args.optical_scale, offset=args.optical_offset
+    )
+    return optical, None, ({"sensor": args.sensor} if args.sensor else {}), None
 
 
 def main(args: argparse.Namespace) -> int:
@@ -80,47 +149,12 @@ def main(args: argparse.Namespace) -> int:
         InputError: For a missing or unusable input (named in the message).
         ConfigError: For contradictory options.
     """
-    from pathlib import Path
-    from typing import Any
-
     from glaciermap.errors import ConfigError
-    from glaciermap.prepare.bands import BandFile, pick_band_files
-    from glaciermap.prepare.scene import PrepareInputs, prepare_scene
+    from glaciermap.prepare.bands import BandFile
+    from glaciermap.prepare.scene import CoregistrationCheck, PrepareInputs, prepare_scene
 
-    meta: dict[str, Any] = {}
-    year: int | None = args.year
-    thermal: BandFile | None = None
-    if args.sentinel2:
-        from glaciermap.prepare.sentinel2 import read_sentinel2
-
-        s2 = read_sentinel2(args.sentinel2)
-        optical = s2.bands
-        meta.update(
-            sensor=s2.spacecraft or "Sentinel-2",
-            level=s2.level,
-            processing_baseline=s2.baseline,
-            offsets=s2.offsets,
-            date=s2.date,
-            product=str(s2.folder),
-        )
-        date = s2.date
-    elif args.landsat:
-        from glaciermap.prepare.landsat import read_landsat
-
-        ls = read_landsat(args.landsat)
-        optical = ls.bands
-        thermal = ls.thermal
-        meta.update(sensor=ls.sensor, level=ls.level, product=ls.product_id, date=ls.date)
-        date = ls.date
-    else:
-        optical = pick_band_files(
-            args.optical, sensor=args.sensor, scale=args.optical_scale, offset=args.optical_offset
-        )
-        date = None
-        if args.sensor:
-            meta["sensor"] = args.sensor
-    if year is None and date:
-        year = int(date[:4])
+    optical, thermal, meta, date = _product(args)
+    year: int | None = args.year if args.year is not None else (int(date[:4]) if date else None)
     if args.thermal:
         thermal = BandFile(name="thermal", path=Path(args.thermal), unit="K")
     if args.no_thermal:
@@ -138,6 +172,15 @@ def main(args: argparse.Namespace) -> int:
         year=year,
         metadata={k: v for k, v in meta.items() if v is not None},
     )
-    out = prepare_scene(inputs, args.out, block_rows=args.block_rows, overwrite=args.overwrite)
+    check = CoregistrationCheck(
+        mode=args.coregistration,
+        tolerance_px=args.coregistration_tolerance,
+        reference=Path(args.coregistration_reference) if args.coregistration_reference else None,
+        sun_azimuth=args.sun[0],
+        sun_elevation=args.sun[1],
+    )
+    out = prepare_scene(
+        inputs, args.out, block_rows=args.block_rows, overwrite=args.overwrite, coregistration=check
+    )
     print(f"wrote scene {out} ({', '.join(sorted(p.name for p in out.iterdir()))})")
     return 0

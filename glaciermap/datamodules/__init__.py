@@ -1,26 +1,34 @@
 """LightningDataModules and their samplers, one per dataset family.
 
 * :class:`SceneDataModule`: scene folders (random training windows, grid evaluation, sharded by rank).
+* :class:`KarakoramDataModule`: Karakoram ZY-3 folders (the U-Net+CBAM recipe on real inputs).
+* :class:`TileBenchmarkDataModule`: the GlaViTU tile benchmark (HDF5), with the authors' epoch definition.
 * :class:`SyntheticDataModule`: the synthetic world, scenes named ``PRESET:SEED`` generated on first use.
 * :class:`SceneMappingDataModule`: whole scenes for ``glaciermap predict`` (:class:`MappingSceneSampler`).
 * :mod:`~glaciermap.datamodules.samplers`: window samplers (:class:`RandomWindows`, :class:`GridWindows`,
   :class:`ShardedWindowSampler`).
 """
 
+from glaciermap.datamodules.karakoram import KARAKORAM_MODALITIES, KarakoramDataModule, KarakoramFolders
 from glaciermap.datamodules.mapping import MappingSceneSampler, SceneList, SceneMappingDataModule
 from glaciermap.datamodules.samplers import (
     GridWindows,
     RandomWindows,
     ShardedWindowSampler,
+    WindowedScene,
     WindowSource,
     check_patch_fits,
     epoch_generator,
 )
 from glaciermap.datamodules.scenes import SceneDataModule, Split, worker_init
 from glaciermap.datamodules.synthetic import SyntheticDataModule, parse_spec
+from glaciermap.datamodules.tile_benchmark import TileBenchmarkDataModule, TileEpochSampler
 
 __all__ = [
+    "KARAKORAM_MODALITIES",
     "GridWindows",
+    "KarakoramDataModule",
+    "KarakoramFolders",
     "MappingSceneSampler",
     "RandomWindows",
     "SceneDataModule",
@@ -29,7 +37,10 @@ __all__ = [
     "ShardedWindowSampler",
     "Split",
     "SyntheticDataModule",
+    "TileBenchmarkDataModule",
+    "TileEpochSampler",
     "WindowSource",
+    "WindowedScene",
     "check_patch_fits",
     "epoch_generator",
     "parse_spec",

@@ -29,11 +29,15 @@ import torch
 from torch.utils.data import Dataset, DistributedSampler
 
 from glaciermap.datasets._compat import grid_windows, random_window
+from glaciermap.datasets.karakoram import KarakoramZY3
 from glaciermap.datasets.scene import SceneDataset, SceneQuery
 from glaciermap.datasets.scene_folder import SceneInfo
 from glaciermap.datasets.tile_benchmark import LENGTH_FACTOR as REFERENCE_LENGTH_FACTOR
 from glaciermap.distributed import rank_and_world_size
 from glaciermap.errors import ConfigError
+
+WindowedScene = SceneDataset | KarakoramZY3
+"""A geo dataset over one scene grid with ``scene`` (size, bounds) and ``res``: what the window sources read."""
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -108,7 +112,7 @@ class RandomWindows(WindowSource):
 
     def __init__(
         self,
-        scenes: Sequence[SceneDataset],
+        scenes: Sequence[WindowedScene],
         patch_size: int,
         length: int | None = None,
         length_factor: int = REFERENCE_LENGTH_FACTOR,
@@ -165,7 +169,7 @@ class GridWindows(WindowSource):
             the stride exceeds the patch (the grid would leave gaps and windows past the scene edge).
     """
 
-    def __init__(self, scenes: Sequence[SceneDataset], patch_size: int, stride: int | None = None) -> None:
+    def __init__(self, scenes: Sequence[WindowedScene], patch_size: int, stride: int | None = None) -> None:
         stride = patch_size if stride is None else stride
         if patch_size <= 0 or stride <= 0:
             raise ConfigError(

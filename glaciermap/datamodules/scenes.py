@@ -17,13 +17,14 @@ from typing import Any, Literal
 import torch
 from lightning.fabric.utilities.seed import pl_worker_init_function
 from lightning.pytorch import LightningDataModule
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from glaciermap.constants import CLASS_NAMES, IMAGE_FILL, Modality
 from glaciermap.datamodules.samplers import (
     GridWindows,
     RandomWindows,
     ShardedWindowSampler,
+    WindowedScene,
     WindowSource,
     check_patch_fits,
 )
@@ -319,11 +320,17 @@ class SceneDataModule(LightningDataModule):
 
     def _loader(self, split: Split) -> DataLoader[dict[str, Any]]:
         collection = self.dataset(split)
+        return self._window_loader(split, collection, collection.scenes)
+
+    def _window_loader(
+        self, split: Split, collection: Dataset[dict[str, Any]], scenes: Sequence[WindowedScene]
+    ) -> DataLoader[dict[str, Any]]:
+        """Random windows (training) or the grid (other splits) over ``scenes``, read from ``collection``."""
         source: WindowSource
         if split == "train":
-            source = RandomWindows(collection.scenes, self.patch_size, self.samples_per_epoch)
+            source = RandomWindows(scenes, self.patch_size, self.samples_per_epoch)
         else:
-            source = GridWindows(collection.scenes, self.patch_size, self.eval_stride)
+            source = GridWindows(scenes, self.patch_size, self.eval_stride)
         sampler = ShardedWindowSampler(
             source, seed=self._resolve_seed(), pad=split == "train", shuffle=split == "train"
         )

@@ -20,10 +20,11 @@ Use :mod:`glaciermap.prepare.karakoram` to make LST and pan-sharpened bands.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
+import numpy as np
 import pandas as pd
 import shapely
 import torch
@@ -34,9 +35,15 @@ from torchgeo.datasets import GeoDataset, RasterDataset
 
 from glaciermap.constants import IGNORE_INDEX
 from glaciermap.datasets.scene import ImageFormat, Target, map_labels
-from glaciermap.datasets.scene_folder import RasterInfo, _check_same_grid, inspect_raster, invalid_pixels
+from glaciermap.datasets.scene_folder import (
+    RasterInfo,
+    SceneInfo,
+    _check_same_grid,
+    inspect_raster,
+    invalid_pixels,
+)
 from glaciermap.errors import ConfigError, InputError
-from glaciermap.transforms.normalisation import Normalize, NormStats
+from glaciermap.transforms.normalisation import Normalize, NormMethod, NormStats, RunningStats
 
 KARAKORAM_BANDS: Final[dict[str, tuple[str, ...]]] = {
     "optical": ("blue", "green", "red", "nir"),
@@ -184,6 +191,22 @@ class KarakoramZY3(GeoDataset):
             crs=self.crs_,
         )
         self._res = res
+        self.scene = self._scene_info(root, reference)
+        """The folder as a scene (grid, size, bounds), what the window samplers of the data modules read."""
+
+    def _scene_info(self, root: Path, reference: RasterInfo) -> SceneInfo:
+        """The folder as a :class:`SceneInfo` on the multispectral grid (no region, no year)."""
+        return SceneInfo(
+            folder=root,
+            metadata={},
+            region="",
+            year=None,
+            crs=self.crs_,
+            transform=reference.transform,
+            height=reference.height,
+            width=reference.width,
+            rasters=self.infos,
+        )
 
     def _check_ranges(self) -> None:
         import rasterio
@@ -242,3 +265,43 @@ class KarakoramZY3(GeoDataset):
     def modalities(self) -> Mapping[str, int]:
         """Channels per modality, the ``in_channels`` of ``unet_cbam`` (``{"optical": 4, "thermal": 1, "dem": 1}``)."""
         return {m: len(b) for m, b in KARAKORAM_BANDS.items()}
+
+
+def karakoram_stats(
+    folders: Sequence[str | Path], method: NormMethod = "zscore", max_side: int = 1024
+) -> NormStats:
+    """Per-band statistics of the valid pixels of Karakoram folders, from a decimated read of each raster.
+
+    A pixel counts where no input (multispectral, LST, slope) is nodata. Each raster is read at most
+    ``max_side`` pixels a side (GDAL nearest-neighbour decimation), so a 2 m scene of any size costs a few MB.
+
+    Args:
+        folders: Karakoram folders (see the module docstring).
+        method: ``"zscore"`` or ``"minmax"``.
+        max_side: Largest side of the decimated read (pixels).
+
+    Returns:
+        Statistics of the modalities of :data:`KARAKORAM_BANDS`.
+
+    Raises:
+        ConfigError: If no folder is given.
+        InputError: If a folder is not a valid Karakoram folder.
+    """
+    import rasterio
+
+    if not folders:
+        raise ConfigError("no Karakoram folders to compute statistics from; expected at least one")
+    running = {m: RunningStats(len(b)) for m, b in KARAKORAM_BANDS.items()}
+    for folder in folders:
+        ds = KarakoramZY3(folder, target=None)
+        shape = (min(ds.scene.height, max_side), min(ds.scene.width, max_side))
+        arrays = {}
+        for modality, info in ds.infos.items():
+            with rasterio.open(info.path) as src:
+                arrays[modality] = src.read(out_shape=(src.count, *shape)).astype("float32")
+        invalid = np.zeros(shape, dtype=bool)
+        for modality in KARAKORAM_BANDS:
+            invalid |= invalid_pixels(arrays[modality], ds.infos[modality].nodata)
+        for modality, stats in running.items():
+            stats.update(arrays[modality][:, ~invalid])
+    return NormStats({m: s.result(KARAKORAM_BANDS[m]) for m, s in running.items()}, method=method)

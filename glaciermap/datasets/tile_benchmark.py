@@ -268,7 +268,24 @@ class GlacierTileBenchmark(NonGeoDataset):
         self.epoch = 0
         self._file: h5py.File | None = None
 
-        self.tiles: list[TileInfo] = []
+        self.tiles = self._scan_tiles(regions, subregions)
+        self.n_patches = disjoint_patch_count([(t.height, t.width) for t in self.tiles], patch_size)
+        self._grid: list[tuple[int, int, int]] = [
+            (i, r * patch_size, c * patch_size)
+            for i, t in enumerate(self.tiles)
+            for r in range(t.height // patch_size)
+            for c in range(t.width // patch_size)
+        ]
+        self.norm: NormStats = reference_stats(["optical", "dem"])
+        """The reference constants the stored arrays were normalised with (optical and dem)."""
+
+    def _scan_tiles(self, regions: Sequence[str] | None, subregions: Sequence[str] | None) -> list[TileInfo]:
+        """Read the metadata of the file's tiles that have the track's groups and pass the filters.
+
+        Raises:
+            InputError: If the file is not HDF5, a tile is malformed or smaller than the patch, or none is left.
+        """
+        tiles: list[TileInfo] = []
         try:
             with h5py.File(self.path, "r") as f:
                 for name in sorted(f.keys()):
@@ -282,32 +299,25 @@ class GlacierTileBenchmark(NonGeoDataset):
                         continue
                     if subregions is not None and info.subregion not in subregions:
                         continue
-                    self.tiles.append(info)
+                    tiles.append(info)
         except OSError as err:
             raise InputError(
                 f"{self.path}: not a readable HDF5 file ({err}); expected benchmark tiles"
             ) from None
-        if not self.tiles:
+        if not tiles:
             raise InputError(
-                f"{self.path}: no tile has the {track!r} track's groups ({', '.join(self.features)})"
+                f"{self.path}: no tile has the {self.track!r} track's groups ({', '.join(self.features)})"
                 f"{'' if regions is None else f' in regions {list(regions)}'}"
                 f"{'' if subregions is None else f' in subregions {list(subregions)}'}; expected at least one"
             )
-        for tile in self.tiles:
-            if tile.height < patch_size or tile.width < patch_size:
+        p = self.patch_size
+        for tile in tiles:
+            if tile.height < p or tile.width < p:
                 raise InputError(
                     f"{self.path}: tile {tile.name!r} is {tile.height}x{tile.width} px, smaller than the "
-                    f"{patch_size} px patch; expected tiles of at least {patch_size} px a side"
+                    f"{p} px patch; expected tiles of at least {p} px a side"
                 )
-        self.n_patches = disjoint_patch_count([(t.height, t.width) for t in self.tiles], patch_size)
-        self._grid: list[tuple[int, int, int]] = [
-            (i, r * patch_size, c * patch_size)
-            for i, t in enumerate(self.tiles)
-            for r in range(t.height // patch_size)
-            for c in range(t.width // patch_size)
-        ]
-        self.norm: NormStats = reference_stats(["optical", "dem"])
-        """The reference constants the stored arrays were normalised with (optical and dem)."""
+        return tiles
 
     @property
     def steps_per_epoch(self) -> int:
@@ -335,11 +345,12 @@ class GlacierTileBenchmark(NonGeoDataset):
             return self.steps_per_epoch * self.batch_size
         return len(self._grid)
 
-    def window(self, index: int) -> tuple[int, int, int]:
+    def window(self, index: int, epoch: int | None = None) -> tuple[int, int, int]:
         """``(tile index, row, col)`` of item ``index`` (top-left pixel of the window).
 
         Args:
             index: Item index.
+            epoch: Epoch of the random windows (default: the one set by :meth:`set_epoch`).
 
         Returns:
             The tile index into :attr:`tiles` and the window's top-left row and column.
@@ -351,7 +362,7 @@ class GlacierTileBenchmark(NonGeoDataset):
             raise IndexError(f"index {index} out of range for {len(self)} samples")
         if self.mode == "grid":
             return self._grid[index]
-        gen = np.random.default_rng([self.seed, self.epoch, index])
+        gen = np.random.default_rng([self.seed, self.epoch if epoch is None else epoch, index])
         t = int(gen.integers(len(self.tiles)))
         tile = self.tiles[t]
         p = self.patch_size
@@ -381,16 +392,18 @@ class GlacierTileBenchmark(NonGeoDataset):
         lon = xmin + (xmax - xmin) * cx / max(ow, 1)
         return torch.tensor([lat, lon], dtype=torch.float32)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def __getitem__(self, index: int | tuple[int, int]) -> dict[str, Any]:
         """Read one window.
 
         Args:
-            index: Item index.
+            index: Item index, or ``(epoch, index)`` (what
+                :class:`~glaciermap.datamodules.tile_benchmark.TileEpochSampler` yields, so that DataLoader
+                workers need no epoch state).
 
         Returns:
             The sample (see the class docstring).
         """
-        t, row, col = self.window(index)
+        t, row, col = self.window(index[1], index[0]) if isinstance(index, tuple) else self.window(index)
         tile = self.tiles[t]
         p = self.patch_size
         group = self._h5()[tile.name]

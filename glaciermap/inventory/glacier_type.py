@@ -13,14 +13,20 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
-from typing import Final, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
 from glaciermap.errors import ConfigError, InputError
+from glaciermap.inventory.inputs import ClassGrid, DemReader
+
+if TYPE_CHECKING:
+    import geopandas as gpd
 
 GlacierType = Literal["Turkestan", "Mustagh", "Alpine"]
 """Glacier types by AAR (Karakoram paper Sec. 4.4)."""
@@ -106,6 +112,99 @@ def glacier_type(aar: float) -> GlacierType:
     if aar <= MUSTAGH_MAX:
         return "Mustagh"
     return "Alpine"
+
+
+def _glacier_window(geometry: object, grid: ClassGrid) -> tuple[int, int, int, int] | None:
+    """``(row0, col0, height, width)`` of the class-grid pixels under a polygon's bounds (None if outside)."""
+    import rasterio.windows
+
+    left, bottom, right, top = geometry.bounds  # type: ignore[attr-defined]
+    win = rasterio.windows.from_bounds(left, bottom, right, top, grid.transform)
+    row0, col0 = max(0, math.floor(win.row_off)), max(0, math.floor(win.col_off))
+    row1 = min(grid.height, math.ceil(win.row_off + win.height))
+    col1 = min(grid.width, math.ceil(win.col_off + win.width))
+    if row1 <= row0 or col1 <= col0:
+        return None
+    return row0, col0, row1 - row0, col1 - col0
+
+
+def _glacier_aar(
+    geometry: object, grid: ClassGrid, reader: DemReader, snowline_m: float | None, by_mask: bool
+) -> float:
+    """AAR of one glacier polygon on the class grid (NaN if it has no valid pixel or lies outside)."""
+    from rasterio.features import rasterize
+
+    window = _glacier_window(geometry, grid)
+    if window is None:
+        return math.nan
+    row0, col0, h, w = window
+    inside = rasterize(
+        [geometry], out_shape=(h, w), transform=grid.window_transform(row0, col0), dtype="uint8"
+    ).astype(bool)
+    values = reader.read(row0, col0, h, w)
+    area = grid.row_area_m2[row0 : row0 + h, None]
+    try:
+        if by_mask:
+            return accumulation_area_ratio(inside, snow=np.nan_to_num(values, nan=0.0) != 0, pixel_area=area)
+        return accumulation_area_ratio(inside, elevation=values, snowline_m=snowline_m, pixel_area=area)
+    except InputError:  # no valid pixel under this glacier
+        return math.nan
+
+
+def add_glacier_types(
+    glaciers: gpd.GeoDataFrame,
+    grid: ClassGrid,
+    *,
+    dem_path: str | Path | None = None,
+    snowline_m: float | None = None,
+    snow_path: str | Path | None = None,
+    min_area_km2: float = MIN_AREA_KM2,
+) -> gpd.GeoDataFrame:
+    """Add ``aar`` and ``glacier_type`` to an inventory's glaciers (Karakoram paper Sec. 4.4).
+
+    Each glacier polygon is rasterised on the class grid (pixel centres inside); its accumulation zone is the
+    part at or above ``snowline_m`` on the DEM (bilinear on the class grid), or the part where the snow mask
+    (band 1, nonzero = snow, nearest-neighbour on the class grid) is set; areas are ellipsoidal pixel areas.
+    ``glacier_type`` is set for glaciers of at least ``min_area_km2`` (the paper: 5 km2), empty otherwise;
+    ``aar`` is NaN where the glacier has no valid DEM pixel.
+
+    Args:
+        glaciers: The inventory's glaciers (``area_km2`` and polygons in the class grid's CRS).
+        grid: The class grid.
+        dem_path: DEM (band 1 elevation, m), with ``snowline_m``.
+        snowline_m: Snow-line altitude, m.
+        snow_path: Snow mask GeoTIFF (instead of the DEM and snow line).
+        min_area_km2: Smallest glacier that is typed, km2.
+
+    Returns:
+        A copy of ``glaciers`` with the two columns.
+
+    Raises:
+        ConfigError: If neither or both of (``dem_path`` and ``snowline_m``) and ``snow_path`` are given.
+        InputError: If the DEM or the snow mask cannot be read on the class grid.
+    """
+    from rasterio.enums import Resampling
+
+    if (snowline_m is None) == (snow_path is None) or (snowline_m is not None and dem_path is None):
+        raise ConfigError(
+            "give either --snow-line ELEVATION_M (with the DEM) or --snow-mask MASK.tif, not both"
+        )
+    if snow_path is not None:
+        reader = DemReader(snow_path, grid, what="snow mask", resampling=Resampling.nearest)
+    else:
+        assert dem_path is not None
+        reader = DemReader(dem_path, grid)
+    try:
+        aars = [_glacier_aar(g, grid, reader, snowline_m, snow_path is not None) for g in glaciers.geometry]
+    finally:
+        reader.close()
+    out = glaciers.copy()
+    out["aar"] = aars
+    out["glacier_type"] = [
+        glacier_type(a) if np.isfinite(a) and area >= min_area_km2 else ""
+        for a, area in zip(aars, glaciers["area_km2"], strict=True)
+    ]
+    return out
 
 
 def multi_digitisation_uncertainty(

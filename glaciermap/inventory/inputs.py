@@ -257,15 +257,28 @@ class DemReader:
         path: The DEM GeoTIFF; band 1 is elevation in m (a scene's ``dem.tif`` has slope in band 2,
             which is not used: slope is recomputed from elevation on the class grid).
         grid: The class grid.
+        what: Name of the raster in messages (``"snow mask"`` when it reads one, band 1 likewise).
+        resampling: Resampling onto the class grid (nearest for masks).
 
     Raises:
         InputError: If the DEM is missing, unreadable, has no CRS, or does not overlap the class raster.
     """
 
-    def __init__(self, path: str | os.PathLike[str], grid: ClassGrid) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        grid: ClassGrid,
+        *,
+        what: str = "DEM",
+        resampling: Resampling = Resampling.bilinear,
+    ) -> None:
         self.path = Path(path)
         self.grid = grid
-        self._src = open_raster(self.path, "DEM (band 1: elevation in m)")
+        self.what = what
+        self.resampling = resampling
+        self._src = open_raster(
+            self.path, "DEM (band 1: elevation in m)" if what == "DEM" else f"{what} (band 1)"
+        )
         self._vrt: WarpedVRT | None = None
         try:
             self._setup()
@@ -277,10 +290,10 @@ class DemReader:
         src, grid = self._src, self.grid
         if src.crs is None:
             raise InputError(
-                f"{self.path}: the DEM has no CRS, so it cannot be aligned with the class grid {grid.path}"
+                f"{self.path}: the {self.what} has no CRS, so it cannot be aligned with the class grid {grid.path}"
             )
         if np.dtype(src.dtypes[0]).kind not in "iuf":
-            raise InputError(f"{self.path}: expected a numeric DEM, got dtype {src.dtypes[0]}")
+            raise InputError(f"{self.path}: expected a numeric {self.what}, got dtype {src.dtypes[0]}")
         self.nodata = src.nodata
         self.same_grid = (
             CRS.from_user_input(src.crs) == grid.crs
@@ -293,14 +306,14 @@ class DemReader:
             left, bottom, right, top = transform_bounds(src.crs, grid.crs, *src.bounds, densify_pts=21)
         except Exception as err:
             raise InputError(
-                f"{self.path}: the DEM's CRS {src.crs} cannot be transformed to the class raster's CRS "
+                f"{self.path}: the {self.what}'s CRS {src.crs} cannot be transformed to the class raster's CRS "
                 f"{grid.crs}: {err}"
             ) from None
         g_left, g_bottom, g_right, g_top = grid.bounds
         if not (left < g_right and right > g_left and bottom < g_top and top > g_bottom):
             raise InputError(
-                f"{self.path}: the DEM (bounds {src.bounds} in {src.crs}) does not overlap the class raster "
-                f"{grid.path} (expected a DEM covering the glaciers)"
+                f"{self.path}: the {self.what} (bounds {src.bounds} in {src.crs}) does not overlap the class raster "
+                f"{grid.path} (expected a {self.what} covering the glaciers)"
             )
         self._vrt = WarpedVRT(
             src,
@@ -308,7 +321,7 @@ class DemReader:
             transform=grid.transform,
             width=grid.width,
             height=grid.height,
-            resampling=Resampling.bilinear,
+            resampling=self.resampling,
             src_nodata=self.nodata if self.nodata is not None else None,
             nodata=np.nan,
             dtype="float32",
@@ -336,7 +349,7 @@ class DemReader:
             else:
                 z = self._src.read(1, window=window).astype(np.float32, copy=False)
         except RasterioError as err:
-            raise InputError(f"{self.path}: could not read DEM window {window}: {err}") from None
+            raise InputError(f"{self.path}: could not read {self.what} window {window}: {err}") from None
         if self.nodata is not None and not np.isnan(self.nodata):
             z = np.where(z == np.float32(self.nodata), np.float32(np.nan), z)
         return z

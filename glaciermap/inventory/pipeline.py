@@ -52,6 +52,7 @@ from glaciermap.inventory.divides import (
     split_complex,
 )
 from glaciermap.inventory.filtering import FOUR_CONNECTED, Complexes, scan_complexes
+from glaciermap.inventory.glacier_type import MIN_AREA_KM2, add_glacier_types
 from glaciermap.inventory.inputs import ClassGrid, ClassReader, DemReader
 from glaciermap.inventory.polygonise import iter_polygons
 from glaciermap.inventory.uncertainty import buffer_uncertainty_m2, metric_crs_for
@@ -195,6 +196,9 @@ def build_inventory(
     date: str | None = None,
     divide_params: DivideParams | None = None,
     workers: int = 1,
+    snowline_m: float | None = None,
+    snow_mask: str | os.PathLike[str] | None = None,
+    type_min_area_km2: float = MIN_AREA_KM2,
 ) -> Inventory:
     """Build a glacier inventory from a class raster and a DEM, and write it.
 
@@ -215,6 +219,10 @@ def build_inventory(
             else empty.
         divide_params: Parameters of the ice-divide methods.
         workers: Processes used for the glacier complexes (1: in this process).
+        snowline_m: Snow-line altitude (m): adds ``aar`` and ``glacier_type`` from the DEM
+            (:func:`~glaciermap.inventory.glacier_type.add_glacier_types`, Karakoram paper Sec. 4.4).
+        snow_mask: Snow-mask GeoTIFF (nonzero = snow), instead of ``snowline_m``.
+        type_min_area_km2: Smallest glacier given a type, km2 (the paper: 5).
 
     Returns:
         The :class:`Inventory`.
@@ -226,6 +234,10 @@ def build_inventory(
     times: dict[str, float] = {}
     t0 = time.perf_counter()
     method = _check_options(out_path, min_area_km2, median_filter, method, reference, buffer_pixels, workers)
+    if snowline_m is not None and snow_mask is not None:
+        raise ConfigError("give --snow-line or --snow-mask, not both")
+    if snow_mask is not None and not Path(snow_mask).is_file():  # fail before the long part
+        raise InputError(f"{snow_mask}: snow mask not found; expected a GeoTIFF (band 1, nonzero = snow)")
     if date is None:
         from glaciermap.datasets.scene_folder import scene_date  # imports torch: only when needed
 
@@ -266,6 +278,8 @@ def build_inventory(
     times["assemble_s"] = time.perf_counter() - t3
     inventory.summary.update(method=method, dem_reprojected=not dem.same_grid)
     inventory.summary.update(_run_summary(job, min_area_km2, buffer_pixels, workers))
+    if snowline_m is not None or snow_mask is not None:
+        _add_types(inventory, grid, dem_path, snowline_m, snow_mask, type_min_area_km2)
     if out_path is not None:
         t4 = time.perf_counter()
         write_inventory(inventory, out_path)
@@ -273,6 +287,29 @@ def build_inventory(
     times["total_s"] = time.perf_counter() - t0
     inventory.summary["timings"] = times
     return inventory
+
+
+def _add_types(
+    inventory: Inventory,
+    grid: ClassGrid,
+    dem_path: str | os.PathLike[str],
+    snowline_m: float | None,
+    snow_mask: str | os.PathLike[str] | None,
+    min_area_km2: float,
+) -> None:
+    """Add ``aar`` and ``glacier_type`` to the glaciers and the count of each type to the summary."""
+    inventory.glaciers = add_glacier_types(
+        inventory.glaciers,
+        grid,
+        dem_path=Path(dem_path),
+        snowline_m=snowline_m,
+        snow_path=Path(snow_mask) if snow_mask is not None else None,
+        min_area_km2=min_area_km2,
+    )
+    counts = inventory.glaciers["glacier_type"].value_counts()
+    inventory.summary["glacier_types"] = {
+        t: int(counts.get(t, 0)) for t in ("Turkestan", "Mustagh", "Alpine")
+    }
 
 
 def _open_readers(

@@ -28,10 +28,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 import rasterio
+import rasterio.io
 import rasterio.windows
 from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
@@ -175,16 +177,140 @@ def brovey_pansharpen(
     p = np.asarray(pan, dtype=np.float64)
     if m.ndim != 3 or m.shape[1:] != p.shape:
         raise InputError(f"multispectral {m.shape} and pan {p.shape} differ; expected (C, H, W) and (H, W)")
+    intensity = np.tensordot(_weights(m, weights), m, axes=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = m * (p / intensity)[None]
+    out[~np.isfinite(out)] = np.nan
+    return out.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class GramSchmidtStats:
+    """Scene statistics of Gram-Schmidt pan-sharpening (so that strips of one scene share them).
+
+    Attributes:
+        weights: Normalised intensity weights, one per band.
+        intensity_mean: Mean of the simulated pan ``I``.
+        intensity_std: Standard deviation of ``I``.
+        pan_mean: Mean of the panchromatic band.
+        pan_std: Standard deviation of the panchromatic band.
+        gains: ``cov(MS_k, I) / var(I)`` per band.
+    """
+
+    weights: tuple[float, ...]
+    intensity_mean: float
+    intensity_std: float
+    pan_mean: float
+    pan_std: float
+    gains: tuple[float, ...]
+
+
+def _weights(m: npt.NDArray[np.float64], weights: Sequence[float] | None) -> npt.NDArray[np.float64]:
     w = np.ones(m.shape[0]) if weights is None else np.asarray(weights, dtype=np.float64)
     if w.shape != (m.shape[0],) or w.sum() <= 0:
         raise InputError(
             f"weights {list(w)} do not match {m.shape[0]} bands; expected one positive weight each"
         )
-    intensity = np.tensordot(w / w.sum(), m, axes=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = m * (p / intensity)[None]
+    return w / w.sum()
+
+
+def gram_schmidt_stats(
+    ms: FloatArray, pan: FloatArray, weights: Sequence[float] | None = None
+) -> GramSchmidtStats:
+    """Statistics of :func:`gram_schmidt_pansharpen` over the pixels valid in every band and the pan.
+
+    Args:
+        ms: ``(C, H, W)`` multispectral reflectance on the pan grid (a decimated read is enough).
+        pan: ``(H, W)`` panchromatic reflectance.
+        weights: Weight of each band in the simulated pan (default: equal).
+
+    Returns:
+        The statistics.
+
+    Raises:
+        InputError: If the shapes differ, the weights do not match, or fewer than two pixels are valid or
+            the simulated pan or the pan is constant.
+    """
+    m = np.asarray(ms, dtype=np.float64)
+    p = np.asarray(pan, dtype=np.float64)
+    if m.ndim != 3 or m.shape[1:] != p.shape:
+        raise InputError(f"multispectral {m.shape} and pan {p.shape} differ; expected (C, H, W) and (H, W)")
+    w = _weights(m, weights)
+    ok = np.isfinite(m).all(axis=0) & np.isfinite(p)
+    bands, pv = m[:, ok], p[ok]
+    intensity = w @ bands
+    if intensity.size < 2 or intensity.std() == 0 or pv.std() == 0:
+        raise InputError(
+            "the multispectral intensity or the pan is constant or empty; expected image texture"
+        )
+    centred = intensity - intensity.mean()
+    gains = (bands - bands.mean(axis=1, keepdims=True)) @ centred / (centred @ centred)
+    return GramSchmidtStats(
+        weights=tuple(w.tolist()),
+        intensity_mean=float(intensity.mean()),
+        intensity_std=float(intensity.std()),
+        pan_mean=float(pv.mean()),
+        pan_std=float(pv.std()),
+        gains=tuple(gains.tolist()),
+    )
+
+
+def gram_schmidt_pansharpen(
+    ms: FloatArray,
+    pan: FloatArray,
+    weights: Sequence[float] | None = None,
+    stats: GramSchmidtStats | None = None,
+) -> npt.NDArray[np.float32]:
+    """Gram-Schmidt pan-sharpening (Laben & Brower 2000) of bands already resampled to the pan grid.
+
+    The simulated low-resolution pan ``I = sum_k w_k MS_k`` is the first Gram-Schmidt component; the pan,
+    matched to its mean and standard deviation (``P' = (P - mean P) std I / std P + mean I``), replaces it, and
+    the inverse transform gives ``MS_k' = MS_k + g_k (P' - I)`` with ``g_k = cov(MS_k, I) / var(I)``: only the
+    first component changes, so the inverse transform reduces to this gain form (Aiazzi et al. 2007, Eq. 4).
+    Unlike Brovey, band ratios are not kept, but each band's mean is, and the added detail is scaled by
+    how much the band follows the intensity.
+
+    Args:
+        ms: ``(C, H, W)`` multispectral reflectance on the pan grid.
+        pan: ``(H, W)`` panchromatic reflectance.
+        weights: Weight of each band in ``I`` (default: equal; ignored with ``stats``).
+        stats: Scene statistics (:func:`gram_schmidt_stats`); default: computed from these arrays.
+
+    Returns:
+        ``(C, H, W)`` sharpened bands (float32); NaN where an input is NaN.
+
+    Raises:
+        InputError: If the shapes differ (or see :func:`gram_schmidt_stats`).
+    """
+    m = np.asarray(ms, dtype=np.float64)
+    p = np.asarray(pan, dtype=np.float64)
+    if m.ndim != 3 or m.shape[1:] != p.shape:
+        raise InputError(f"multispectral {m.shape} and pan {p.shape} differ; expected (C, H, W) and (H, W)")
+    st = stats if stats is not None else gram_schmidt_stats(m, p, weights)
+    if len(st.gains) != m.shape[0]:
+        raise InputError(f"statistics of {len(st.gains)} bands for {m.shape[0]} bands; expected one scene's")
+    intensity = np.tensordot(np.asarray(st.weights), m, axes=1)
+    matched = (p - st.pan_mean) * (st.intensity_std / st.pan_std) + st.intensity_mean
+    out = m + np.asarray(st.gains)[:, None, None] * (matched - intensity)[None]
     out[~np.isfinite(out)] = np.nan
     return out.astype(np.float32)
+
+
+PansharpenMethod = Literal["brovey", "gram_schmidt"]
+"""Pan-sharpening methods: Brovey (Gillespie et al. 1987) and Gram-Schmidt (Laben & Brower 2000)."""
+
+
+def _decimated_stats(
+    vrt: WarpedVRT, pan: rasterio.DatasetReader, weights: Sequence[float] | None, max_side: int = 1024
+) -> GramSchmidtStats:
+    """Gram-Schmidt statistics of the whole scene from a read at most ``max_side`` px a side (GDAL average)."""
+    factor = max(1.0, max(pan.height, pan.width) / max_side)
+    shape = (max(2, round(pan.height / factor)), max(2, round(pan.width / factor)))
+    m = vrt.read(out_shape=(vrt.count, *shape), resampling=Resampling.average, masked=True)
+    p = pan.read(1, out_shape=shape, resampling=Resampling.average, masked=True)
+    return gram_schmidt_stats(
+        m.astype(np.float64).filled(np.nan), p.astype(np.float64).filled(np.nan), weights
+    )
 
 
 def pansharpen_files(
@@ -194,12 +320,14 @@ def pansharpen_files(
     *,
     weights: Sequence[float] | None = None,
     block_rows: int = 512,
+    method: PansharpenMethod = "brovey",
 ) -> Path:
-    """Brovey-sharpen a multispectral GeoTIFF to the grid of a panchromatic GeoTIFF, strip by strip.
+    """Pan-sharpen a multispectral GeoTIFF to the grid of a panchromatic GeoTIFF, strip by strip.
 
     The multispectral bands are warped onto the pan grid bilinearly (GDAL), then :func:`brovey_pansharpen`
-    is applied; the output keeps the pan grid (CRS, transform) and is written atomically with nodata
-    :data:`~glaciermap.constants.RASTER_NODATA`.
+    or :func:`gram_schmidt_pansharpen` is applied (Gram-Schmidt with scene statistics from a decimated read,
+    :func:`gram_schmidt_stats`, so every strip uses the same ones); the output keeps the pan grid (CRS,
+    transform) and is written atomically with nodata :data:`~glaciermap.constants.RASTER_NODATA`.
 
     Args:
         ms_path: Multispectral reflectance (e.g. ZY-3 MUX, 4 bands, 5.8 m).
@@ -207,16 +335,19 @@ def pansharpen_files(
         out: Output GeoTIFF (e.g. ``*_ms.tif`` for :class:`~glaciermap.datasets.karakoram.KarakoramZY3`).
         weights: Intensity weights per band (default equal).
         block_rows: Rows per strip.
+        method: ``"brovey"`` or ``"gram_schmidt"``.
 
     Returns:
         ``out``.
 
     Raises:
-        ConfigError: If ``block_rows`` is not positive.
+        ConfigError: If ``block_rows`` is not positive or ``method`` is unknown.
         InputError: If a file is unreadable or lacks a CRS.
     """
     if block_rows <= 0:
         raise ConfigError(f"block_rows is {block_rows}; expected a positive number of rows")
+    if method not in ("brovey", "gram_schmidt"):
+        raise ConfigError(f"method is {method!r}; expected 'brovey' or 'gram_schmidt'")
     out_path = Path(out)
     with open_raster(pan_path, "panchromatic band") as pan, open_raster(ms_path, "multispectral bands") as ms:
         if pan.crs is None or ms.crs is None:
@@ -235,29 +366,34 @@ def pansharpen_files(
             ) as vrt,
             atomic_output(out_path) as tmp,
         ):
-            profile = {
-                "driver": "GTiff",
-                "height": pan.height,
-                "width": pan.width,
-                "count": ms.count,
-                "dtype": "float32",
-                "crs": pan.crs,
-                "transform": pan.transform,
-                "nodata": RASTER_NODATA,
-                "tiled": True,
-                "compress": "deflate",
-            }
-            with rasterio.open(tmp, "w", **profile) as dst:
+            stats = _decimated_stats(vrt, pan, weights) if method == "gram_schmidt" else None
+            profile = {"driver": "GTiff", "count": ms.count, "dtype": "float32", "nodata": RASTER_NODATA}
+            profile.update(height=pan.height, width=pan.width, crs=pan.crs, transform=pan.transform)
+            with rasterio.open(tmp, "w", tiled=True, compress="deflate", **profile) as dst:
                 dst.descriptions = ms.descriptions
-                for row in range(0, pan.height, block_rows):
-                    window = rasterio.windows.Window(0, row, pan.width, min(block_rows, pan.height - row))
-                    m = vrt.read(window=window, masked=True).astype(np.float64).filled(np.nan)
-                    p = pan.read(1, window=window, masked=True).astype(np.float64).filled(np.nan)
-                    sharp = brovey_pansharpen(m, p, weights)
-                    dst.write(
-                        np.where(np.isfinite(sharp), sharp, RASTER_NODATA).astype(np.float32), window=window
-                    )
+                _write_sharpened(vrt, pan, dst, stats, weights, block_rows)
     return out_path
+
+
+def _write_sharpened(
+    vrt: WarpedVRT,
+    pan: rasterio.DatasetReader,
+    dst: rasterio.io.DatasetWriter,
+    stats: GramSchmidtStats | None,
+    weights: Sequence[float] | None,
+    block_rows: int,
+) -> None:
+    """Sharpen strip by strip: Gram-Schmidt with the scene ``stats``, else Brovey."""
+    for row in range(0, pan.height, block_rows):
+        window = rasterio.windows.Window(0, row, pan.width, min(block_rows, pan.height - row))
+        m = vrt.read(window=window, masked=True).astype(np.float64).filled(np.nan)
+        p = pan.read(1, window=window, masked=True).astype(np.float64).filled(np.nan)
+        sharp = (
+            gram_schmidt_pansharpen(m, p, stats=stats)
+            if stats is not None
+            else brovey_pansharpen(m, p, weights)
+        )
+        dst.write(np.where(np.isfinite(sharp), sharp, RASTER_NODATA).astype(np.float32), window=window)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,74 @@ def _find_band(folder: Path, suffixes: tuple[str, ...]) -> Path | None:
     return None
 
 
+def _find_mtl(root: Path) -> Path:
+    """The product's MTL file (text first, else JSON)."""
+    if not root.is_dir():
+        raise InputError(f"{root}: folder not found; expected a Landsat Collection 2 product folder")
+    mtl = sorted(root.glob("*_MTL.txt")) or sorted(root.glob("*_MTL.json"))
+    if not mtl:
+        raise InputError(
+            f"{root}: no *_MTL.txt or *_MTL.json; expected a Landsat Collection 2 product folder"
+        )
+    return mtl[0]
+
+
+def _optical_bands(
+    root: Path, groups: dict[str, dict[str, str]], path: Path, level: str, ids: Mapping[str, str]
+) -> dict[str, BandFile]:
+    """The six optical bands with their reflectance scale and offset (Level-1: divided by sin(sun elevation))."""
+    sin_sun = 1.0
+    if level == "L1":
+        sin_sun = math.sin(math.radians(_float(groups, "IMAGE_ATTRIBUTES", "SUN_ELEVATION", path)))
+    group = "LEVEL2_SURFACE_REFLECTANCE_PARAMETERS" if level == "L2" else "LEVEL1_RADIOMETRIC_RESCALING"
+    bands: dict[str, BandFile] = {}
+    for name in BANDS["optical"]:
+        n = ids[name][1:]
+        suffix = f"_SR_B{n}.TIF" if level == "L2" else f"_B{n}.TIF"
+        file = _find_band(root, (suffix,))
+        if file is None:
+            raise InputError(
+                f"{root}: no *{suffix} ({name}, band {n}); expected every optical band of the product"
+            )
+        mult = _float(groups, group, f"REFLECTANCE_MULT_BAND_{n}", path)
+        add = _float(groups, group, f"REFLECTANCE_ADD_BAND_{n}", path)
+        bands[name] = BandFile(name=name, path=file, scale=mult / sin_sun, offset=add / sin_sun, nodata=0.0)
+    return bands
+
+
+def _thermal_band(
+    root: Path, groups: dict[str, dict[str, str]], path: Path, level: str, sensor: str, n: str
+) -> BandFile | None:
+    """The thermal band in K: Level-2 surface temperature, or Level-1 radiance with the K1/K2 constants."""
+    if level == "L2":
+        file = _find_band(root, (f"_ST_B{n}.TIF",))
+        if file is None:
+            return None
+        group = "LEVEL2_SURFACE_TEMPERATURE_PARAMETERS"
+        return BandFile(
+            name="thermal",
+            path=file,
+            scale=_float(groups, group, f"TEMPERATURE_MULT_BAND_ST_B{n}", path),
+            offset=_float(groups, group, f"TEMPERATURE_ADD_BAND_ST_B{n}", path),
+            nodata=0.0,
+            unit="K",
+        )
+    key = "6_VCID_1" if sensor == "landsat7" else n
+    file = _find_band(root, (f"_B{key}.TIF",))
+    if file is None:
+        return None
+    return BandFile(
+        name="thermal",
+        path=file,
+        scale=_float(groups, "LEVEL1_RADIOMETRIC_RESCALING", f"RADIANCE_MULT_BAND_{key}", path),
+        offset=_float(groups, "LEVEL1_RADIOMETRIC_RESCALING", f"RADIANCE_ADD_BAND_{key}", path),
+        nodata=0.0,
+        unit="K",
+        k1=_float(groups, "LEVEL1_THERMAL_CONSTANTS", f"K1_CONSTANT_BAND_{key}", path),
+        k2=_float(groups, "LEVEL1_THERMAL_CONSTANTS", f"K2_CONSTANT_BAND_{key}", path),
+    )
+
+
 def read_landsat(folder: str | Path) -> LandsatProduct:
     """Find the glaciermap bands of a Landsat Collection 2 product and their conversion to physical units.
 
@@ -143,14 +212,7 @@ def read_landsat(folder: str | Path) -> LandsatProduct:
         InputError: If the folder, the MTL file, an optical band file or a scale/offset entry is missing.
     """
     root = Path(folder)
-    if not root.is_dir():
-        raise InputError(f"{root}: folder not found; expected a Landsat Collection 2 product folder")
-    mtl = sorted(root.glob("*_MTL.txt")) or sorted(root.glob("*_MTL.json"))
-    if not mtl:
-        raise InputError(
-            f"{root}: no *_MTL.txt or *_MTL.json; expected a Landsat Collection 2 product folder"
-        )
-    path = mtl[0]
+    path = _find_mtl(root)
     groups = parse_mtl(path)
     contents = groups.get("PRODUCT_CONTENTS", {})
     attributes = groups.get("IMAGE_ATTRIBUTES", {})
@@ -158,56 +220,12 @@ def read_landsat(folder: str | Path) -> LandsatProduct:
     level = "L2" if contents.get("PROCESSING_LEVEL", product_id).upper().find("L2") >= 0 else "L1"
     sensor = _sensor(attributes.get("SPACECRAFT_ID", ""), path)
     ids = SENSOR_BANDS[sensor]
-    bands: dict[str, BandFile] = {}
-    sin_sun = 1.0
-    if level == "L1":
-        sin_sun = math.sin(math.radians(_float(groups, "IMAGE_ATTRIBUTES", "SUN_ELEVATION", path)))
-    for name in BANDS["optical"]:
-        n = ids[name][1:]
-        suffix = f"_SR_B{n}.TIF" if level == "L2" else f"_B{n}.TIF"
-        file = _find_band(root, (suffix,))
-        if file is None:
-            raise InputError(
-                f"{root}: no *{suffix} ({name}, band {n}); expected every optical band of the product"
-            )
-        group = "LEVEL2_SURFACE_REFLECTANCE_PARAMETERS" if level == "L2" else "LEVEL1_RADIOMETRIC_RESCALING"
-        mult = _float(groups, group, f"REFLECTANCE_MULT_BAND_{n}", path)
-        add = _float(groups, group, f"REFLECTANCE_ADD_BAND_{n}", path)
-        bands[name] = BandFile(name=name, path=file, scale=mult / sin_sun, offset=add / sin_sun, nodata=0.0)
-    thermal: BandFile | None = None
-    n = ids["thermal"][1:]
-    if level == "L2":
-        file = _find_band(root, (f"_ST_B{n}.TIF",))
-        if file is not None:
-            group = "LEVEL2_SURFACE_TEMPERATURE_PARAMETERS"
-            thermal = BandFile(
-                name="thermal",
-                path=file,
-                scale=_float(groups, group, f"TEMPERATURE_MULT_BAND_ST_B{n}", path),
-                offset=_float(groups, group, f"TEMPERATURE_ADD_BAND_ST_B{n}", path),
-                nodata=0.0,
-                unit="K",
-            )
-    else:
-        key = "6_VCID_1" if sensor == "landsat7" else n
-        file = _find_band(root, (f"_B{key}.TIF",))
-        if file is not None:
-            thermal = BandFile(
-                name="thermal",
-                path=file,
-                scale=_float(groups, "LEVEL1_RADIOMETRIC_RESCALING", f"RADIANCE_MULT_BAND_{key}", path),
-                offset=_float(groups, "LEVEL1_RADIOMETRIC_RESCALING", f"RADIANCE_ADD_BAND_{key}", path),
-                nodata=0.0,
-                unit="K",
-                k1=_float(groups, "LEVEL1_THERMAL_CONSTANTS", f"K1_CONSTANT_BAND_{key}", path),
-                k2=_float(groups, "LEVEL1_THERMAL_CONSTANTS", f"K2_CONSTANT_BAND_{key}", path),
-            )
     return LandsatProduct(
         folder=root,
         product_id=product_id,
         level=level,
         sensor=sensor,
         date=attributes.get("DATE_ACQUIRED"),
-        bands=bands,
-        thermal=thermal,
+        bands=_optical_bands(root, groups, path, level, ids),
+        thermal=_thermal_band(root, groups, path, level, sensor, ids["thermal"][1:]),
     )

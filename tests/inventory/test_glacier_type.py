@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from glaciermap.errors import ConfigError, InputError
@@ -104,3 +105,46 @@ def test_compare_inventory_with_digitisations(tmp_path: Path, capsys: pytest.Cap
     assert main(["compare-inventory", ours, manual[0], "--out-dir", str(tmp_path / "x"), "--digitisations",
                  manual[0]]) == 2  # fmt: skip
     assert "expected at least two independent digitisations" in capsys.readouterr().err
+
+
+def _inventory_types(tmp_path: Path, *extra: str) -> pd.DataFrame:
+    from glaciermap.cli import main
+    from tests.data import inventory as scenes
+
+    classes, dem = scenes.write_scene(tmp_path / "scene")
+    out = tmp_path / "inv.gpkg"
+    assert main(["inventory", "--classes", str(classes), "--dem", str(dem), "--out", str(out), *extra]) == 0
+    return pd.read_csv(out.with_suffix(".csv"), keep_default_na=False)
+
+
+def test_inventory_types_from_a_snow_mask(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.data import inventory as scenes
+
+    snow = np.zeros((scenes.HEIGHT, scenes.WIDTH), dtype=np.uint8)
+    snow[20:70, 60:120] = 1  # glacier A (columns 60-259): 60 of 200 columns -> AAR 0.3, Turkestan
+    snow[20:70, 260:400] = 1  # glacier B (columns 260-459): 140 of 200 -> AAR 0.7, Alpine
+    snow[110:130, :] = 1  # ring (1500 px): rows 110-129 minus the nunatak's 50 px -> 750 px, AAR 0.5, Mustagh
+    mask = scenes.write_raster(tmp_path / "snow.tif", snow)
+    table = _inventory_types(tmp_path, "--snow-mask", str(mask), "--type-min-area", "0.1")
+    by_aar = sorted((round(float(a), 3), t) for a, t in zip(table["aar"], table["glacier_type"], strict=True))
+    assert by_aar == [(0.3, "Turkestan"), (0.5, "Mustagh"), (0.7, "Alpine")]
+    assert "Turkestan 1, Mustagh 1, Alpine 1" in capsys.readouterr().out
+
+
+def test_inventory_types_from_a_snow_line(tmp_path: Path) -> None:
+    from tests.data import inventory as scenes
+
+    table = _inventory_types(tmp_path, "--snow-line", "2900")
+    z = scenes.elevation()
+    expected = sorted(
+        [
+            float((z[20:70, 60:260] >= 2900).mean()),
+            float((z[20:70, 260:460] >= 2900).mean()),
+        ]
+    )
+    big = table[table["area_km2"] > 0.5]
+    assert sorted(big["aar"].astype(float)) == pytest.approx(expected, abs=2e-3)
+    assert (table["glacier_type"] == "").all()  # all below the paper's 5 km2
+    with pytest.raises(SystemExit) as exc:  # argparse: the two are mutually exclusive
+        _inventory_types(tmp_path / "both", "--snow-line", "2900", "--snow-mask", "x.tif")
+    assert exc.value.code == 2

@@ -10,7 +10,7 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-from glaciermap.errors import InputError
+from glaciermap.errors import ConfigError, InputError
 from glaciermap.prepare.karakoram import (
     RHO_M_K,
     TIRS_B10_WAVELENGTH_M,
@@ -18,6 +18,8 @@ from glaciermap.prepare.karakoram import (
     check_coregistration,
     coregistration_offset,
     emissivity_from_ndvi,
+    gram_schmidt_pansharpen,
+    gram_schmidt_stats,
     land_surface_temperature,
     ndvi,
     pansharpen_files,
@@ -87,3 +89,72 @@ def test_coregistration_finds_a_known_shift() -> None:
         check_coregistration(base[10:70, 10:70], moved[10:70, 10:70], what="LST and ZY-3")
     with pytest.raises(InputError, match="constant or all nodata"):
         coregistration_offset(np.zeros((10, 10)), base[:10, :10])
+
+
+def _field(seed: int, shape: tuple[int, int] = (16, 20)) -> np.ndarray:
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float64)
+    rng = np.random.default_rng(seed)
+    return np.sin(xx / 3.0 + rng.uniform()) + np.cos(yy / 2.0) + 0.3 * rng.standard_normal(shape)
+
+
+def test_gram_schmidt_recovers_detail_of_a_linear_scene() -> None:
+    """MS_k = a_k X + b_k and a pan showing another field Y with X's mean and std: GS gives a_k Y + b_k."""
+    x = _field(0)
+    y = x[::-1, ::-1].copy()  # same values, other places: same mean and standard deviation
+    a, b = np.array([0.5, 1.0, 1.5, 2.0]), np.array([0.1, 0.0, -0.2, 0.3])
+    ms = a[:, None, None] * x + b[:, None, None]
+    pan = 3.0 * y + 7.0  # any gain and offset: the pan is matched to the intensity first
+    sharp = gram_schmidt_pansharpen(ms, pan)
+    np.testing.assert_allclose(sharp, a[:, None, None] * y + b[:, None, None], atol=1e-5)
+    np.testing.assert_allclose(sharp.mean(axis=(1, 2)), ms.mean(axis=(1, 2)), atol=1e-5)  # means kept
+
+
+def test_gram_schmidt_gain_form_equals_the_explicit_transform() -> None:
+    """Laben & Brower 2000: forward GS with I first, swap in the matched pan, inverse; equals the gain form."""
+    rng = np.random.default_rng(4)
+    ms = np.stack([_field(i) + rng.uniform(0, 1) * _field(9) for i in range(4)]).reshape(4, -1)
+    pan = (_field(7) + 0.5 * _field(9)).reshape(-1)
+    w = np.array([0.1, 0.2, 0.3, 0.4])
+    intensity = w @ ms
+    comps = [intensity - intensity.mean()]
+    phis = []
+    for k in range(4):
+        band = ms[k] - ms[k].mean()
+        phi = [band @ c / (c @ c) for c in comps]
+        comps.append(band - sum(p * c for p, c in zip(phi, comps, strict=True)))
+        phis.append(phi)
+    matched = (pan - pan.mean()) * intensity.std() / pan.std() + intensity.mean()
+    comps[0] = matched - intensity.mean()  # the swap
+    explicit = np.stack(
+        [
+            comps[k + 1] + ms[k].mean() + sum(p * c for p, c in zip(phis[k], comps, strict=False))
+            for k in range(4)
+        ]
+    )
+    ours = gram_schmidt_pansharpen(ms[:, None, :], pan[None, :], weights=list(w))[:, 0, :]
+    np.testing.assert_allclose(ours, explicit, atol=1e-5)
+    stats = gram_schmidt_stats(ms[:, None, :], pan[None, :], weights=list(w))
+    assert stats.weights == pytest.approx(tuple(w)) and stats.pan_std == pytest.approx(pan.std())
+    with pytest.raises(InputError, match="constant"):
+        gram_schmidt_pansharpen(np.ones((4, 3, 3)), np.ones((3, 3)))
+
+
+def test_pansharpen_files_gram_schmidt(tmp_path: Path) -> None:
+    ms_path, pan_path = tmp_path / "mux.tif", tmp_path / "nad.tif"
+    coarse = np.stack([v + 0.05 * _field(i, (6, 6)) for i, v in enumerate((0.1, 0.2, 0.3, 0.4))])
+    with rasterio.open(ms_path, "w", driver="GTiff", width=6, height=6, count=4, dtype="float32", crs="EPSG:32643",
+                       transform=from_origin(560000, 4000000, 6, 6)) as dst:  # fmt: skip
+        dst.write(coarse.astype(np.float32))
+    pan = (0.25 + 0.05 * _field(5, (18, 18))).astype(np.float32)
+    with rasterio.open(pan_path, "w", driver="GTiff", width=18, height=18, count=1, dtype="float32",
+                       crs="EPSG:32643", transform=from_origin(560000, 4000000, 2, 2)) as dst:  # fmt: skip
+        dst.write(pan[None])
+    gs = pansharpen_files(ms_path, pan_path, tmp_path / "gs_ms.tif", block_rows=5, method="gram_schmidt")
+    whole = pansharpen_files(ms_path, pan_path, tmp_path / "gs1_ms.tif", block_rows=18, method="gram_schmidt")
+    with rasterio.open(gs) as src, rasterio.open(whole) as one:
+        data = src.read()
+        np.testing.assert_array_equal(data, one.read())  # strips share the scene statistics
+    with rasterio.open(ms_path) as src:
+        assert data.mean(axis=(1, 2)) == pytest.approx(src.read().mean(axis=(1, 2)), abs=0.01)
+    with pytest.raises(ConfigError, match="gram_schmidt"):
+        pansharpen_files(ms_path, pan_path, tmp_path / "x.tif", method="ihs")  # type: ignore[arg-type]

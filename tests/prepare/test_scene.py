@@ -16,8 +16,8 @@ from glaciermap.datasets.scene import SceneDataset
 from glaciermap.datasets.scene_folder import inspect_scene
 from glaciermap.errors import ConfigError, InputError
 from glaciermap.prepare.bands import BandFile, pick_band_files
-from glaciermap.prepare.scene import PrepareInputs, prepare_scene
-from tests.data.prepare import SLOPE_DEG, write_bands, write_dem, write_outlines
+from glaciermap.prepare.scene import CoregistrationCheck, PrepareInputs, prepare_scene
+from tests.data.prepare import SLOPE_DEG, write_bands, write_dem, write_outlines, write_textured_scene
 
 OPTICAL = BANDS["optical"]
 BOUNDS = (600000.0, 3999620.0, 600400.0, 4000020.0)
@@ -160,7 +160,10 @@ def test_streaming_memory_is_bounded_by_the_strip(tmp_path: Path) -> None:
     )
     tracemalloc.start()
     try:
-        prepare_scene(prepared, tmp_path / "scene", block_rows=32)
+        # the co-registration check is a fixed cost bounded by its max_side (1024 px), not by the scene: off here
+        prepare_scene(
+            prepared, tmp_path / "scene", block_rows=32, coregistration=CoregistrationCheck(mode="off")
+        )
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -184,3 +187,55 @@ def test_partial_dem_without_nodata_value_leaves_nodata_not_zeros(tmp_path: Path
     with rasterio.open(out / "labels.tif") as src:
         labels = src.read(1)
     assert (labels[:, 19:] == 255).all() and labels[15, 15] == 1
+
+
+def _coregistered_inputs(tmp_path: Path, shift: tuple[int, int]) -> PrepareInputs:
+    files, dem = write_textured_scene(tmp_path / "in", shift_px=shift)
+    return PrepareInputs(
+        optical=pick_band_files([str(p) for p in files]), dem=BandFile("elevation", dem, unit="m")
+    )
+
+
+def test_coregistration_check_against_the_hillshade(tmp_path: Path) -> None:
+    """Karakoram paper Sec. 3.1: inputs co-registered; a 4 px shift is measured, warned about, or refused."""
+    out = prepare_scene(_coregistered_inputs(tmp_path / "a", (0, 0)), tmp_path / "aligned")
+    record = json.loads((out / "scene.json").read_text())["coregistration"]
+    assert record["magnitude_px"] < 0.3 and "problem" not in record
+    assert record["reference"].startswith("hillshade of the DEM")
+    shifted = _coregistered_inputs(tmp_path / "b", (0, 4))  # optical moved 4 px east of the DEM
+    with pytest.warns(UserWarning, match=r"dx=-4\.0 px"):
+        out = prepare_scene(shifted, tmp_path / "shifted")
+    record = json.loads((out / "scene.json").read_text())["coregistration"]
+    assert record["shift_px"] == pytest.approx([0.0, -4.0], abs=0.2)
+    assert record["shift_m"] == pytest.approx([0.0, -40.0], abs=2.0)
+    with pytest.raises(InputError, match=r"shifted by dy=[+-]0\.0, dx=-4\.0 px"):
+        prepare_scene(shifted, tmp_path / "refused", coregistration=CoregistrationCheck(mode="error"))
+    assert not (tmp_path / "refused").exists()
+    ok = prepare_scene(
+        shifted, tmp_path / "tolerant", coregistration=CoregistrationCheck(mode="error", tolerance_px=5)
+    )
+    assert json.loads((ok / "scene.json").read_text())["coregistration"]["tolerance_px"] == 5
+
+
+def test_coregistration_check_against_a_reference_and_off(tmp_path: Path) -> None:
+    inputs = _coregistered_inputs(tmp_path / "a", (2, 0))
+    nir = inputs.optical["nir"].path
+    out = prepare_scene(inputs, tmp_path / "ref", coregistration=CoregistrationCheck(reference=nir))
+    record = json.loads((out / "scene.json").read_text())["coregistration"]
+    assert record["reference"] == str(nir) and record["magnitude_px"] < 0.1
+    off = prepare_scene(inputs, tmp_path / "off", coregistration=CoregistrationCheck(mode="off"))
+    assert "coregistration" not in json.loads((off / "scene.json").read_text())
+
+
+def test_prepare_command_coregistration_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from glaciermap.cli import main
+
+    files, dem = write_textured_scene(tmp_path / "in", shift_px=(3, 0))
+    base = ["prepare", "--optical", *map(str, files), "--dem", str(dem)]
+    assert main([*base, "--out", str(tmp_path / "bad"), "--coregistration", "error"]) == 2
+    assert "dy=-3.0" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    out = tmp_path / "ok"
+    args = ["--coregistration-tolerance", "4", "--sun", "135", "45", "--coregistration", "error"]
+    assert main([*base, "--out", str(out), *args]) == 0
+    record = json.loads((out / "scene.json").read_text())["coregistration"]
+    assert record["shift_px"] == pytest.approx([-3.0, 0.0], abs=0.2) and record["tolerance_px"] == 4

@@ -91,3 +91,36 @@ def write_outlines(path: Path, crs: str = "EPSG:4326") -> Path:
         crs
     ).to_file(path)
     return path
+
+
+def write_textured_scene(
+    folder: Path, shift_px: tuple[int, int] = (0, 0), size: int = 128, res: float = 10.0
+) -> tuple[list[Path], Path]:
+    """Six band files showing the hillshade of a hilly DEM (sun azimuth 135, elevation 45), and the DEM.
+
+    The bands are ``0.1 + 0.6 * hillshade`` moved by ``shift_px`` = (rows down, columns right), so the
+    co-registration check of ``prepare`` should measure that shift. Same UTM grid for bands and DEM.
+    """
+    from glaciermap.terrain import hillshade
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+    z = np.full((size, size), 3000.0)
+    for _ in range(25):
+        cy, cx, r, h = rng.uniform(0, size), rng.uniform(0, size), rng.uniform(4, 12), rng.uniform(-80, 160)
+        z += h * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r**2))
+    shade = np.nan_to_num(hillshade(z, res, res), nan=0.5)
+    bands = (0.1 + 0.6 * np.roll(shade, shift_px, axis=(0, 1))).astype(np.float32)
+    transform = from_origin(600000.0, 4000020.0, res, res)
+    profile = dict(driver="GTiff", width=size, height=size, count=1, crs=UTM, transform=transform)
+    paths = []
+    for name in ("blue", "green", "red", "nir", "swir1", "swir2"):
+        path = folder / f"scene_{name}.tif"
+        with rasterio.open(path, "w", dtype="float32", **profile) as dst:
+            dst.write(bands, 1)
+        paths.append(path)
+    dem = folder / "dem.tif"
+    with rasterio.open(dem, "w", dtype="float32", nodata=-32768, **profile) as dst:
+        dst.write(z.astype(np.float32), 1)
+    return paths, dem

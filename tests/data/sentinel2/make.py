@@ -79,6 +79,9 @@ def make_safe(
     skip: tuple[str, ...] = (),
     with_offsets: bool = True,
     driver: str = "JP2OpenJPEG",
+    size: int = SIZE,
+    row_step: float = 0.001,
+    creation_options: dict[str, object] | None = None,
 ) -> Path:
     """Write a product under ``root`` and return its ``.SAFE`` folder.
 
@@ -89,6 +92,9 @@ def make_safe(
         skip: Band ids not to write (a product with a missing band).
         with_offsets: Write the offset elements (baseline >= 04.00 only).
         driver: ``"JP2OpenJPEG"`` or ``"GTiff"`` (same ``.jp2`` names either way).
+        size: Side of the 10 m bands, px (10,980 for a real tile: ``benchmarks/prepare_benchmark.py``).
+        row_step: Reflectance added per row (keep ``row_step * size`` well under 1 for large sizes).
+        creation_options: GDAL creation options (e.g. ``{"tiled": True, "compress": "deflate"}`` for GTiff).
     """
     n = baseline.replace(".", "")
     safe = root / f"S2A_MSI{level}_{SENSING}_N{n}_R091_{TILE}_20230801T093003.SAFE"
@@ -99,9 +105,9 @@ def make_safe(
     for band, res in RES.items():
         if band in skip:
             continue
-        size = SIZE * 10 // res
-        rows = np.arange(size, dtype=np.float64)[:, None]
-        reflectance = np.broadcast_to(REFLECTANCE[band] + 0.001 * rows, (size, size))
+        side = size * 10 // res
+        rows = np.arange(side, dtype=np.float64)[:, None]
+        reflectance = np.broadcast_to(REFLECTANCE[band] + row_step * rows, (side, side))
         dn = np.round(reflectance * 10000 + shift).astype(np.uint16)
         if band == "B02":
             dn[:NODATA, :NODATA] = 0
@@ -109,8 +115,9 @@ def make_safe(
         folder.mkdir(exist_ok=True)
         name = f"{TILE}_{SENSING}_{band}_{res}m.jp2" if level == "L2A" else f"{TILE}_{SENSING}_{band}.jp2"
         options = {"QUALITY": 100, "REVERSIBLE": "YES"} if driver == "JP2OpenJPEG" else {}
+        options.update(creation_options or {})
         with rasterio.open(
-            folder / name, "w", driver=driver, width=size, height=size, count=1, dtype="uint16", crs=CRS,
+            folder / name, "w", driver=driver, width=side, height=side, count=1, dtype="uint16", crs=CRS,
             transform=from_origin(LEFT, TOP, res, res), **options,
         ) as dst:  # fmt: skip
             dst.write(dn, 1)
