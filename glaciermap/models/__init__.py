@@ -5,7 +5,14 @@ Released weights are safetensors files with their metadata (:mod:`~glaciermap.mo
 Keras weights convert with :mod:`~glaciermap.models.keras`.
 """
 
-from glaciermap.models.api import ModelEntry, get_model, list_models
+from glaciermap.models.api import (
+    ClassifierEntry,
+    ModelEntry,
+    get_classifier,
+    get_model,
+    list_classifiers,
+    list_models,
+)
 from glaciermap.models.base import ModelInputs, SegmentationModel
 from glaciermap.models.deeplab import DeepLabV3Plus
 from glaciermap.models.glavitu import (
@@ -22,10 +29,12 @@ from glaciermap.models.keras import convert_keras_file, convert_keras_weights
 from glaciermap.models.resunet import FusionResUNet, ResUNet
 from glaciermap.models.setr import SETR, FusionSETR
 from glaciermap.models.unet_cbam import UNetCBAM
+from glaciermap.models.vario import ResNet18, VarioMLP, VarioNet, adaptive_weights, confidence
 
 __all__ = [
     "GLOBAL_REGION_CODES",
     "SETR",
+    "ClassifierEntry",
     "DeepLabV3Plus",
     "FusionResUNet",
     "FusionSETR",
@@ -34,16 +43,23 @@ __all__ = [
     "LocationEncoding",
     "ModelEntry",
     "ModelInputs",
+    "ResNet18",
     "ResUNet",
     "SegmentationModel",
     "UNetCBAM",
+    "VarioMLP",
+    "VarioNet",
+    "adaptive_weights",
     "bundled_weights",
+    "confidence",
     "convert_keras_file",
     "convert_keras_weights",
     "coordinate_vector",
     "count_trainable",
     "export_weights",
+    "get_classifier",
     "get_model",
+    "list_classifiers",
     "list_models",
     "read_weights",
     "region_vector",
