@@ -3,6 +3,7 @@
 * :class:`SceneDataModule`: scene folders (random training windows, grid evaluation, sharded by rank).
 * :class:`SyntheticDataModule`: the synthetic world, scenes named ``PRESET:SEED`` generated on first use.
 * :class:`SceneMappingDataModule`: whole scenes for ``glaciermap predict`` (:class:`MappingSceneSampler`).
+* :class:`SplitImageDataModule`: labelled crevasse split-images, seeded stratified splits.
 * :mod:`~glaciermap.datamodules.samplers`: window samplers (:class:`RandomWindows`, :class:`GridWindows`,
   :class:`ShardedWindowSampler`).
 """
@@ -17,6 +18,7 @@ from glaciermap.datamodules.samplers import (
     epoch_generator,
 )
 from glaciermap.datamodules.scenes import SceneDataModule, Split, worker_init
+from glaciermap.datamodules.split_images import SplitImageDataModule, stratified_split
 from glaciermap.datamodules.synthetic import SyntheticDataModule, parse_spec
 
 __all__ = [
@@ -28,10 +30,12 @@ __all__ = [
     "SceneMappingDataModule",
     "ShardedWindowSampler",
     "Split",
+    "SplitImageDataModule",
     "SyntheticDataModule",
     "WindowSource",
     "check_patch_fits",
     "epoch_generator",
     "parse_spec",
+    "stratified_split",
     "worker_init",
 ]
