@@ -39,6 +39,7 @@ COMMANDS: dict[str, str] = {
     "compare-inventory": "glaciermap.commands.compare_inventory",
     "map": "glaciermap.commands.map",
     "split": "glaciermap.commands.split",
+    "classify": "glaciermap.commands.classify",
     "synth-crevasses": "glaciermap.commands.synth_crevasses",
     "prepare": "glaciermap.commands.prepare",
 }
@@ -81,6 +82,7 @@ OUTPUTS: dict[str, tuple[str, Literal["dir", "file"]]] = {
     "fit-band-ratio": ("out", "file"),
     "convert-keras": ("output", "file"),
     "compare-inventory": ("out_dir", "dir"),
+    "classify": ("out", "dir"),
 }
 """Sub-command -> (argument, kind) of its output location, checked before the command does any work."""
 
