@@ -41,6 +41,7 @@ from glaciermap.errors import InputError
 from glaciermap.inference.writers import StreamingRaster
 from glaciermap.io import atomic_outputs, load_error_detail, open_raster, write_json
 from glaciermap.models.api import get_classifier
+from glaciermap.models.hub import bundled_weights, read_weights
 from glaciermap.models.vario import VarioNet
 
 OUTPUT_NAMES = ("tiles.gpkg", "classes.tif", "confidence.tif", "quicklook.png", "summary.json")
@@ -69,20 +70,14 @@ class Classification:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def load_classifier(checkpoint: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, Any]]:
-    """A classifier and its metadata from a ``glaciermap fit`` checkpoint of the classification task.
-
-    Args:
-        checkpoint: ``.ckpt`` written by :class:`~glaciermap.tasks.classification.SplitImageClassificationTask`.
-
-    Returns:
-        The model (eval mode) and the checkpoint's ``glaciermap`` metadata.
-
-    Raises:
-        InputError: If the file is missing, unreadable, or not a split-image classifier checkpoint.
-    """
-    path = Path(checkpoint)
-    expected = "expected a .ckpt of the split-image classification task"
+def _read_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """State dict (``model.`` prefix removed) and metadata of a ``.ckpt`` or exported ``.safetensors`` file."""
+    expected = (
+        "expected a .ckpt of the split-image classification task, its .safetensors export or a bundled name"
+    )
+    if path.suffix == ".safetensors":
+        state, meta = read_weights(path)
+        return state, meta
     if not path.is_file():
         raise InputError(f"--checkpoint {path}: file not found; {expected}")
     try:
@@ -91,11 +86,35 @@ def load_classifier(checkpoint: str | os.PathLike[str]) -> tuple[nn.Module, dict
         raise InputError(
             f"--checkpoint {path}: not readable ({load_error_detail(err)}); {expected}"
         ) from None
-    meta = ckpt.get("glaciermap") if isinstance(ckpt, dict) else None
-    if not isinstance(meta, dict) or meta.get("task") != "split_image_classification":
-        raise InputError(f"--checkpoint {path}: no split-image classifier metadata; {expected}")
-    model = get_classifier(meta["model"], **meta["model_kwargs"])
+    block = ckpt.get("glaciermap") if isinstance(ckpt, dict) else None
+    if not isinstance(block, dict) or "state_dict" not in ckpt:
+        raise InputError(f"--checkpoint {path}: no glaciermap metadata; {expected}")
     state = {k[len("model.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    return state, block
+
+
+def load_classifier(checkpoint: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, Any]]:
+    """A classifier and its metadata from a checkpoint, a ``.safetensors`` export or a bundled name.
+
+    Args:
+        checkpoint: ``.ckpt`` written by
+            :class:`~glaciermap.tasks.classification.SplitImageClassificationTask`, its export by
+            :func:`~glaciermap.models.hub.export_weights`, or the name of bundled weights
+            (``crevasse_varionet_synthetic``).
+
+    Returns:
+        The model (eval mode) and the checkpoint's ``glaciermap`` metadata.
+
+    Raises:
+        InputError: If the file is missing, unreadable, or not a split-image classifier.
+    """
+    path = Path(checkpoint)
+    if not path.exists() and path.suffix == "" and len(path.parts) == 1:
+        path = bundled_weights(str(checkpoint))
+    state, meta = _read_checkpoint(path)
+    if meta.get("task") != "split_image_classification":
+        raise InputError(f"--checkpoint {path}: not a split-image classifier (task {meta.get('task')!r})")
+    model = get_classifier(meta["model"], **meta["model_kwargs"])
     model.load_state_dict(state)
     return model.eval(), meta
 
