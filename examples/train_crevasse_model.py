@@ -5,8 +5,9 @@
 
 1. the synthetic crevasse world (``glaciermap synth-crevasses``, 520 split-images of 201 x 268 px, 11
    classes) is generated if missing; every split-image is read once (8-bit intensities, reference notes
-   section 2.1) with its vario vector (159 values) and, for ResNet-18, resized to 32 x 43 px by default (the
-   resize-and-normalise input mode, GEOCLASS reference section 5, at a CPU-sized resolution);
+   section 2.1) with its vario vector (159 values) and, for ResNet-18, resized to 64 x 86 px by default (the
+   resize-and-normalise input mode, GEOCLASS reference section 5, at a CPU-sized resolution) with a narrow ResNet-18 (first-stage width 16 instead of 64, 0.7 M
+   parameters, so the bundled file stays under 5 MB);
 2. for every seed: a seeded stratified 70/15/15 split (:func:`glaciermap.datamodules.stratified_split`);
    VarioMLP and ResNet-18 are trained on the training tiles; VarioNet stage 1 (frozen sub-networks, reference
    section 6.4) trains the fusion weights and head for discrete weights (alpha 0.45, beta 0.55), Eq. 6 and
@@ -32,7 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-SIZE = [32, 43]  # ResNet-18 input (rows, columns); --size changes it
+SIZE = [64, 86]  # ResNet-18 input (rows, columns); --size changes it
+WIDTH = 16  # narrow ResNet-18 (stage widths 16/32/64/128, 0.7 M parameters): a small bundled file
 MODELS = ("vario_mlp", "resnet18", "varionet", "varionet_eq6", "varionet_eq7")
 
 
@@ -98,7 +100,7 @@ def run_seed(data: dict[str, Tensor], seed: int, epochs: int) -> tuple[dict[str,
     torch.manual_seed(seed)
     subs = {
         "vario_mlp": get_classifier("vario_mlp", in_features=159, **common),
-        "resnet18": get_classifier("resnet18", input_mode="normalised", size=tuple(SIZE), **common),
+        "resnet18": get_classifier("resnet18", input_mode="normalised", size=tuple(SIZE), width=WIDTH, **common),
     }
     # VarioMLP alone sees raw vectors (reference section 3.2): train it on vario / 10 so that VarioNet's
     # scaling matches what its pre-trained sub-network saw (the reference's inconsistency, section 14.3)
@@ -112,7 +114,9 @@ def run_seed(data: dict[str, Tensor], seed: int, epochs: int) -> tuple[dict[str,
     cached = {"image": logits_of(subs["resnet18"], data, "image"), "label": data["label"]}
     cached["vario"] = logits_of(subs["vario_mlp"], scaled, "vario") * 10.0  # VarioNet multiplies by 0.1
     for name in ("varionet", "varionet_eq6", "varionet_eq7"):
-        net = get_classifier(name, vario_features=159, input_mode="normalised", size=tuple(SIZE), **common)
+        net = get_classifier(
+            name, vario_features=159, input_mode="normalised", size=tuple(SIZE), width=WIDTH, **common
+        )
         net.vario_mlp.load_state_dict(subs["vario_mlp"].state_dict())
         net.resnet.load_state_dict(subs["resnet18"].state_dict())
         net.freeze_subnetworks(True)
@@ -138,7 +142,7 @@ def export(model: nn.Module, name: str, out: Path, weights: Path) -> None:
     from glaciermap.models.hub import export_weights
     from glaciermap.tasks import SplitImageClassificationTask
 
-    kwargs = {"vario_features": 159, "input_mode": "normalised", "size": list(SIZE)}
+    kwargs = {"vario_features": 159, "input_mode": "normalised", "size": list(SIZE), "width": WIDTH}
     task = SplitImageClassificationTask(
         model=name, model_kwargs=kwargs, vario_settings={"tile_size": [201, 268], "intensity": "uint8",
         "lag_threshold": 0.8, "vario_mode": "float"},
@@ -154,7 +158,7 @@ def main() -> int:
     parser.add_argument("--world", type=Path, default=Path("runs/crevasse/world"))
     parser.add_argument("--out", type=Path, default=Path("runs/crevasse"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=4, help="ResNet-18 epochs (VarioMLP and heads: 4x)")
+    parser.add_argument("--epochs", type=int, default=10, help="ResNet-18 epochs (VarioMLP and heads: 4x)")
     parser.add_argument("--size", type=int, nargs=2, default=SIZE, help="ResNet-18 input size (rows, cols)")
     parser.add_argument("--weights", type=Path, default=Path("glaciermap/weights/crevasse_varionet_synthetic.safetensors"))
     args = parser.parse_args()

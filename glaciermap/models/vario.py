@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models import resnet18
+from torchvision.models.resnet import BasicBlock, ResNet
 
 ResNetInput = Literal["raw", "normalised"]
 """``"raw"``: the reference's 0-255 full tile as fed by the v2.0 code; ``"normalised"``: the documented
@@ -70,6 +71,24 @@ class VarioMLP(nn.Module):
         return self.net(vario.flatten(1))
 
 
+class _NarrowResNet18(ResNet):
+    """ResNet-18 with stage widths ``w, 2w, 4w, 8w`` (torchvision's layout and initialisation otherwise)."""
+
+    def __init__(self, width: int, num_classes: int) -> None:
+        self._width = width
+        super().__init__(BasicBlock, [2, 2, 2, 2], num_classes=num_classes)
+        self.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.fc = nn.Linear(8 * width, num_classes)
+
+    def _make_layer(
+        self, block: type[BasicBlock], planes: int, blocks: int, stride: int = 1, dilate: bool = False
+    ) -> nn.Sequential:
+        if planes == 64:  # the first stage: the stem's output has `width` channels
+            self.inplanes = self._width
+        return super()._make_layer(block, planes * self._width // 64, blocks, stride, dilate)  # type: ignore[arg-type]
+
+
 class ResNet18(nn.Module):
     """ResNet-18 with a 1-channel 7x7 stem for panchromatic split-images (reference section 5).
 
@@ -81,17 +100,27 @@ class ResNet18(nn.Module):
         input_mode: ``"raw"`` (0-255 tile at full size, the reference's behaviour) or ``"normalised"``
             (resize to ``size``, ``x / 255``, then ``(x - 0.485) / 0.229``).
         size: Resize target (rows, columns) of the normalised mode (the documentation's 224 x 224).
+        width: Channels of the first stage (64: the standard ResNet-18; smaller values give a narrow variant
+            with stage widths ``w, 2w, 4w, 8w``, e.g. 16 for the small CPU model bundled with glaciermap).
     """
 
     MEAN = 0.485
     STD = 0.229
 
     def __init__(
-        self, num_classes: int = 11, input_mode: ResNetInput = "raw", size: tuple[int, int] = (224, 224)
+        self,
+        num_classes: int = 11,
+        input_mode: ResNetInput = "raw",
+        size: tuple[int, int] = (224, 224),
+        width: int = 64,
     ) -> None:
         super().__init__()
-        net = resnet18(weights=None, num_classes=num_classes)
-        net.conv1 = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        net = (
+            resnet18(weights=None, num_classes=num_classes)
+            if width == 64
+            else _NarrowResNet18(width, num_classes)
+        )
+        net.conv1 = nn.Conv2d(1, width, kernel_size=7, stride=2, padding=3, bias=False)
         nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")
         self.net = net
         self.input_mode: ResNetInput = input_mode
@@ -181,6 +210,7 @@ class VarioNet(nn.Module):
         hidden: VarioMLP width multipliers.
         input_mode: ResNet-18 input mode.
         size: ResNet-18 resize target of the normalised mode.
+        width: ResNet-18 first-stage width (64 standard).
         fusion: ``"discrete"``, ``"eq6"`` or ``"eq7"``.
         fusion_input: ``"softmax"`` or ``"logits"``.
         alpha: Initial VarioMLP weight (discrete fusion).
@@ -198,6 +228,7 @@ class VarioNet(nn.Module):
         hidden: Sequence[float] = (5, 2),
         input_mode: ResNetInput = "raw",
         size: tuple[int, int] = (224, 224),
+        width: int = 64,
         fusion: FusionWeights = "discrete",
         fusion_input: FusionInput = "softmax",
         alpha: float = 0.45,
@@ -209,7 +240,7 @@ class VarioNet(nn.Module):
     ) -> None:
         super().__init__()
         self.vario_mlp = VarioMLP(vario_features, num_classes, hidden)
-        self.resnet = ResNet18(num_classes, input_mode, size)
+        self.resnet = ResNet18(num_classes, input_mode, size, width)
         weights = torch.tensor([alpha, beta], dtype=torch.float32)
         if learn_fusion_weights:
             self.fusion_weights = nn.Parameter(weights)

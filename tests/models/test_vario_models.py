@@ -113,3 +113,14 @@ def test_classifier_registry() -> None:
         get_classifier("nope")
     with pytest.raises(ConfigError, match="invalid arguments"):
         get_classifier("vario_mlp", wrong=1)
+
+
+def test_narrow_resnet18_widths() -> None:
+    model = ResNet18(num_classes=11, input_mode="normalised", size=(32, 43), width=16)
+    net = model.net
+    assert net.conv1.out_channels == 16 and net.conv1.in_channels == 1
+    assert [net.layer1[0].conv1.out_channels, net.layer2[0].conv1.out_channels] == [16, 32]
+    assert [net.layer3[0].conv1.out_channels, net.layer4[1].conv2.out_channels] == [64, 128]
+    assert net.fc.in_features == 128 and sum(p.numel() for p in model.parameters()) == 701_947
+    assert sum(p.numel() for p in ResNet18(num_classes=11).parameters()) == 11_175_883
+    assert model.eval()(torch.rand(2, 1, 201, 268) * 255).shape == (2, 11)
