@@ -22,6 +22,12 @@ from glaciermap.inference.checkpoint import (
     load_checkpoint,
     register_calibrator,
 )
+from glaciermap.inference.classify import (
+    Classification,
+    classify_scene,
+    load_classifier,
+    write_classification,
+)
 from glaciermap.inference.confidence import entropy_confidence
 from glaciermap.inference.mapping import ModelSource, map_scene, map_scenes, resolve_model, shard_scenes
 from glaciermap.inference.options import MapOptions, Precision
@@ -48,6 +54,7 @@ __all__ = [
     "PROBABILITY_CLIP",
     "BlendWindow",
     "Calibrator",
+    "Classification",
     "Dihedral",
     "GridLayout",
     "MapOptions",
@@ -63,8 +70,10 @@ __all__ = [
     "WindowGrid",
     "blend_weights",
     "calibrator_from_dict",
+    "classify_scene",
     "entropy_confidence",
     "load_checkpoint",
+    "load_classifier",
     "map_scene",
     "map_scenes",
     "overlap_stride",
@@ -74,4 +83,5 @@ __all__ = [
     "tta_predict",
     "window_grid",
     "window_profile",
+    "write_classification",
 ]
