@@ -39,6 +39,7 @@ COMMANDS: dict[str, str] = {
     "compare-inventory": "glaciermap.commands.compare_inventory",
     "map": "glaciermap.commands.map",
     "split": "glaciermap.commands.split",
+    "classify": "glaciermap.commands.classify",
     "synth-crevasses": "glaciermap.commands.synth_crevasses",
     "prepare": "glaciermap.commands.prepare",
     "export-onnx": "glaciermap.commands.export_onnx",
@@ -90,6 +91,7 @@ OUTPUTS: dict[str, tuple[str, Literal["dir", "file"]]] = {
     "export-onnx": ("output", "file"),
     "label": ("labels", "file"),
     "calibrate": ("out", "file"),
+    "classify": ("out", "dir"),
 }
 """Sub-command -> (argument, kind) of its output location, checked before the command does any work."""
 

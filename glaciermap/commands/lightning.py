@@ -3,6 +3,9 @@
 * ``fit``, ``validate``, ``test``: the segmentation task over a scene data module. The data module's
   modalities, bands and target are linked to the task's, and its region codes (by default the sorted codes of
   the training scenes) are passed to the model when both are built, so a config states them once.
+* ``fit``, ``validate``, ``test`` with a config whose ``model.class_path`` is
+  :class:`~glaciermap.tasks.classification.SplitImageClassificationTask`: split-image classification over a
+  :class:`~glaciermap.datamodules.split_images.SplitImageDataModule` (``examples/crevasse_*.yaml``).
 * ``predict``: maps whole scenes with a checkpoint (:mod:`glaciermap.tasks.mapping`, :mod:`glaciermap.datamodules.mapping`): scenes are sharded
   across devices and nodes and each is written once by the prediction writer (``examples/predict_scenes.yaml``).
 
@@ -80,11 +83,55 @@ def check_checkpoint_arguments(argv: Sequence[str]) -> None:
             raise InputError(f"--ckpt_path {path} holds no 'state_dict'; {expected}")
 
 
+def is_classification(argv: Sequence[str]) -> bool:
+    """Whether ``argv`` asks for the split-image classification task.
+
+    True when a ``--config`` file's ``model`` (or ``--model``) names
+    :class:`~glaciermap.tasks.classification.SplitImageClassificationTask` as its ``class_path``.
+
+    Args:
+        argv: The command's arguments.
+
+    Returns:
+        True for the classification task.
+    """
+    import yaml
+
+    for value in _option_values(argv, "--model"):
+        if value.endswith("SplitImageClassificationTask"):
+            return True
+    for value in _option_values(argv, "--config") + _option_values(argv, "-c"):
+        try:
+            config = yaml.safe_load(Path(value).read_text())
+        except (OSError, yaml.YAMLError):
+            continue  # LightningCLI reports it
+        model = config.get("model") if isinstance(config, dict) else None
+        if isinstance(model, dict) and str(model.get("class_path", "")).endswith(
+            "SplitImageClassificationTask"
+        ):
+            return True
+    return False
+
+
 def run(argv: Sequence[str]) -> int:
     """Run LightningCLI with ``argv`` (starting with the sub-command); returns the exit status."""
     check_checkpoint_arguments(argv)
     # LightningCLI warns when given the process's own arguments explicitly.
     args = None if list(argv) == sys.argv[1:] else list(argv)
+    if argv and argv[0] != "predict" and is_classification(argv):
+        from glaciermap.datamodules.split_images import SplitImageDataModule
+        from glaciermap.tasks.classification import SplitImageClassificationTask
+
+        LightningCLI(
+            SplitImageClassificationTask,
+            SplitImageDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            seed_everything_default=0,
+            save_config_kwargs={"overwrite": True},
+            args=args,
+        )
+        return 0
     if argv and argv[0] == "predict":
         from glaciermap.datamodules.mapping import SceneMappingDataModule
         from glaciermap.tasks.mapping import SceneMappingTask

@@ -5,6 +5,7 @@
 * :class:`TileBenchmarkDataModule`: the GlaViTU tile benchmark (HDF5), with the authors' epoch definition.
 * :class:`SyntheticDataModule`: the synthetic world, scenes named ``PRESET:SEED`` generated on first use.
 * :class:`SceneMappingDataModule`: whole scenes for ``glaciermap predict`` (:class:`MappingSceneSampler`).
+* :class:`SplitImageDataModule`: labelled crevasse split-images, seeded stratified splits.
 * :mod:`~glaciermap.datamodules.samplers`: window samplers (:class:`RandomWindows`, :class:`GridWindows`,
   :class:`ShardedWindowSampler`).
 """
@@ -21,6 +22,7 @@ from glaciermap.datamodules.samplers import (
     epoch_generator,
 )
 from glaciermap.datamodules.scenes import SceneDataModule, Split, worker_init
+from glaciermap.datamodules.split_images import SplitImageDataModule, stratified_split
 from glaciermap.datamodules.synthetic import SyntheticDataModule, parse_spec
 from glaciermap.datamodules.tile_benchmark import TileBenchmarkDataModule, TileEpochSampler
 
@@ -36,6 +38,7 @@ __all__ = [
     "SceneMappingDataModule",
     "ShardedWindowSampler",
     "Split",
+    "SplitImageDataModule",
     "SyntheticDataModule",
     "TileBenchmarkDataModule",
     "TileEpochSampler",
@@ -44,5 +47,6 @@ __all__ = [
     "check_patch_fits",
     "epoch_generator",
     "parse_spec",
+    "stratified_split",
     "worker_init",
 ]

@@ -189,53 +189,89 @@ def build_split_index(
                 f"({height} x {width} px; expected a tile size no larger than the scene)"
             )
         crs = CRS.from_user_input(src.crs)
-        transform = src.transform
-        scene_box = shapely.box(*src.bounds)
-        region = scene_box
-        if aoi is not None:
-            polygon = read_aoi(aoi, crs)
-            region = polygon.intersection(scene_box)
-            if region.is_empty or region.area <= 0:
-                raise InputError(
-                    f"{aoi if not isinstance(aoi, gpd.GeoDataFrame) else 'AOI'}: does not overlap the scene "
-                    f"{path} (expected an area of interest inside the raster's footprint)"
-                )
-        shapely.prepare(region)
-        n_rows, n_cols = src.height // height, src.width // width
-        # the tile columns the AOI spans (pixel grid is north-up or not: use the inverse transform)
-        inv = ~transform
-        minx, miny, maxx, maxy = region.bounds
-        cols_px = [(inv * (x, y))[0] for x in (minx, maxx) for y in (miny, maxy)]
-        rows_px = [(inv * (x, y))[1] for x in (minx, maxx) for y in (miny, maxy)]
-        c0 = max(0, math.floor(min(cols_px) / width))
-        c1 = min(n_cols, math.ceil(max(cols_px) / width))
-        r0 = max(0, math.floor(min(rows_px) / height))
-        r1 = min(n_rows, math.ceil(max(rows_px) / height))
-        records: list[tuple[int, int]] = []
-        footprints: list[shapely.Geometry] = []
-        for tr in range(r0, r1):
-            tc = np.arange(c0, c1)
-            if tc.size == 0:
-                break
-            polys = _footprints(transform, tr * height, tc * width, height, width)
-            inside = shapely.contains(region, polys) | shapely.equals(region, polys)
-            if not inside.any():
-                continue
-            first, last = int(tc[inside][0]), int(tc[inside][-1])
-            window = Window(first * width, tr * height, (last - first + 1) * width, height)
-            strip = src.read(1, window=window)
-            bad = invalid_pixels(strip, src.nodata, extra_nodata)
-            bad_tiles = np.asarray(bad.reshape(height, last - first + 1, width).any(axis=(0, 2)), dtype=bool)
-            for j, c in enumerate(tc):
-                if inside[j] and first <= c <= last and not bad_tiles[c - first]:
-                    records.append((tr * height, int(c) * width))
-                    footprints.append(polys[j])
+        region = _region(src, path, crs, aoi)
+        records, footprints = _scan_tiles(src, region, height, width, extra_nodata)
     if not records:
         raise InputError(
             f"{path}: no complete {height} x {width} px tile without nodata"
             + (" inside the AOI" if aoi is not None else "")
             + " (expected at least one valid split-image)"
         )
+    return _index_frame(records, footprints, src.transform, crs, region, (height, width), utm_epsg)
+
+
+def _region(
+    src: Any, path: Path, crs: CRS, aoi: str | os.PathLike[str] | gpd.GeoDataFrame | None
+) -> shapely.Geometry:
+    """Stage 1: the scene footprint, intersected with the AOI (prepared for fast containment tests)."""
+    scene_box = shapely.box(*src.bounds)
+    region = scene_box
+    if aoi is not None:
+        polygon = read_aoi(aoi, crs)
+        region = polygon.intersection(scene_box)
+        if region.is_empty or region.area <= 0:
+            raise InputError(
+                f"{aoi if not isinstance(aoi, gpd.GeoDataFrame) else 'AOI'}: does not overlap the scene "
+                f"{path} (expected an area of interest inside the raster's footprint)"
+            )
+    shapely.prepare(region)
+    return region
+
+
+def _tile_span(
+    region: shapely.Geometry, transform: Any, n_rows: int, n_cols: int, height: int, width: int
+) -> tuple[int, int, int, int]:
+    """Stage 2: the tile rows ``r0:r1`` and columns ``c0:c1`` the region spans (any pixel grid orientation)."""
+    inv = ~transform
+    minx, miny, maxx, maxy = region.bounds
+    cols_px = [(inv * (x, y))[0] for x in (minx, maxx) for y in (miny, maxy)]
+    rows_px = [(inv * (x, y))[1] for x in (minx, maxx) for y in (miny, maxy)]
+    c0 = max(0, math.floor(min(cols_px) / width))
+    c1 = min(n_cols, math.ceil(max(cols_px) / width))
+    r0 = max(0, math.floor(min(rows_px) / height))
+    r1 = min(n_rows, math.ceil(max(rows_px) / height))
+    return r0, r1, c0, c1
+
+
+def _scan_tiles(
+    src: Any, region: shapely.Geometry, height: int, width: int, extra_nodata: Sequence[float]
+) -> tuple[list[tuple[int, int]], list[shapely.Geometry]]:
+    """Stage 3: read strip by strip and keep the tiles inside the region without nodata."""
+    transform = src.transform
+    r0, r1, c0, c1 = _tile_span(region, transform, src.height // height, src.width // width, height, width)
+    records: list[tuple[int, int]] = []
+    footprints: list[shapely.Geometry] = []
+    for tr in range(r0, r1):
+        tc = np.arange(c0, c1)
+        if tc.size == 0:
+            break
+        polys = _footprints(transform, tr * height, tc * width, height, width)
+        inside = shapely.contains(region, polys) | shapely.equals(region, polys)
+        if not inside.any():
+            continue
+        first, last = int(tc[inside][0]), int(tc[inside][-1])
+        window = Window(first * width, tr * height, (last - first + 1) * width, height)
+        strip = src.read(1, window=window)
+        bad = invalid_pixels(strip, src.nodata, extra_nodata)
+        bad_tiles = np.asarray(bad.reshape(height, last - first + 1, width).any(axis=(0, 2)), dtype=bool)
+        for j, c in enumerate(tc):
+            if inside[j] and first <= c <= last and not bad_tiles[c - first]:
+                records.append((tr * height, int(c) * width))
+                footprints.append(polys[j])
+    return records, footprints
+
+
+def _index_frame(
+    records: list[tuple[int, int]],
+    footprints: list[shapely.Geometry],
+    transform: Any,
+    crs: CRS,
+    region: shapely.Geometry,
+    tile: tuple[int, int],
+    utm_epsg: int | None,
+) -> gpd.GeoDataFrame:
+    """Stage 4: the index table (module docstring), with tile centres in the scene CRS and in UTM."""
+    height, width = tile
     rows = np.array([r for r, _ in records], dtype=np.int64)
     cols = np.array([c for _, c in records], dtype=np.int64)
     cx, cy = transform * (cols + width / 2.0, rows + height / 2.0)

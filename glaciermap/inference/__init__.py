@@ -14,6 +14,12 @@ The Lightning path for many scenes on several GPUs (``glaciermap predict``) is
 """
 
 from glaciermap.calibration.base import PROBABILITY_CLIP
+from glaciermap.inference.classify import (
+    Classification,
+    classify_scene,
+    load_classifier,
+    write_classification,
+)
 from glaciermap.inference.confidence import entropy_confidence
 from glaciermap.inference.mapping import ModelSource, map_scene, map_scenes, resolve_model, shard_scenes
 from glaciermap.inference.options import MapOptions, Precision
@@ -48,6 +54,7 @@ __all__ = [
     "PROBABILITY_CLIP",
     "BlendWindow",
     "Calibrator",
+    "Classification",
     "Dihedral",
     "GridLayout",
     "MapOptions",
@@ -63,7 +70,9 @@ __all__ = [
     "WindowGrid",
     "blend_weights",
     "calibrator_from_dict",
+    "classify_scene",
     "entropy_confidence",
+    "load_classifier",
     "load_pretrained",
     "map_scene",
     "map_scenes",
@@ -74,4 +83,5 @@ __all__ = [
     "tta_predict",
     "window_grid",
     "window_profile",
+    "write_classification",
 ]

@@ -5,7 +5,16 @@ Released weights are safetensors files with their metadata (:mod:`~glaciermap.mo
 Keras weights convert with :mod:`~glaciermap.models.keras`.
 """
 
-from glaciermap.models.api import ModelEntry, get_model, get_weight, list_models, list_weights
+from glaciermap.models.api import (
+    ClassifierEntry,
+    ModelEntry,
+    get_classifier,
+    get_model,
+    get_weight,
+    list_classifiers,
+    list_models,
+    list_weights,
+)
 from glaciermap.models.base import ModelInputs, SegmentationModel
 from glaciermap.models.deeplab import DeepLabV3Plus
 from glaciermap.models.glavitu import (
@@ -23,10 +32,12 @@ from glaciermap.models.pretrained import PretrainedModel, load_pretrained
 from glaciermap.models.resunet import FusionResUNet, ResUNet
 from glaciermap.models.setr import SETR, FusionSETR
 from glaciermap.models.unet_cbam import UNetCBAM
+from glaciermap.models.vario import ResNet18, VarioMLP, VarioNet, adaptive_weights, confidence
 
 __all__ = [
     "GLOBAL_REGION_CODES",
     "SETR",
+    "ClassifierEntry",
     "DeepLabV3Plus",
     "FusionResUNet",
     "FusionSETR",
@@ -36,17 +47,24 @@ __all__ = [
     "ModelEntry",
     "ModelInputs",
     "PretrainedModel",
+    "ResNet18",
     "ResUNet",
     "SegmentationModel",
     "UNetCBAM",
+    "VarioMLP",
+    "VarioNet",
+    "adaptive_weights",
     "bundled_weights",
+    "confidence",
     "convert_keras_file",
     "convert_keras_weights",
     "coordinate_vector",
     "count_trainable",
     "export_weights",
+    "get_classifier",
     "get_model",
     "get_weight",
+    "list_classifiers",
     "list_models",
     "list_weights",
     "load_pretrained",

@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, overload
 
+from torch import nn
+
 from glaciermap.errors import ConfigError
 from glaciermap.models.base import SegmentationModel
 
@@ -253,3 +255,116 @@ def get_weight(name: str) -> Weights:
     from glaciermap.models.weights import get_weight as _get
 
     return _get(name)
+
+
+# --- split-image classifiers (GEOCLASS-image v2.0) -------------------------------------------------------
+
+_GEOCLASS_PAPER = "GEOCLASS-image v2.0 crevasse classification (2025)"
+
+
+@dataclass(frozen=True)
+class ClassifierEntry:
+    """One split-image classifier of the registry.
+
+    Attributes:
+        name: Registry name.
+        summary: One-line description.
+        citation: Paper (and section) the architecture follows.
+        factory: Returns the model class (imported lazily).
+        defaults: Constructor arguments of this preset.
+    """
+
+    name: str
+    summary: str
+    citation: str
+    factory: Callable[[], type[nn.Module]]
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+
+def _vario_mlp() -> type[nn.Module]:
+    from glaciermap.models.vario import VarioMLP
+
+    return VarioMLP
+
+
+def _resnet18() -> type[nn.Module]:
+    from glaciermap.models.vario import ResNet18
+
+    return ResNet18
+
+
+def _varionet() -> type[nn.Module]:
+    from glaciermap.models.vario import VarioNet
+
+    return VarioNet
+
+
+_CLASSIFIERS: dict[str, ClassifierEntry] = {
+    e.name: e
+    for e in (
+        ClassifierEntry(
+            "vario_mlp",
+            "MLP over the vario vector (hidden widths k x input length, LeakyReLU 0.01)",
+            _GEOCLASS_PAPER + ", Sec. 2.2",
+            _vario_mlp,
+        ),
+        ClassifierEntry(
+            "resnet18",
+            "ResNet-18 with a 1-channel stem (raw 0-255 tile or resize-and-normalise)",
+            _GEOCLASS_PAPER + ", Sec. 2.3; He et al., CVPR 2016",
+            _resnet18,
+        ),
+        ClassifierEntry(
+            "varionet",
+            "VarioNet, discrete fusion weights (alpha 0.45 VarioMLP, beta 0.55 ResNet-18)",
+            _GEOCLASS_PAPER + ", Sec. 2.3",
+            _varionet,
+            {"fusion": "discrete"},
+        ),
+        ClassifierEntry(
+            "varionet_eq6",
+            "VarioNet, adaptive per-sample weights by Eq. 6 (beta = ResNet-18 confidence)",
+            _GEOCLASS_PAPER + ", Sec. 2.3, Eq. 6",
+            _varionet,
+            {"fusion": "eq6"},
+        ),
+        ClassifierEntry(
+            "varionet_eq7",
+            "VarioNet, adaptive per-sample weights by Eq. 7 (symmetric in both confidences)",
+            _GEOCLASS_PAPER + ", Sec. 2.3, Eq. 7",
+            _varionet,
+            {"fusion": "eq7"},
+        ),
+    )
+}
+
+
+def list_classifiers() -> list[ClassifierEntry]:
+    """All registered split-image classifiers, in registry order.
+
+    Returns:
+        The :class:`ClassifierEntry` of every classifier.
+    """
+    return list(_CLASSIFIERS.values())
+
+
+def get_classifier(name: str, **kwargs: Any) -> nn.Module:
+    """Build a registered split-image classifier (``model(image, vario) -> (B, C) logits``).
+
+    Args:
+        name: Registry name (see :func:`list_classifiers`).
+        **kwargs: Constructor arguments; they override the preset's defaults.
+
+    Returns:
+        The model (training mode, randomly initialised).
+
+    Raises:
+        ConfigError: If the name is unknown or an argument is not accepted.
+    """
+    if name not in _CLASSIFIERS:
+        raise ConfigError(f"classifier {name!r}: unknown; available: {', '.join(_CLASSIFIERS)}")
+    entry = _CLASSIFIERS[name]
+    try:
+        return entry.factory()(**{**entry.defaults, **kwargs})
+    except TypeError as err:
+        raise ConfigError(f"classifier {name!r}: invalid arguments {sorted(kwargs)}: {err}") from None

@@ -3,9 +3,11 @@
 * :mod:`~glaciermap.tasks.segmentation`: the training task (loss, optimiser, schedule, augmentation, metrics).
 * :mod:`~glaciermap.tasks.losses`: focal, Dice and cross-entropy losses that honour ``ignore_index``.
 * :mod:`~glaciermap.tasks.schedules`: the learning-rate schedules, stepped every batch.
+* :mod:`~glaciermap.tasks.classification`: split-image crevasse classification (VarioMLP, ResNet-18, VarioNet).
 * :mod:`~glaciermap.tasks.mapping`: ``glaciermap predict``: whole scenes mapped under DDP, each written once.
 """
 
+from glaciermap.tasks.classification import SplitImageClassificationTask, load_submodel_weights
 from glaciermap.tasks.losses import (
     CrossEntropyLoss,
     DeepSupervisionLoss,
@@ -30,7 +32,9 @@ __all__ = [
     "ScenePredictionWriter",
     "ScheduleName",
     "SegmentationTask",
+    "SplitImageClassificationTask",
     "build_loss",
     "build_schedule",
+    "load_submodel_weights",
     "resolve_mapping_model",
 ]

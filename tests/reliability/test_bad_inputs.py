@@ -104,6 +104,10 @@ def _label(image: str, labels: str = "labels.csv", *extra: str) -> Callable[[dic
     ]
 
 
+def _classify(e: dict[str, Path], ckpt: Path) -> list[str]:
+    return ["classify", "--checkpoint", str(ckpt), "--image", str(e["scene"] / "optical.tif")]
+
+
 def _map(*extra: str) -> Callable[[dict[str, Path]], list[str]]:
     return lambda e: ["map", "--model", "band-ratio", "--scene", str(e["scene"]), "--quiet", *extra]
 
@@ -391,6 +395,31 @@ CASES = [
             str(e["root"] / "gone.ckpt"),
         ],
         ("--ckpt_path", "file not found"),
+    ),
+    Case(
+        "classify: --checkpoint missing",
+        lambda e: [*_classify(e, e["root"] / "gone.ckpt"), "--out", str(e["out"])],
+        ("--checkpoint", "file not found"),
+    ),
+    Case(
+        "classify: --checkpoint not a checkpoint",
+        lambda e: [*_classify(e, e["bad_ckpt"]), "--out", str(e["out"])],
+        ("--checkpoint", "not readable"),
+    ),
+    Case(
+        "classify: --out is a file",
+        lambda e: [*_classify(e, e["bad_ckpt"]), "--out", str(e["file"])],
+        ("is an existing file",),
+    ),
+    Case(
+        "classify: --min-confidence above 1",
+        lambda e: [*_classify(e, e["bad_ckpt"]), "--min-confidence", "2", "--out", str(e["out"])],
+        ("--min-confidence 2.0", "[0, 1]"),
+    ),
+    Case(
+        "classify: --equal without --export-confident",
+        lambda e: [*_classify(e, e["bad_ckpt"]), "--equal", "--out", str(e["out"])],
+        ("--equal", "--export-confident"),
     ),
 ]
 
