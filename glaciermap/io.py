@@ -317,3 +317,36 @@ def load_error_detail(err: BaseException) -> str:
     ):
         return "not a PyTorch checkpoint, or one that holds code rather than only tensors"
     return text.splitlines()[0][:160]
+
+
+def write_vector(frame: Any, path: str | os.PathLike[str], layer: str) -> None:
+    """Write a GeoDataFrame layer to a GeoPackage, turning OGR's errors into one clear error.
+
+    GDAL/OGR reports a full disk as an SQLite or feature error; when the file's file system has (almost) no
+    free space left, the error becomes ``OSError(ENOSPC)`` (the command line says "no space left"), otherwise
+    an :class:`~glaciermap.errors.InputError` naming the file.
+
+    Args:
+        frame: The GeoDataFrame.
+        path: The GeoPackage (usually a temporary name from :func:`atomic_output`).
+        layer: The layer name.
+
+    Raises:
+        OSError: With ``errno.ENOSPC`` when the disk is full.
+        InputError: For any other failure of the driver.
+    """
+    import errno
+    import shutil
+
+    try:
+        frame.to_file(path, layer=layer, driver="GPKG")
+    except Exception as err:  # pyogrio and fiona raise their own error classes
+        folder = Path(path).parent
+        try:
+            full = shutil.disk_usage(folder).free < 4 * 1024 * 1024
+        except OSError:
+            full = False
+        if full:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path)) from None
+        detail = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise InputError(f"{path}: cannot write layer {layer!r} ({detail})") from None

@@ -51,7 +51,7 @@ from pyproj import CRS, Transformer
 from rasterio.windows import Window
 
 from glaciermap.errors import ConfigError, InputError
-from glaciermap.io import atomic_output, open_raster
+from glaciermap.io import atomic_output, open_raster, write_vector
 
 DEFAULT_TILE_SIZE: tuple[int, int] = (201, 268)
 """Split-image size (rows, columns): the 3-4-5 rectangle of GEOCLASS-image v2.0 (paper Sec. 3.1)."""
@@ -326,7 +326,7 @@ def write_split_index(index: gpd.GeoDataFrame, out_dir: str | os.PathLike[str]) 
     out = Path(out_dir)
     gpkg, csv = out / INDEX_GPKG, out / INDEX_CSV
     with atomic_output(gpkg) as tmp_gpkg, atomic_output(csv) as tmp_csv:
-        index.to_file(tmp_gpkg, layer="split_images", driver="GPKG")
+        write_vector(index, tmp_gpkg, "split_images")
         table = pd.DataFrame(index.drop(columns="geometry"))
         table["footprint_wkt"] = shapely.to_wkt(index.geometry.values, rounding_precision=3)
         table.to_csv(tmp_csv, index=False)

@@ -39,7 +39,7 @@ from glaciermap.datasets.split_images import SplitImageDataset, collate_split_im
 from glaciermap.datasets.split_index import build_split_index
 from glaciermap.errors import InputError
 from glaciermap.inference.writers import StreamingRaster
-from glaciermap.io import atomic_outputs, load_error_detail, open_raster, write_json
+from glaciermap.io import atomic_outputs, load_error_detail, open_raster, write_json, write_vector
 from glaciermap.models.api import get_classifier
 from glaciermap.models.hub import bundled_weights, read_weights
 from glaciermap.models.vario import VarioNet
@@ -311,7 +311,7 @@ def write_classification(
     summary = summarise(result)
     names = [folder / n for n in OUTPUT_NAMES]
     with atomic_outputs(*names) as (gpkg, cls_tif, conf_tif, png, js):
-        result.index.to_file(gpkg, layer="split_images", driver="GPKG")
+        write_vector(result.index, gpkg, "split_images")
         _write_grid(cls_tif, classes, result, IGNORE_INDEX, descriptions=["class"])
         _write_grid(conf_tif, conf, result, float("nan"), descriptions=["confidence"])
         _quicklook(png, result, classes, conf)

@@ -56,7 +56,7 @@ from glaciermap.inventory.glacier_type import MIN_AREA_KM2, add_glacier_types
 from glaciermap.inventory.inputs import ClassGrid, ClassReader, DemReader
 from glaciermap.inventory.polygonise import iter_polygons
 from glaciermap.inventory.uncertainty import buffer_uncertainty_m2, metric_crs_for
-from glaciermap.io import atomic_outputs, check_output_file
+from glaciermap.io import atomic_outputs, check_output_file, write_vector
 from glaciermap.terrain import slope_aspect
 
 GLACIER_COLUMNS: tuple[str, ...] = (
@@ -742,9 +742,9 @@ def write_inventory(inventory: Inventory, out_path: str | os.PathLike[str]) -> t
     gpkg = Path(out_path)
     csv = gpkg.with_suffix(".csv")
     with atomic_outputs(gpkg, csv) as (tmp_gpkg, tmp_csv):
-        inventory.glaciers.to_file(tmp_gpkg, layer="glaciers", driver="GPKG")
-        inventory.debris.to_file(tmp_gpkg, layer="debris", driver="GPKG")
-        inventory.divides.to_file(tmp_gpkg, layer="divides", driver="GPKG")
+        write_vector(inventory.glaciers, tmp_gpkg, "glaciers")
+        write_vector(inventory.debris, tmp_gpkg, "debris")
+        write_vector(inventory.divides, tmp_gpkg, "divides")
         inventory.glaciers.drop(columns="geometry").to_csv(tmp_csv, index=False)
     inventory.gpkg_path, inventory.csv_path = gpkg, csv
     return gpkg, csv

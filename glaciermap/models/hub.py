@@ -79,7 +79,10 @@ def export_weights(checkpoint: str | os.PathLike[str], out: str | os.PathLike[st
 
 
 REQUIRED_KEYS = ("model", "model_hparams", "bands", "class_names")
-"""Metadata keys every weight file must carry."""
+"""Metadata keys every segmentation weight file must carry."""
+
+CLASSIFIER_KEYS = ("model", "model_kwargs", "class_names")
+"""Metadata keys every split-image classifier weight file (``"task": "split_image_classification"``) carries."""
 
 
 def write_weights(
@@ -142,7 +145,9 @@ def read_weights(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], dict[
         meta = json.loads(header["glaciermap"])
     except json.JSONDecodeError as err:
         raise InputError(f"weights {p}: the glaciermap metadata is not valid JSON ({err})") from None
-    missing = [k for k in REQUIRED_KEYS if not isinstance(meta, dict) or k not in meta]
+    classifier = isinstance(meta, dict) and meta.get("task") == "split_image_classification"
+    required = CLASSIFIER_KEYS if classifier else REQUIRED_KEYS
+    missing = [k for k in required if not isinstance(meta, dict) or k not in meta]
     if missing:
         raise InputError(
             f"weights {p}: the glaciermap metadata lacks {', '.join(missing)}; expected a file written by "

@@ -200,3 +200,98 @@ def test_read_only_output_is_refused(tmp_path: Path) -> None:
         assert proc.returncode == 2 and "not writable" in err, err
     finally:
         subprocess.run(["umount", str(mount)], check=False)
+
+
+@pytest.fixture(scope="module")
+def crevasse_scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A synthetic crevasse world of 1,200 split-images (about ten seconds of classification)."""
+    from glaciermap.synthetic.crevasses import generate_crevasse_world
+
+    return generate_crevasse_world(tmp_path_factory.mktemp("crevasse") / "world", seed=3, tiles=(40, 30))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("sig", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"]
+)
+def test_classify_interrupted_cleans_up(crevasse_scene: Path, tmp_path: Path, sig: int, status: int) -> None:
+    out = tmp_path / "out"
+    args = [
+        "classify",
+        "--checkpoint",
+        "crevasse_varionet_synthetic",
+        "--image",
+        str(crevasse_scene / "pan.tif"),
+    ]
+    proc = _start([*args, "--out", str(out)], tmp_path)
+    time.sleep(8.0)
+    if proc.poll() is not None:
+        pytest.skip("classify finished before it could be interrupted on this machine")
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == status, err
+    assert len(err.strip().splitlines()) == 1 and ("terminated" in err or "interrupted" in err), err
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_classify_killed_leaves_no_final_file(crevasse_scene: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    args = [
+        "classify",
+        "--checkpoint",
+        "crevasse_varionet_synthetic",
+        "--image",
+        str(crevasse_scene / "pan.tif"),
+    ]
+    proc = _start([*args, "--out", str(out)], tmp_path)
+    time.sleep(8.0)
+    if proc.poll() is not None:
+        pytest.skip("classify finished before it could be killed on this machine")
+    proc.kill()
+    proc.communicate(timeout=60)
+    final = {"tiles.gpkg", "classes.tif", "confidence.tif", "quicklook.png", "summary.json"}
+    assert not out.exists() or not ({p.name for p in out.iterdir()} & final)
+
+
+def _disk_full_run(args: list[str], out: Path, cwd: Path) -> None:
+    """Run a command whose output goes to a full (tiny) tmpfs; one error line, nothing left behind."""
+    proc = _start(args, cwd)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 2, err
+    last = err.strip().splitlines()[-1]
+    assert "no space left" in last and last.startswith("glaciermap "), err
+    assert "Traceback" not in err, err
+    assert not out.exists() or (out.is_dir() and list(out.iterdir()) == [])
+
+
+@pytest.mark.slow
+def test_disk_full_inventory_and_classify(tmp_path: Path, crevasse_scene: Path) -> None:
+    classes = _class_raster(tmp_path / "classes.tif")
+    mount = tmp_path / "tiny"
+    if not _tmpfs(mount, "64k"):
+        pytest.skip("needs root and tmpfs to simulate a full disk")
+    try:
+        inv = mount / "inv"
+        inv.mkdir()
+        args = [
+            "inventory",
+            "--classes",
+            str(classes),
+            "--dem",
+            str(tmp_path / "dem.tif"),
+            "--out",
+            str(inv / "i.gpkg"),
+        ]
+        _disk_full_run(args, inv, tmp_path)
+        out = mount / "classified"
+        args = [
+            "classify",
+            "--checkpoint",
+            "crevasse_varionet_synthetic",
+            "--image",
+            str(crevasse_scene / "pan.tif"),
+        ]
+        _disk_full_run([*args, "--out", str(out)], out, tmp_path)
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
