@@ -3,13 +3,13 @@
 The authors ship pickled ``sklearn.kernel_ridge.KernelRidge`` models (``confidence_calibration_models/*.pickle``);
 we never unpickle them. Their parameters (support points ``X_fit``, dual coefficients ``dual_coef``, the fit-time
 penalties ``alpha``; ``gamma = 1``) were extracted once into ``glavitu_calibrators.json`` next to this module
-(GlaViTU reference spec 5.6), and :func:`get_calibrator` serves them as
+(the GlaViTU authors' reference implementation), and :func:`get_calibrator` serves them as
 :class:`~glaciermap.calibration.kernel_ridge.KernelRidgeCalibrator`::
 
     f(c) = clip(sum_i a_i exp(-|c - x_i|), 0, 1)
 
 All three calibrate the single-pass softmax confidence (GlaViTU paper Eq. 3, ``C = 2``) of the authors' weights;
-they are specific to those weights (reference spec 9.2 item 16).
+they are specific to those weights (the authors' reference implementation item 16).
 """
 
 from __future__ import annotations

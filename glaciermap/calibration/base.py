@@ -49,11 +49,11 @@ _COMMON_FIELDS = frozenset({"kind", "num_classes", "class_names", "iou_correctio
 
 
 PROBABILITY_CLIP: float = 1e-6
-"""Probabilities are clipped to ``[1e-6, 1 - 1e-6]`` before the logarithm (reference spec 5.4)."""
+"""Probabilities are clipped to ``[1e-6, 1 - 1e-6]`` before the logarithm (the authors' reference implementation)."""
 
 
 def raw_confidence(probabilities: npt.ArrayLike, axis: int = 0) -> npt.NDArray[np.float32]:
-    """Raw confidence of GlaViTU paper Eq. 3, ``1 + sum_i p_i log_C(p_i)``, with ``p`` clipped as spec 5.4.
+    """Raw confidence of GlaViTU paper Eq. 3, ``1 + sum_i p_i log_C(p_i)``, with ``p`` clipped as the authors' reference implementation does.
 
     The one implementation of Eq. 3 in glaciermap: :func:`glaciermap.inference.confidence.entropy_confidence`
     and the calibration callback call it.

@@ -5,7 +5,7 @@ equal-width confidence bin ``[i/B, (i+1)/B)`` (the last bin includes 1): the num
 correctly classified pixels and the sum of their confidences. :class:`ConfidenceHistogram` keeps exactly
 that (``3 B`` numbers), so validation predictions are collected with bounded memory, batch by batch and
 process by process (:meth:`ConfidenceHistogram.merge`), and fitting from a histogram equals fitting from the
-raw arrays it was built from (GlaViTU reference spec 5.5: 100 bins, x = mean confidence of the bin,
+raw arrays it was built from (the GlaViTU authors' reference implementation: 100 bins, x = mean confidence of the bin,
 y = accuracy of the bin).
 """
 

@@ -1,12 +1,12 @@
 """Kernel ridge regression with the Laplacian kernel: the GlaViTU authors' confidence calibrator.
 
-Prediction (GlaViTU reference spec 5.6)::
+Prediction (the GlaViTU authors' reference implementation)::
 
     R(c) = clip( sum_i a_i exp(-gamma |c - x_i|), 0, 1 )
 
 with support points ``x_i``, dual coefficients ``a_i`` and ``gamma = 1`` (sklearn's default ``1 / n_features``).
 
-Fitting (reference spec 5.5, ``confidence_calibration.ipynb``), on validation predictions:
+Fitting (the authors' reference implementation, ``confidence_calibration.ipynb``), on validation predictions:
 
 1. 100 equal-width bins of raw confidence (GlaViTU paper Eq. 3); per non-empty bin the mean confidence
    ``x_b`` (not the bin centre), the accuracy ``y_b`` and the count ``n_b``;
@@ -44,10 +44,10 @@ PenaltyMode = Literal["authors", "per_sample"]
 """How the per-sample ridge penalties enter the solve (see the module docstring)."""
 
 DEFAULT_WEIGHT_EXPONENT: float = 0.1
-"""Bin weights are ``(count / max count) ** 0.1`` (reference spec 5.5)."""
+"""Bin weights are ``(count / max count) ** 0.1`` (the authors' reference implementation)."""
 
 DEFAULT_PENALTY_SCALE: float = 0.1
-"""Penalty scale of the shipped ``glavitu_global`` calibrator (the notebook shows 0.01; spec 5.5)."""
+"""Penalty scale of the shipped ``glavitu_global`` calibrator (the notebook shows 0.01; as in the authors' notebook)."""
 
 _CHUNK = 65536
 _FAST_RANGE = 20.0  # gamma * (max x - min x) up to which the prefix-sum evaluation is exact to ~1e-12
@@ -61,7 +61,7 @@ def laplacian_kernel(a: npt.ArrayLike, b: npt.ArrayLike, gamma: float = 1.0) -> 
 
 
 class KernelRidgeCalibrator(Calibrator):
-    """``R(c) = clip(sum_i a_i exp(-gamma |c - x_i|), 0, 1)`` (GlaViTU reference spec 5.6).
+    """``R(c) = clip(sum_i a_i exp(-gamma |c - x_i|), 0, 1)`` (the GlaViTU authors' reference implementation).
 
     Args:
         support: Support points ``x_i`` in ``[0, 1]`` (bin means and the two anchors), ``(n,)``.
@@ -201,7 +201,7 @@ def fit_kernel_ridge(
     num_classes: int = 2,
     class_names: Sequence[str] | None = None,
 ) -> KernelRidgeCalibrator:
-    """Fit the Laplacian kernel ridge calibrator exactly as the GlaViTU authors did (reference spec 5.5).
+    """Fit the Laplacian kernel ridge calibrator exactly as the GlaViTU authors did (the authors' reference implementation).
 
     Args:
         histogram: Validation (confidence, correct) histogram; the reference uses 100 bins.

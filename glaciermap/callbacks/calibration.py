@@ -55,7 +55,7 @@ FINE_FACTOR = 100
 """The collected histogram has ``FINE_FACTOR * n_bins`` bins (rebinned exactly for the fit)."""
 
 PROBABILITY_CLIP = 1e-6
-"""As :data:`glaciermap.inference.confidence.PROBABILITY_CLIP` (reference spec 5.4)."""
+"""As :data:`glaciermap.inference.confidence.PROBABILITY_CLIP` (the authors' reference implementation)."""
 
 
 def torch_confidence(logits: Tensor) -> Tensor:

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 RELIABILITY_BINS: int = 10
-"""Bins of the reliability diagrams of GlaViTU paper Fig. 3 (reference spec 5.5)."""
+"""Bins of the reliability diagrams of GlaViTU paper Fig. 3 (the authors' reference implementation)."""
 
 
 def _pairs(

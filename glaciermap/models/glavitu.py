@@ -309,7 +309,7 @@ class GlaViTU(SegmentationModel):
         return self.forward_head(self.forward_features(inputs), location)
 
     def forward_features(self, inputs: ModelInputs) -> Tensor:
-        """The activations before the location block: the fusion block's output F (spec 1.3).
+        """The activations before the location block: the fusion block's output F (as in the authors' reference implementation).
 
         They do not depend on the location input, so inference-time bias optimisation (GlaViTU paper
         Eqs. 1-2) computes them once per window and reuses them at every step;

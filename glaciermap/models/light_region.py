@@ -1,7 +1,7 @@
 """A light region-encoding model: GlaViTU's fusion and location-encoding blocks around a small residual U-Net.
 
 It keeps what region encoding and inference-time bias optimisation need from GlaViTU (GlaViTU paper,
-"Strategies", item 4 and Eqs. 1-2; reference spec 1.3 and 1.4) and drops the SETR subnet, so that it trains
+"Strategies", item 4 and Eqs. 1-2; the authors' reference implementation) and drops the SETR subnet, so that it trains
 on a CPU in minutes (``examples/bias_optimisation_cpu.yaml``)::
 
     inputs per modality -> FusionBlock(f)                         -> F  (B, f, H, W)

@@ -1,7 +1,7 @@
 """Monte-Carlo dropout as the GlaViTU paper defines it: dropout active in training as well as at inference.
 
 The models' dropout layers are :class:`~glaciermap.models.blocks.MCDropout`: off in training unless
-``train_active`` (the reference's behaviour, spec 9.2 item 1), forced on at inference by
+``train_active`` (the reference's behaviour, as the authors' reference implementation does), forced on at inference by
 ``SegmentationModel.set_mc_dropout``. :func:`enable_training_dropout` sets ``train_active`` on every one of them,
 so the network is trained with the same dropout that MC inference samples, and MC-dropout confidence can be
 calibrated and compared with softmax confidence on the same scenes.

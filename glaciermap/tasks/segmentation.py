@@ -93,7 +93,7 @@ class SegmentationTask(LightningModule):
             fitting starts and stored in checkpoints.
         mc_dropout_training: Keep the model's dropout layers active in training, as Monte-Carlo dropout is
             defined in the GlaViTU paper ("dropout during both training and inference"); the reference code
-            never trained with dropout (spec 9.2 item 1), so the default ``False`` keeps parity. The rate
+            never trained with dropout (as in the authors' reference implementation), so the default ``False`` keeps parity. The rate
             is the model's ``dropout`` argument (``model_kwargs``). Validation and testing stay
             deterministic; MC inference switches dropout on with ``set_mc_dropout``.
         checkpoint_monitor: Metric that selects the best checkpoint: ``"val/iou_glacier"`` (maximised; the
