@@ -340,6 +340,8 @@ def write_vector(frame: Any, path: str | os.PathLike[str], layer: str) -> None:
 
     try:
         frame.to_file(path, layer=layer, driver="GPKG")
+    except OSError:
+        raise  # already an operating-system error (the command line names it)
     except Exception as err:  # pyogrio and fiona raise their own error classes
         folder = Path(path).parent
         try:
