@@ -15,8 +15,9 @@ Only pure metrics live here: they import nothing from datasets, inventory, basel
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from glaciermap.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from glaciermap.metrics.boundary import Polis, polis, sample_boundary
@@ -63,27 +64,7 @@ _MODULES = {
     ),
     "pixel": ("ConfusionMatrix", "PixelMetrics", "pixel_metrics", "pixel_metrics_from_rasters"),
 }
-_WHERE = {name: module for module, names in _MODULES.items() for name in names}
-
-
-def __getattr__(name: str) -> Any:
-    """Import the submodule of a public name on first use (PEP 562).
-
-    The pixel metrics need torch (torchmetrics); the object and boundary metrics do not, so code that only
-    matches outlines (e.g. the inventory comparison) does not pay torch's import time and memory.
-    """
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    """The module's names, including the public names not imported yet."""
-    return sorted(set(globals()) | set(__all__))
-
+__getattr__, __dir__ = lazy_exports(__name__, _MODULES, globals())
 
 __all__ = [
     "SIZE_CLASSES",
