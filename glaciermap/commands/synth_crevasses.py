@@ -45,16 +45,16 @@ def main(args: argparse.Namespace) -> int:
     Raises:
         ConfigError: For an odd or too small number of tiles.
     """
-    import json
     import time
 
+    from glaciermap.datasets.scene_folder import read_folder_metadata
     from glaciermap.synthetic.crevasses import generate_crevasse_world
 
     start = time.perf_counter()
     folder = generate_crevasse_world(
         args.out, seed=args.seed, tiles=tuple(args.tiles), tile_size=tuple(args.tile_size)
     )
-    meta = json.loads((folder / "scene.json").read_text())
+    meta = read_folder_metadata(folder)
     per_class = meta["tiles_per_class"]
     print(f"wrote {folder}")
     print(

@@ -648,12 +648,27 @@ def scene_region(folder: str | os.PathLike[str], files: Sequence[str] = (SCENE_M
     return None
 
 
-def write_scene_metadata(folder: str | os.PathLike[str], meta: Mapping[str, Any]) -> Path:
+def read_folder_metadata(folder: str | os.PathLike[str]) -> dict[str, Any]:
+    """``scene.json`` of any folder glaciermap writes (a glacier scene or the crevasse world), unchecked.
+
+    Raises:
+        InputError: If it is missing or not a JSON object.
+    """
+    meta = _loose_metadata(Path(folder))
+    if meta is None:
+        raise InputError(f"{Path(folder) / SCENE_METADATA}: missing or not a JSON object")
+    return meta
+
+
+def write_scene_metadata(
+    folder: str | os.PathLike[str], meta: Mapping[str, Any], *, require_region: bool = True
+) -> Path:
     """Write ``scene.json`` of a scene folder as strict JSON (no NaN or Infinity), atomically.
 
     Args:
         folder: The scene folder (created if missing).
         meta: The metadata; must hold a non-empty ``"region"`` (or ``"region_code"``) string.
+        require_region: Whether the region is required (a glacier scene folder; not the crevasse world).
 
     Returns:
         The path written.
@@ -663,7 +678,7 @@ def write_scene_metadata(folder: str | os.PathLike[str], meta: Mapping[str, Any]
     """
     path = Path(folder) / SCENE_METADATA
     region = meta.get("region", meta.get("region_code"))
-    if not isinstance(region, str) or not region.strip():
+    if require_region and (not isinstance(region, str) or not region.strip()):
         raise InputError(f"{path}: 'region' is {region!r}; expected a non-empty region code such as 'HMA'")
     try:
         text = json.dumps(dict(meta), indent=2, allow_nan=False) + "\n"

@@ -26,7 +26,6 @@ Deterministic by seed; the default scene (5,226 x 5,360 px, 520 split-images) ta
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ import shapely
 from rasterio.transform import from_origin
 
 from glaciermap.datasets.crevasse_classes import CrevasseClassV2
+from glaciermap.datasets.scene_folder import write_scene_metadata
 from glaciermap.datasets.split_index import DEFAULT_TILE_SIZE, build_split_index, write_split_index
 from glaciermap.errors import ConfigError
 from glaciermap.io import atomic_output
@@ -120,8 +120,7 @@ def generate_crevasse_world(
         "tiles_per_class": {c.name.lower(): int(counts.get(c.name.lower(), 0)) for c in CrevasseClassV2},
         "region_classes": region_class.tolist(),
     }
-    with atomic_output(folder / "scene.json") as tmp:
-        tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    write_scene_metadata(folder, meta, require_region=False)
     return folder
 
 
