@@ -6,35 +6,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import rasterio
 import torch
-from rasterio.transform import from_origin
 
 from glaciermap.datasets.karakoram import KARAKORAM_BANDS, KarakoramZY3
 from glaciermap.errors import InputError
 from glaciermap.models.unet_cbam import DEFAULT_MODALITIES
 from glaciermap.transforms.normalisation import ModalityStats, NormStats
+from tests.data.karakoram import LEFT, RES, TOP, write
 
-LEFT, TOP, RES, SIZE = 560000.0, 4000000.0, 2.0, 48
-CRS = "EPSG:32643"  # UTM 43N, the Karakoram
-
-
-def write(
-    path: Path, data: np.ndarray, *, res: float = RES, crs: str = CRS, nodata: float | None = None
-) -> None:
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        height=data.shape[1],
-        width=data.shape[2],
-        count=data.shape[0],
-        dtype=data.dtype,
-        crs=crs,
-        transform=from_origin(LEFT, TOP, res, res),
-        nodata=nodata,
-    ) as dst:
-        dst.write(data)
+SIZE = 48
 
 
 def make_folder(root: Path, *, lst_celsius: bool = False, slope_res: float = RES) -> Path:

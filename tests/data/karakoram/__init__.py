@@ -17,7 +17,10 @@ LEFT, TOP, RES = 560000.0, 4000000.0, 2.0
 CRS = "EPSG:32643"  # UTM 43N, the Karakoram
 
 
-def _write(path: Path, data: np.ndarray, nodata: float | None) -> None:
+def write(
+    path: Path, data: np.ndarray, *, res: float = RES, crs: str = CRS, nodata: float | None = None
+) -> None:
+    """Write a ``(C, H, W)`` array as a GeoTIFF on the Karakoram test grid (top-left ``LEFT, TOP``)."""
     with rasterio.open(
         path,
         "w",
@@ -26,8 +29,8 @@ def _write(path: Path, data: np.ndarray, nodata: float | None) -> None:
         width=data.shape[2],
         count=data.shape[0],
         dtype=data.dtype,
-        crs=CRS,
-        transform=from_origin(LEFT, TOP, RES, RES),
+        crs=crs,
+        transform=from_origin(LEFT, TOP, res, res),
         nodata=nodata,
     ) as dst:
         dst.write(data)
@@ -38,13 +41,13 @@ def make_karakoram_folder(root: Path, size: int = 64) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     rows = np.arange(size, dtype=np.float32)[None, :, None] / size
     ms = 0.1 * np.arange(1, 5, dtype=np.float32)[:, None, None] + 0.1 * rows
-    _write(root / "ZY3_MUX_ms.tif", np.ascontiguousarray(np.broadcast_to(ms, (4, size, size))), -9999.0)
+    write(root / "ZY3_MUX_ms.tif", np.ascontiguousarray(np.broadcast_to(ms, (4, size, size))), nodata=-9999.0)
     labels = np.zeros((1, size, size), dtype=np.uint8)
     third = size // 3
     labels[0, :, third : 2 * third] = 1
     labels[0, :, 2 * third :] = 2
     lst = np.where(labels > 0, 262.0, 268.5).astype(np.float32)
-    _write(root / "LC08_lst.tif", lst, -9999.0)
-    _write(root / "zy3dem_slope.tif", np.where(labels > 0, 10.0, 25.0).astype(np.float32), -9999.0)
-    _write(root / "labels.tif", labels, 255)
+    write(root / "LC08_lst.tif", lst, nodata=-9999.0)
+    write(root / "zy3dem_slope.tif", np.where(labels > 0, 10.0, 25.0).astype(np.float32), nodata=-9999.0)
+    write(root / "labels.tif", labels, nodata=255)
     return root
