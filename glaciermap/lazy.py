@@ -23,7 +23,8 @@ def lazy_exports(
 
     Args:
         package: The package's ``__name__``.
-        modules: Submodule name -> the public names it defines.
+        modules: Submodule name (or an absolute module name starting with ``glaciermap.``, for names a
+            package re-exports from elsewhere) -> the public names it defines.
         namespace: The package's ``globals()`` (values are cached there on first use).
 
     Returns:
@@ -35,7 +36,8 @@ def lazy_exports(
         module = where.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(f"{package}.{module}"), name)
+        absolute = module if module.startswith("glaciermap.") else f"{package}.{module}"
+        value = getattr(importlib.import_module(absolute), name)
         namespace[name] = value
         return value
 

@@ -1,6 +1,7 @@
 """Scene mapping: sliding-window prediction of whole scenes into Cloud-Optimised GeoTIFFs.
 
-The public API (see ``docs/mapping.md``)::
+The public API (see ``docs/mapping.md``; names are imported on first use, so that importing
+:mod:`glaciermap.inference.options` for the command line does not load the models)::
 
     map_scene(model, scene_dir, out_dir, options=None, **overrides) -> MapResult
     map_scenes(model, scenes, out_root, rank=None, world_size=None, ...) -> list[MapResult]
@@ -13,38 +14,102 @@ The Lightning path for many scenes on several GPUs (``glaciermap predict``) is
 :mod:`glaciermap.tasks.mapping` with :mod:`glaciermap.datamodules.mapping`.
 """
 
-from glaciermap.calibration.base import PROBABILITY_CLIP
-from glaciermap.inference.classify import (
-    Classification,
-    classify_scene,
-    load_classifier,
-    write_classification,
-)
-from glaciermap.inference.confidence import entropy_confidence
-from glaciermap.inference.mapping import ModelSource, map_scene, map_scenes, resolve_model, shard_scenes
-from glaciermap.inference.options import MapOptions, Precision
-from glaciermap.inference.outputs import MapResult
-from glaciermap.inference.predictor import DEFAULT_WINDOW, ScenePredictor, SceneStream, Strip
-from glaciermap.inference.progress import MappingProgress
-from glaciermap.inference.tta import DIHEDRAL, Dihedral, tta_predict
-from glaciermap.inference.windows import (
-    BlendWindow,
-    GridLayout,
-    WindowGrid,
-    blend_weights,
-    overlap_stride,
-    window_grid,
-    window_profile,
-)
-from glaciermap.inference.writers import COG_OPTIONS, StreamingRaster
-from glaciermap.models.pretrained import (
-    CALIBRATOR_KINDS,
-    Calibrator,
-    PretrainedModel,
-    calibrator_from_dict,
-    load_pretrained,
-    register_calibrator,
-)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from glaciermap.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from glaciermap.calibration.base import PROBABILITY_CLIP
+    from glaciermap.inference.classify import (
+        Classification,
+        classify_scene,
+        load_classifier,
+        write_classification,
+    )
+    from glaciermap.inference.confidence import entropy_confidence
+    from glaciermap.inference.mapping import ModelSource, map_scene, map_scenes, resolve_model, shard_scenes
+    from glaciermap.inference.options import MapOptions, Precision
+    from glaciermap.inference.outputs import MapResult
+    from glaciermap.inference.predictor import DEFAULT_WINDOW, ScenePredictor, SceneStream, Strip
+    from glaciermap.inference.progress import MappingProgress
+    from glaciermap.inference.tta import DIHEDRAL, Dihedral, tta_predict
+    from glaciermap.inference.windows import (
+        BlendWindow,
+        GridLayout,
+        WindowGrid,
+        blend_weights,
+        overlap_stride,
+        window_grid,
+        window_profile,
+    )
+    from glaciermap.inference.writers import COG_OPTIONS, StreamingRaster
+    from glaciermap.models.pretrained import (
+        CALIBRATOR_KINDS,
+        Calibrator,
+        PretrainedModel,
+        calibrator_from_dict,
+        load_pretrained,
+        register_calibrator,
+    )
+
+_MODULES: dict[str, tuple[str, ...]] = {
+    "glaciermap.calibration.base": ("PROBABILITY_CLIP",),
+    "classify": (
+        "Classification",
+        "classify_scene",
+        "load_classifier",
+        "write_classification",
+    ),
+    "confidence": ("entropy_confidence",),
+    "mapping": (
+        "ModelSource",
+        "map_scene",
+        "map_scenes",
+        "resolve_model",
+        "shard_scenes",
+    ),
+    "options": (
+        "MapOptions",
+        "Precision",
+    ),
+    "outputs": ("MapResult",),
+    "predictor": (
+        "DEFAULT_WINDOW",
+        "ScenePredictor",
+        "SceneStream",
+        "Strip",
+    ),
+    "progress": ("MappingProgress",),
+    "tta": (
+        "DIHEDRAL",
+        "Dihedral",
+        "tta_predict",
+    ),
+    "windows": (
+        "BlendWindow",
+        "GridLayout",
+        "WindowGrid",
+        "blend_weights",
+        "overlap_stride",
+        "window_grid",
+        "window_profile",
+    ),
+    "writers": (
+        "COG_OPTIONS",
+        "StreamingRaster",
+    ),
+    "glaciermap.models.pretrained": (
+        "CALIBRATOR_KINDS",
+        "Calibrator",
+        "PretrainedModel",
+        "calibrator_from_dict",
+        "load_pretrained",
+        "register_calibrator",
+    ),
+}
+__getattr__, __dir__ = lazy_exports(__name__, _MODULES, globals())
 
 __all__ = [
     "CALIBRATOR_KINDS",
