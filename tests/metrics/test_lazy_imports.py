@@ -28,3 +28,10 @@ def test_public_names_resolve_and_unknown_names_fail() -> None:
     assert set(metrics.__all__) <= set(dir(metrics))
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         metrics.nope  # noqa: B018
+
+
+def test_the_command_line_parser_does_not_import_torch() -> None:
+    """Every command registers its arguments without loading torch, so ``glaciermap --help`` stays fast."""
+    code = "import sys\nimport glaciermap.cli as cli\ncli.build_parser()\nprint('torch' in sys.modules)\n"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
