@@ -40,7 +40,7 @@ def cpu_model() -> str:
 
 
 def featurise(
-    n_tiles: int, chunk: int, directions: tuple[int, ...], device: str, seed: int = 0
+    n_tiles: int, chunk: int, directions: tuple[int, ...], device: str, seed: int = 0, batch: int = 16
 ) -> tuple[float, float]:
     """Wall and process CPU seconds spent in the vario function for ``n_tiles`` random tiles (generation
     excluded)."""
@@ -54,7 +54,7 @@ def featurise(
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         start, start_cpu = time.perf_counter(), time.process_time()
-        out = directional_vario(tiles, directions=directions)
+        out = directional_vario(tiles, directions=directions, chunk_size=batch)
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         total += time.perf_counter() - start
@@ -71,6 +71,7 @@ def main() -> None:
     )
     parser.add_argument("--tiles", type=int, default=33_234, help="number of split-images (default 33,234)")
     parser.add_argument("--chunk", type=int, default=1024, help="tiles generated per step")
+    parser.add_argument("--batch", type=int, default=16, help="tiles per batched vario step (chunk_size)")
     parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     args = parser.parse_args()
@@ -79,14 +80,17 @@ def main() -> None:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     load_before = os.getloadavg()
     directional_vario(torch.zeros(8, 201, 268, dtype=torch.uint8, device=args.device))  # warm-up
-    three = featurise(args.tiles, args.chunk, (0, 1, 2), args.device)
-    four = featurise(args.tiles, args.chunk, (0, 1, 2, 3), args.device)
+    three = featurise(args.tiles, args.chunk, (0, 1, 2), args.device, batch=args.batch)
+    four = featurise(args.tiles, args.chunk, (0, 1, 2, 3), args.device, batch=args.batch)
     load_after = os.getloadavg()
     print(
         f"machine: {cpu_model()}, {cores} cores, load average (1 min) {load_before[0]:.1f} before / "
         f"{load_after[0]:.1f} after"
     )
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}, "
+        f"{args.batch} tiles per vario step"
+    )
     print(f"{args.tiles:,} split-images of 201 x 268 px, 53 lags per direction (float mode)")
     for name, (wall, cpu) in (
         ("feature vector [N-S, E-W, diagonal] (159 values)", three),

@@ -236,66 +236,142 @@ def _vario_direct(
     return out
 
 
-def _superdiagonal_sums(x: Tensor, y: Tensor, count: int) -> Tensor:
+SUPERDIAGONAL_GROUPS = 3
+"""Row groups of the lag-product matrix: only its band above the diagonal is needed, so group ``g`` of the
+positions is multiplied with the positions from its own first one on (about 2/3 of the full product)."""
+
+
+@functools.lru_cache(maxsize=64)
+def _band_mask(rows: int, cols: int, count: int, device: str) -> Tensor:
+    """``(rows, count)`` boolean mask of the entries ``(j, j + i)`` inside a ``rows x cols`` block."""
+    j = torch.arange(rows, device=device)[:, None]
+    return j + torch.arange(count, device=device)[None, :] < cols
+
+
+def _superdiagonal_sums(x: Tensor, y: Tensor, count: int, flat: Tensor) -> Tensor:
     """``S(i) = sum_l sum_k y[k + i, l] x[k, l]`` for ``x, y`` of shape ``(B, K, L)`` (K positions, L lines).
 
-    One batched matrix product ``prod = x y^T`` (``prod[k, k'] = sum over lines of x[k] y[k']``), then the
-    sums of its first ``count`` superdiagonals, read through a strided view of ``prod`` padded by ``count``
-    zero columns (element ``(k, i)`` of the view is ``prod[k, k + i]``).
+    The batched matrix product ``prod = x y^T`` (``prod[k, k'] = sum over lines of x[k] y[k']``) is needed
+    only on its first ``count`` superdiagonals: the positions are cut into :data:`SUPERDIAGONAL_GROUPS` row
+    groups, and group ``[a, e)`` is multiplied with positions ``[a, min(K, e - 1 + count))`` only. Each block
+    is written into the flat buffer ``flat`` followed by ``count`` zeros and its superdiagonals are read
+    through a strided view (element ``(j, i)`` is ``block[j, j + i]`` where that lies inside the block;
+    entries past a row's end are masked out).
     """
     b, k, _ = x.shape
-    padded = x.new_zeros(b, k, k + count)
-    padded[:, :, :k] = torch.bmm(x, y.transpose(1, 2))
-    view = padded.as_strided((b, k, count), (k * (k + count), k + count + 1, 1))
-    return view.sum(dim=1)
+    total: Tensor | None = None
+    size = -(-k // SUPERDIAGONAL_GROUPS)
+    for a in range(0, k, size):
+        e = min(k, a + size)
+        rows, cols = e - a, min(k, e - 1 + count) - a
+        n = b * rows * cols
+        flat[n : n + count].zero_()
+        torch.bmm(x[:, a:e], y[:, a : a + cols].transpose(1, 2), out=flat[:n].view(b, rows, cols))
+        view = flat.as_strided((b, rows, count), (rows * cols, cols + 1, 1))
+        part = torch.where(_band_mask(rows, cols, count, str(x.device)), view, 0.0).sum(dim=1)
+        total = part if total is None else total + part
+    assert total is not None
+    return total
 
 
-def _padded_buffer(b: int, h: int, pitch: int, pad: int, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """``(b, h + 2, pitch)`` buffer whose left ``pad`` columns and last two rows are zero.
+@functools.lru_cache(maxsize=32)
+def _column_masks(width: int, dc: tuple[int, ...], dtype: torch.dtype, device: str) -> tuple[Tensor, Tensor]:
+    """``(left, right)`` 0/1 masks ``(count, width)``: columns ``c < width - dc_i`` and ``c >= dc_i``."""
+    cols = torch.arange(width, device=device)[None, :]
+    lag = torch.tensor(dc, device=device)[:, None]
+    return (cols < width - lag).to(dtype), (cols >= lag).to(dtype)
 
-    The rest is filled by the caller.
+
+def _pair_row_sums(sq: Tensor, step_r: int, count: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Column sums of the squares over the pair rows of the diagonal lags, and over all rows.
+
+    Returns ``(top, bottom, all)``: ``(B, count, C)`` sums over the top and the bottom ``R - dr_i`` rows,
+    and ``(B, C)`` over all rows.
+
+    For the diagonal lags ``dr_i = 1 + step_r i`` of a tile of ``R = step_r K`` rows: the top rows
+    ``[0, R - dr_i)`` are the first ``K - i`` row blocks less row ``R - 1 - step_r i``; the bottom rows
+    ``[dr_i, R)`` are all rows less the first ``i`` blocks and row ``step_r i`` (prefix sums over blocks of
+    ``step_r`` rows, so the running sum is ``step_r`` times shorter than over rows).
     """
-    buf = torch.empty(b, h + 2, pitch, dtype=dtype, device=device)
-    buf[:, :, :pad].zero_()
-    buf[:, h:].zero_()
-    return buf
+    b, h, w = sq.shape
+    k = h // step_r
+    blocks = sq.new_zeros(b, k + 1, w)
+    torch.cumsum(sq.view(b, k, step_r, w).sum(2), dim=1, out=blocks[:, 1:])  # rows [0, step_r j)
+    i = torch.arange(count, device=sq.device)
+    top = blocks.index_select(1, k - i) - sq.index_select(1, h - 1 - step_r * i)
+    bottom = blocks[:, k:] - blocks[:, :count] - sq[:, 0 : step_r * count : step_r]
+    return top, bottom, blocks[:, k]
 
 
-def _diagonal_series(sq: Tensor, s: Tensor, disp: npt.NDArray[np.int64], anti: bool) -> Tensor:
+def _diagonal_series(
+    top: Tensor, bottom: Tensor, s: Tensor, disp: npt.NDArray[np.int64], height: int, anti: bool
+) -> Tensor:
     """``v(d) = (A(d) + B(d) - 2 S(d)) / N(d)`` for diagonal displacements ``(count, 2)`` (``dr, dc >= 1``).
 
     ``A`` and ``B`` are the sums of squares of the (centred) tile over the two pair rectangles, which touch
-    the tile's corners: column prefix sums of ``sq`` ``(B, R, C)`` are taken once, read at the few columns
-    the rectangles need, and summed down the rows. For the anti-diagonal the pairs are
+    the tile's corners: masked sums over columns of the column sums ``top`` and ``bottom``
+    (:func:`_pair_row_sums`) of a tile of ``height`` rows. For the anti-diagonal the pairs are
     ``z(r, c + dc)`` vs ``z(r + dr, c)``.
     """
-    b, h, w = sq.shape
-    count = disp.shape[0]
-    dr = torch.from_numpy(disp[:, 0]).to(sq.device)
-    dc = torch.from_numpy(disp[:, 1]).to(sq.device)
-    cols = torch.cat([w - dc, dc, torch.tensor([w], device=sq.device)])  # all >= 1
-    prefix = sq.cumsum(2).index_select(2, cols - 1)  # (B, R, 2 count + 1): sums over columns [0, col)
-    q = torch.zeros(b, h + 1, prefix.shape[2], dtype=sq.dtype, device=sq.device)
-    q[:, 1:] = prefix.cumsum(1)  # q[:, r, j]: sum over rows [0, r) and columns [0, cols[j])
-    ja, jd, jw = torch.arange(count), torch.arange(count, 2 * count), torch.full((count,), 2 * count)
-    ja, jd, jw = ja.to(sq.device), jd.to(sq.device), jw.to(sq.device)
-
-    def rect(r0: Tensor | int, r1: Tensor | int, j: Tensor) -> Tensor:
-        r0t = torch.as_tensor(r0, device=sq.device).expand(count)
-        r1t = torch.as_tensor(r1, device=sq.device).expand(count)
-        return q[:, r1t, j] - q[:, r0t, j]
-
+    w = top.shape[2]
+    left, right = _column_masks(w, tuple(int(c) for c in disp[:, 1]), top.dtype, str(top.device))
     if anti:  # rows [0, h - dr) x cols [dc, w), and rows [dr, h) x cols [0, w - dc)
-        a = rect(0, h - dr, jw) - rect(0, h - dr, jd)
-        bb = rect(dr, h, ja)
+        a, bb = (top * right).sum(-1), (bottom * left).sum(-1)
     else:  # rows [0, h - dr) x cols [0, w - dc), and rows [dr, h) x cols [dc, w)
-        a = rect(0, h - dr, ja)
-        bb = rect(dr, h, jw) - rect(dr, h, jd)
-    n_pairs = ((h - dr) * (w - dc)).to(sq.dtype)
+        a, bb = (top * left).sum(-1), (bottom * right).sum(-1)
+    n_pairs = torch.from_numpy((height - disp[:, 0]) * (w - disp[:, 1])).to(top.device, top.dtype)
     return ((a + bb - 2.0 * s) / n_pairs).clamp_min(0.0)
 
 
-def _vario_gemm(z: Tensor, lags: VarioLags, directions: Sequence[int], dtype: torch.dtype) -> Tensor:
+def _axis_series(line_sq: Tensor, s: Tensor, lag: npt.NDArray[np.int64], other: int) -> Tensor:
+    """``v(d)`` along one axis from the sums of squares per line ``(B, n)`` and the lag products ``S``.
+
+    The pairs of lag ``d`` span the first and the last ``n - d`` lines; each line has ``other`` pixels.
+    """
+    b, n = line_sq.shape
+    cum = line_sq.new_zeros(b, n + 1)
+    torch.cumsum(line_sq, dim=1, out=cum[:, 1:])
+    lag_t = torch.from_numpy(lag).to(line_sq.device)
+    first, last = cum[:, n - lag_t], cum[:, n].unsqueeze(1) - cum[:, lag_t]
+    return ((first + last - 2.0 * s) / ((n - lag_t) * other).to(line_sq.dtype)).clamp_min(0.0)
+
+
+def _block_views(t: Tensor, k: int, rows: int, pitch: int, skew: int) -> tuple[Tensor, Tensor]:
+    """``(x, y)`` views ``(B, k, rows * pitch)`` of a buffer with row pitch ``pitch``.
+
+    Position ``p`` is the block of ``rows`` rows starting at row ``rows * p`` (shifted ``skew`` elements
+    further per position); ``y`` starts one row lower (and one column right when ``skew``).
+    """
+    size, stride = (t.shape[0], k, rows * pitch), (t.stride(0), rows * pitch + skew, 1)
+    first = t.as_strided(size, stride, t.storage_offset())
+    return first, t.as_strided(size, stride, t.storage_offset() + pitch + (1 if skew else 0))
+
+
+class _GemmWorkspace:
+    """Buffers of the fast path, allocated once per call and reused chunk after chunk.
+
+    Their zero borders (the extra line of the N-S and E-W buffers, the left padding and the two bottom rows
+    of the skewed diagonal buffers) are written once; each chunk only overwrites the tile area.
+    """
+
+    def __init__(
+        self, batch: int, lags: VarioLags, directions: Sequence[int], dtype: torch.dtype, device: torch.device
+    ) -> None:
+        h, w = lags.height, lags.width
+        self.step_r, self.step_c = (3, 4) if h < w else (4, 3)
+        self.k = h // self.step_r
+        self.pad = self.step_c * (self.k - 1)
+        self.ns = torch.zeros(batch, h + 1, w, dtype=dtype, device=device)
+        self.ew = torch.zeros(batch, w + 1, h, dtype=dtype, device=device) if 1 in directions else None
+        diagonal = 2 in directions or 3 in directions
+        shape = (batch, h + 2, self.pad + w)
+        self.skew = torch.zeros(shape, dtype=dtype, device=device) if 2 in directions else None
+        self.flip = torch.zeros(shape, dtype=dtype, device=device) if 3 in directions else None
+        self.diagonal = diagonal
+        self.flat = torch.empty(batch * self.k * self.k + lags.n_lags, dtype=dtype, device=device)
+
+
+def _vario_gemm(z: Tensor, lags: VarioLags, directions: Sequence[int], ws: _GemmWorkspace) -> Tensor:
     """Fast float path for 3-4-5 tiles without nodata (module docstring). ``z``: (B, R, C).
 
     The lag products ``S(d)`` become superdiagonals of one batched matrix product per direction, with both
@@ -310,58 +386,39 @@ def _vario_gemm(z: Tensor, lags: VarioLags, directions: Sequence[int], dtype: to
     * E-W: N-S on the transposed tile; anti-diagonal: the diagonal of the tile flipped upside down.
     """
     b, h, w = z.shape
-    step_r, step_c = (3, 4) if h < w else (4, 3)
-    k = h // step_r
-    pad = step_c * (k - 1)
-    pitch = pad + w
-    buf = _padded_buffer(b, h, pitch, pad, dtype, z.device)
-    centre = buf[:, :h, pad:]
+    k, pad = ws.k, ws.pad
+    centre = ws.ns[:b, :h]
     centre.copy_(z)
     centre.sub_(centre.mean(dim=(1, 2), keepdim=True))
     sq = centre.square()
-    out = torch.zeros(b, len(directions), lags.n_lags, dtype=dtype, device=z.device)
-
-    def views(t: Tensor, step: int, row_pitch: int, skew: int) -> tuple[Tensor, Tensor]:
-        size, stride = (b, k, step * row_pitch), (t.stride(0), step * row_pitch + skew, 1)
-        first = t.as_strided(size, stride, t.storage_offset())
-        return first, t.as_strided(size, stride, t.storage_offset() + row_pitch + (1 if skew else 0))
-
-    def axis_series(line_sq: Tensor, s: Tensor, lag: npt.NDArray[np.int64], other: int) -> Tensor:
-        # sums of squares of the first and the last (n - lag) lines along the lag axis
-        cum = torch.zeros(b, line_sq.shape[1] + 1, dtype=dtype, device=z.device)
-        cum[:, 1:] = line_sq.cumsum(1)
-        n = line_sq.shape[1]
-        lag_t = torch.from_numpy(lag).to(z.device)
-        first, last = cum[:, n - lag_t], cum[:, n].unsqueeze(1) - cum[:, lag_t]
-        return ((first + last - 2.0 * s) / ((n - lag_t) * other).to(dtype)).clamp_min(0.0)
-
-    flipped: Tensor | None = None
+    count_d = lags.counts[2]
+    if ws.diagonal and count_d:
+        top, bottom, column_sums = _pair_row_sums(sq, ws.step_r, count_d)
+    else:
+        top, bottom, column_sums = sq, sq, sq.sum(dim=1)
+    out = z.new_empty(b, len(directions), lags.n_lags, dtype=ws.ns.dtype)
     for row, direction in enumerate(directions):
         count = lags.counts[direction]
+        out[:, row, count:] = 0.0
         if count == 0:
             continue
         disp = lags.displacements[direction, :count]
-        if direction in (0, 1):
-            # unpadded copy (transposed for E-W) so that the lines are contiguous
-            src = centre if direction == 0 else centre.transpose(1, 2)
-            step = step_r if direction == 0 else step_c
-            lines = torch.empty(b, src.shape[1] + 1, src.shape[2], dtype=dtype, device=z.device)
-            lines[:, -1].zero_()
-            lines[:, :-1].copy_(src)
-            x, y = views(lines, step, src.shape[2], 0)
-            line_sq = sq.sum(dim=2) if direction == 0 else sq.sum(dim=1)
-            lag = disp[:, direction].copy()
-            v = axis_series(line_sq, _superdiagonal_sums(x, y, count), lag, src.shape[2])
+        if direction == 0:
+            x, y = _block_views(ws.ns[:b], k, ws.step_r, w, 0)
+            v = _axis_series(sq.sum(dim=2), _superdiagonal_sums(x, y, count, ws.flat), disp[:, 0].copy(), w)
+        elif direction == 1:
+            assert ws.ew is not None
+            ws.ew[:b, :w].copy_(centre.transpose(1, 2))
+            x, y = _block_views(ws.ew[:b], w // ws.step_c, ws.step_c, h, 0)
+            v = _axis_series(column_sums, _superdiagonal_sums(x, y, count, ws.flat), disp[:, 1].copy(), h)
         else:
-            if direction == 3:
-                if flipped is None:
-                    flipped = _padded_buffer(b, h, pitch, pad, dtype, z.device)
-                    flipped[:, :h, pad:] = centre.flip(1)
-                x, y = views(flipped, step_r, pitch, step_c)
-            else:
-                x, y = views(buf, step_r, pitch, step_c)
-            v = _diagonal_series(sq, _superdiagonal_sums(x, y, count), disp, direction == 3)
-        out[:, row, :count] = v.to(dtype)
+            buf = ws.skew if direction == 2 else ws.flip
+            assert buf is not None
+            buf[:b, :h, pad:] = centre if direction == 2 else centre.flip(1)
+            x, y = _block_views(buf[:b], k, ws.step_r, pad + w, ws.step_c)
+            s = _superdiagonal_sums(x, y, count, ws.flat)
+            v = _diagonal_series(top, bottom, s, disp, h, direction == 3)
+        out[:, row, :count] = v
     return out
 
 
@@ -422,11 +479,14 @@ def directional_vario(
         raise InputError(f"tiles of dtype {z.dtype}: the legacy_uint8 mode expects uint8 tiles (0-255)")
     lags = vario_lags(int(z.shape[1]), int(z.shape[2]), lag_threshold, n_lags)
     parts = []
+    workspace: _GemmWorkspace | None = None
     for start in range(0, z.shape[0], chunk_size):
         zc = z[start : start + chunk_size]
         mc = None if m is None else m[start : start + chunk_size]
         if mode == "float" and mc is None and lags.method == "345":
-            parts.append(_vario_gemm(zc, lags, directions, dtype))
+            if workspace is None:
+                workspace = _GemmWorkspace(min(chunk_size, z.shape[0]), lags, directions, dtype, z.device)
+            parts.append(_vario_gemm(zc, lags, directions, workspace))
         else:
             parts.append(_vario_direct(zc, lags, mode, mc, directions, dtype))
     out = torch.cat(parts) if parts else torch.zeros(0, len(directions), lags.n_lags, dtype=dtype)

@@ -165,3 +165,16 @@ def test_uint8_intensity_scaling() -> None:
     assert q.tolist() == [0, 1, 128, 255]  # ceil(255 * DN / M), clipped at 255
     with pytest.raises(InputError):
         uint8_scale_max(np.zeros(5), nodata=0)
+
+
+@pytest.mark.parametrize("directions", [(0, 1, 2), (3, 2), (1,)])
+def test_chunks_reuse_the_workspace(directions: tuple[int, ...]) -> None:
+    """Chunks of 2 (the last one shorter) reuse one set of buffers and give the one-chunk result."""
+    rng = np.random.default_rng(5)
+    tiles = torch.from_numpy(rng.integers(0, 256, (5, 30, 40)).astype(np.uint8))
+    whole = directional_vario(tiles, directions=directions, dtype=torch.float64, chunk_size=16)
+    chunked = directional_vario(tiles, directions=directions, dtype=torch.float64, chunk_size=2)
+    torch.testing.assert_close(chunked, whole, rtol=1e-12, atol=1e-9)
+    for i in range(5):
+        expected = naive_vario(tiles[i].numpy(), (30, 40))[list(directions)]
+        np.testing.assert_allclose(chunked[i].numpy(), expected, rtol=1e-10, atol=1e-8)
