@@ -241,22 +241,16 @@ SUPERDIAGONAL_GROUPS = 3
 positions is multiplied with the positions from its own first one on (about 2/3 of the full product)."""
 
 
-@functools.lru_cache(maxsize=64)
-def _band_mask(rows: int, cols: int, count: int, device: str) -> Tensor:
-    """``(rows, count)`` boolean mask of the entries ``(j, j + i)`` inside a ``rows x cols`` block."""
-    j = torch.arange(rows, device=device)[:, None]
-    return j + torch.arange(count, device=device)[None, :] < cols
-
-
-def _superdiagonal_sums(x: Tensor, y: Tensor, count: int, flat: Tensor) -> Tensor:
+def _superdiagonal_sums(x: Tensor, y: Tensor, count: int) -> Tensor:
     """``S(i) = sum_l sum_k y[k + i, l] x[k, l]`` for ``x, y`` of shape ``(B, K, L)`` (K positions, L lines).
 
     The batched matrix product ``prod = x y^T`` (``prod[k, k'] = sum over lines of x[k] y[k']``) is needed
     only on its first ``count`` superdiagonals: the positions are cut into :data:`SUPERDIAGONAL_GROUPS` row
-    groups, and group ``[a, e)`` is multiplied with positions ``[a, min(K, e - 1 + count))`` only. Each block
-    is written into the flat buffer ``flat`` followed by ``count`` zeros and its superdiagonals are read
-    through a strided view (element ``(j, i)`` is ``block[j, j + i]`` where that lies inside the block;
-    entries past a row's end are masked out).
+    groups, and group ``[a, e)`` (``n`` rows) is multiplied with positions ``[a, a + m)``,
+    ``m = min(K, e - 1 + count) - a``, only. Each block is copied into a buffer with ``count`` zero columns on
+    the right (row pitch ``p = m + count``); read with row pitch ``p + 1``, row ``j`` of that buffer starts at
+    the block's entry ``(j, j)``, so its first ``count`` values are the superdiagonal entries ``(j, j + i)``
+    (zero where ``j + i >= m``), and the sums are plain column sums of a non-overlapping strided view.
     """
     b, k, _ = x.shape
     total: Tensor | None = None
@@ -264,12 +258,13 @@ def _superdiagonal_sums(x: Tensor, y: Tensor, count: int, flat: Tensor) -> Tenso
     for a in range(0, k, size):
         e = min(k, a + size)
         rows, cols = e - a, min(k, e - 1 + count) - a
-        n = b * rows * cols
-        flat[n : n + count].zero_()
-        torch.bmm(x[:, a:e], y[:, a : a + cols].transpose(1, 2), out=flat[:n].view(b, rows, cols))
-        view = flat.as_strided((b, rows, count), (rows * cols, cols + 1, 1))
-        part = torch.where(_band_mask(rows, cols, count, str(x.device)), view, 0.0).sum(dim=1)
-        total = part if total is None else total + part
+        pitch = cols + count
+        padded = x.new_empty(b, rows, pitch)
+        padded[:, :, cols:].zero_()
+        torch.bmm(x[:, a:e], y[:, a : a + cols].transpose(1, 2), out=padded[:, :, :cols])
+        view = padded.as_strided((b, rows, count), (rows * pitch, pitch + 1, 1))
+        part = view.sum(dim=1)
+        total = part if total is None else total.add_(part)
     assert total is not None
     return total
 
@@ -283,7 +278,7 @@ def _column_masks(width: int, dc: tuple[int, ...], dtype: torch.dtype, device: s
 
 
 def _pair_row_sums(sq: Tensor, step_r: int, count: int) -> tuple[Tensor, Tensor, Tensor]:
-    """Column sums of the squares over the pair rows of the diagonal lags, and over all rows.
+    """Column sums of the squared (centred) tile ``sq`` over the pair rows of the diagonal lags and all rows.
 
     Returns ``(top, bottom, all)``: ``(B, count, C)`` sums over the top and the bottom ``R - dr_i`` rows,
     and ``(B, C)`` over all rows.
@@ -291,14 +286,19 @@ def _pair_row_sums(sq: Tensor, step_r: int, count: int) -> tuple[Tensor, Tensor,
     For the diagonal lags ``dr_i = 1 + step_r i`` of a tile of ``R = step_r K`` rows: the top rows
     ``[0, R - dr_i)`` are the first ``K - i`` row blocks less row ``R - 1 - step_r i``; the bottom rows
     ``[dr_i, R)`` are all rows less the first ``i`` blocks and row ``step_r i`` (prefix sums over blocks of
-    ``step_r`` rows, so the running sum is ``step_r`` times shorter than over rows).
+    ``step_r`` rows, so the running sum is ``step_r`` times shorter than over rows). ``top`` is returned in
+    reversed lag order (its row ``j`` is lag ``count - 1 - j``), which keeps every operand a strided view.
     """
     b, h, w = sq.shape
     k = h // step_r
-    blocks = sq.new_zeros(b, k + 1, w)
-    torch.cumsum(sq.view(b, k, step_r, w).sum(2), dim=1, out=blocks[:, 1:])  # rows [0, step_r j)
-    i = torch.arange(count, device=sq.device)
-    top = blocks.index_select(1, k - i) - sq.index_select(1, h - 1 - step_r * i)
+    block = sq[:, 0::step_r].clone()
+    for j in range(1, step_r):
+        block.add_(sq[:, j::step_r])
+    blocks = sq.new_empty(b, k + 1, w)
+    blocks[:, 0].zero_()
+    torch.cumsum(block, dim=1, out=blocks[:, 1:])  # rows [0, step_r j)
+    first = k - count + 1  # top rows of lag count - 1 ... 0: blocks first ... k, less rows step_r j - 1
+    top = blocks[:, first:] - sq[:, step_r * first - 1 :: step_r]
     bottom = blocks[:, k:] - blocks[:, :count] - sq[:, 0 : step_r * count : step_r]
     return top, bottom, blocks[:, k]
 
@@ -314,11 +314,13 @@ def _diagonal_series(
     ``z(r, c + dc)`` vs ``z(r + dr, c)``.
     """
     w = top.shape[2]
-    left, right = _column_masks(w, tuple(int(c) for c in disp[:, 1]), top.dtype, str(top.device))
+    dc = tuple(int(c) for c in disp[:, 1])
+    left, right = _column_masks(w, dc, top.dtype, str(top.device))
+    left_r, right_r = _column_masks(w, dc[::-1], top.dtype, str(top.device))  # for top (reversed order)
     if anti:  # rows [0, h - dr) x cols [dc, w), and rows [dr, h) x cols [0, w - dc)
-        a, bb = (top * right).sum(-1), (bottom * left).sum(-1)
+        a, bb = (top * right_r).sum(-1).flip(-1), (bottom * left).sum(-1)
     else:  # rows [0, h - dr) x cols [0, w - dc), and rows [dr, h) x cols [dc, w)
-        a, bb = (top * left).sum(-1), (bottom * right).sum(-1)
+        a, bb = (top * left_r).sum(-1).flip(-1), (bottom * right).sum(-1)
     n_pairs = torch.from_numpy((height - disp[:, 0]) * (w - disp[:, 1])).to(top.device, top.dtype)
     return ((a + bb - 2.0 * s) / n_pairs).clamp_min(0.0)
 
@@ -350,8 +352,8 @@ def _block_views(t: Tensor, k: int, rows: int, pitch: int, skew: int) -> tuple[T
 class _GemmWorkspace:
     """Buffers of the fast path, allocated once per call and reused chunk after chunk.
 
-    Their zero borders (the extra line of the N-S and E-W buffers, the left padding and the two bottom rows
-    of the skewed diagonal buffers) are written once; each chunk only overwrites the tile area.
+    Only their zero borders (the extra line of the N-S and E-W buffers, the left padding and the two bottom
+    rows of the skewed diagonal buffers) are written here, once; each chunk overwrites the tile area.
     """
 
     def __init__(
@@ -361,14 +363,25 @@ class _GemmWorkspace:
         self.step_r, self.step_c = (3, 4) if h < w else (4, 3)
         self.k = h // self.step_r
         self.pad = self.step_c * (self.k - 1)
-        self.ns = torch.zeros(batch, h + 1, w, dtype=dtype, device=device)
-        self.ew = torch.zeros(batch, w + 1, h, dtype=dtype, device=device) if 1 in directions else None
-        diagonal = 2 in directions or 3 in directions
-        shape = (batch, h + 2, self.pad + w)
-        self.skew = torch.zeros(shape, dtype=dtype, device=device) if 2 in directions else None
-        self.flip = torch.zeros(shape, dtype=dtype, device=device) if 3 in directions else None
-        self.diagonal = diagonal
-        self.flat = torch.empty(batch * self.k * self.k + lags.n_lags, dtype=dtype, device=device)
+        self.ns = self._lines(batch, h, w, dtype, device)
+        self.ew = self._lines(batch, w, h, dtype, device) if 1 in directions else None
+        self.skew = self._skewed(batch, h, w, dtype, device) if 2 in directions else None
+        self.flip = self._skewed(batch, h, w, dtype, device) if 3 in directions else None
+        self.diagonal = 2 in directions or 3 in directions
+
+    @staticmethod
+    def _lines(batch: int, n: int, m: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+        """``(batch, n + 1, m)`` with a zero last line."""
+        buf = torch.empty(batch, n + 1, m, dtype=dtype, device=device)
+        buf[:, n].zero_()
+        return buf
+
+    def _skewed(self, batch: int, h: int, w: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+        """``(batch, h + 2, pad + w)`` with zero left padding and two zero rows below."""
+        buf = torch.empty(batch, h + 2, self.pad + w, dtype=dtype, device=device)
+        buf[:, :, : self.pad].zero_()
+        buf[:, h:].zero_()
+        return buf
 
 
 def _vario_gemm(z: Tensor, lags: VarioLags, directions: Sequence[int], ws: _GemmWorkspace) -> Tensor:
@@ -405,18 +418,18 @@ def _vario_gemm(z: Tensor, lags: VarioLags, directions: Sequence[int], ws: _Gemm
         disp = lags.displacements[direction, :count]
         if direction == 0:
             x, y = _block_views(ws.ns[:b], k, ws.step_r, w, 0)
-            v = _axis_series(sq.sum(dim=2), _superdiagonal_sums(x, y, count, ws.flat), disp[:, 0].copy(), w)
+            v = _axis_series(sq.sum(dim=2), _superdiagonal_sums(x, y, count), disp[:, 0].copy(), w)
         elif direction == 1:
             assert ws.ew is not None
             ws.ew[:b, :w].copy_(centre.transpose(1, 2))
             x, y = _block_views(ws.ew[:b], w // ws.step_c, ws.step_c, h, 0)
-            v = _axis_series(column_sums, _superdiagonal_sums(x, y, count, ws.flat), disp[:, 1].copy(), h)
+            v = _axis_series(column_sums, _superdiagonal_sums(x, y, count), disp[:, 1].copy(), h)
         else:
             buf = ws.skew if direction == 2 else ws.flip
             assert buf is not None
             buf[:b, :h, pad:] = centre if direction == 2 else centre.flip(1)
             x, y = _block_views(buf[:b], k, ws.step_r, pad + w, ws.step_c)
-            s = _superdiagonal_sums(x, y, count, ws.flat)
+            s = _superdiagonal_sums(x, y, count)
             v = _diagonal_series(top, bottom, s, disp, h, direction == 3)
         out[:, row, :count] = v
     return out
