@@ -39,8 +39,8 @@ from glaciermap.datasets.scene import (
 )
 from glaciermap.datasets.scene_folder import LabelPolicy, SceneInfo, inspect_scene, read_scene_stats
 from glaciermap.errors import ConfigError
-from glaciermap.transforms.normalisation import NormMethod, NormStats, merge_stats
-from glaciermap.transforms.reference import LOG_MODALITIES, REFERENCE_NORMALISATION, reference_stats
+from glaciermap.transforms.normalisation import NormMethod, NormStats, merge_stats, reference_norm_stats
+from glaciermap.transforms.reference import REFERENCE_NORMALISATION
 
 Split = Literal["train", "val", "test", "predict"]
 
@@ -84,7 +84,8 @@ class SceneDataModule(LightningDataModule):
         region_codes: Known region codes, in index order; other codes get the "unseen" index
             ``len(region_codes)``. Default: the sorted codes of the training scenes.
         norm: ``"train"`` (merge the training scenes' statistics), ``"glavitu_reference"`` (min-max with the
-            GlaViTU reference constants, :mod:`glaciermap.transforms.reference`), a path to a JSON file written
+            GlaViTU reference constants, SAR backscatter in log10 first: method ``"reference"``,
+            :mod:`glaciermap.transforms.reference`), a path to a JSON file written
             by :meth:`NormStats.save`, a :class:`NormStats`, or ``None`` for no normalisation.
         norm_method: ``"zscore"`` or ``"minmax"`` (overrides the method of ``norm``).
         image_format: ``"stacked"`` (one tensor) or ``"per_modality"`` (a dict of tensors).
@@ -212,13 +213,10 @@ class SceneDataModule(LightningDataModule):
                     )
                 stats = merge_stats([read_scene_stats(info, self.modalities) for info in infos])
             elif self.norm == REFERENCE_NORMALISATION:
-                if any(m in LOG_MODALITIES for m in self.modalities):
-                    raise ConfigError(
-                        f"norm={REFERENCE_NORMALISATION!r} with SAR needs the log10 step, which the data module "
-                        "does not apply; use it with optical, dem, thermal and insar only"
-                    )
-                self._norm_stats = reference_stats(self.modalities).select(self.bands_by_modality)
-                return self._norm_stats  # min-max with the published constants, whatever norm_method says
+                # the published constants, method "reference" (SAR backscatter in log10 first) whatever
+                # norm_method says
+                self._norm_stats = reference_norm_stats(self.modalities).select(self.bands_by_modality)
+                return self._norm_stats
             else:
                 stats = NormStats.load(self.norm)
             self._norm_stats = stats.select(self.bands_by_modality).with_method(self.norm_method)

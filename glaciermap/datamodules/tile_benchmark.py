@@ -2,9 +2,15 @@
 
 GlaViTU paper, "Data"; GlaViTU reference notes 3.3 and 4.2. Training reads random windows with the authors'
 epoch definition (``floor(n_patches / batch_size) * 4`` steps, :func:`reference_epoch_steps`); validation and
-test read the disjoint windows row-major. The stored arrays are already min-max normalised with the reference
-constants, so they are read as stored and the constants are what the checkpoint keeps
-(:func:`~glaciermap.transforms.reference.reference_stats`).
+test read the disjoint windows row-major. The stored arrays are already normalised with the reference
+normalisation (min-max with the published constants, SAR backscatter in log10; reference notes 4.4), so they
+are read as stored and that normalisation is what the checkpoint keeps (method ``"reference"``,
+:func:`~glaciermap.transforms.normalisation.reference_norm_stats`): a scene mapped later with the checkpoint
+(linear sigma0 on disk) goes through the same log10 + min-max.
+
+All three tracks of the paper are served: ``optical_dem``, ``thermal`` and ``insar`` (optical, dem and the three
+2-channel SAR branches ``sar`` (co-pol backscatter), ``sar_cross`` (cross-pol backscatter) and ``insar``
+(coherence), as in the authors' InSAR-track GlaViTU).
 """
 
 from __future__ import annotations
@@ -28,14 +34,16 @@ from glaciermap.datasets.tile_benchmark import (
 )
 from glaciermap.distributed import rank_and_world_size
 from glaciermap.errors import ConfigError
-from glaciermap.transforms.reference import reference_band_names, reference_stats
+from glaciermap.transforms.normalisation import reference_norm_stats
+from glaciermap.transforms.reference import reference_band_names
 
 TRACK_MODALITIES: Final[dict[str, tuple[Modality, ...]]] = {
     "optical_dem": ("optical", "dem"),
     "thermal": ("optical", "dem", "thermal"),
+    "insar": ("optical", "dem", "sar", "sar_cross", "insar"),
 }
-"""Modalities of the tracks the data module serves (the InSAR track's ``cross_pol_sar`` has no canonical
-modality, and its SAR constants apply to log10 values, so it is read with :class:`GlacierTileBenchmark`)."""
+"""Modalities of each track, in branch order (the HDF5 groups ``co_pol_sar``, ``cross_pol_sar``, ``in_sar`` are
+``sar``, ``sar_cross``, ``insar``)."""
 
 
 class TileEpochSampler(DistributedSampler[tuple[int, int]]):
@@ -97,10 +105,7 @@ def _check_track(
 ) -> tuple[tuple[Modality, ...], dict[str, list[str]]]:
     """The track's modalities and bands, after checking the options against them."""
     if track not in TRACK_MODALITIES:
-        raise ConfigError(
-            f"track is {track!r}; the data module serves {', '.join(TRACK_MODALITIES)} (read the InSAR "
-            "track with GlacierTileBenchmark)"
-        )
+        raise ConfigError(f"track is {track!r}; expected one of {', '.join(TRACK_MODALITIES)}")
     expected = TRACK_MODALITIES[track]
     if modalities is not None and tuple(modalities) != expected:
         raise ConfigError(f"modalities are {list(modalities)}; the {track!r} track holds {list(expected)}")
@@ -121,7 +126,7 @@ class TileBenchmarkDataModule(SceneDataModule):
         train_path: HDF5 file of the training tiles.
         val_path: HDF5 file of the validation tiles.
         test_path: HDF5 file of the test tiles.
-        track: ``"optical_dem"`` or ``"thermal"`` (the InSAR track: use :class:`GlacierTileBenchmark`).
+        track: ``"optical_dem"``, ``"thermal"`` or ``"insar"`` (see :data:`TRACK_MODALITIES`).
         regions: Keep only tiles of these region codes (default: all).
         subregions: Keep only tiles of these subregions (default: all).
         modalities: The track's modalities (default; kept as an argument so that the CLI links it to the task).
@@ -169,8 +174,8 @@ class TileBenchmarkDataModule(SceneDataModule):
             batch_size=batch_size,
             num_workers=num_workers,
             region_codes=region_codes,
-            norm=reference_stats(expected),
-            norm_method="minmax",
+            norm=reference_norm_stats(expected),
+            norm_method="reference",
             image_format=image_format,
             seed=seed,
             pin_memory=pin_memory,

@@ -39,7 +39,7 @@ from glaciermap.constants import BANDS, IGNORE_INDEX, RASTER_NODATA, SCENE_FILES
 from glaciermap.errors import ConfigError, InputError
 from glaciermap.io import atomic_output, open_raster
 from glaciermap.raster import RasterGrid
-from glaciermap.transforms.normalisation import ModalityStats, NormStats, RunningStats
+from glaciermap.transforms.stats import ModalityStats, NormStats, RunningStats
 
 LABELS = "labels"
 """Key of the label raster in :attr:`SceneInfo.rasters` (``SCENE_FILES["labels"]``)."""

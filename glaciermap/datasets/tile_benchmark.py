@@ -15,12 +15,15 @@ three tracks)::
         attrs: region, subregion, height, width (padded), padding_height, padding_width,
                original_height, original_width, xmin, xmax, ymin, ymax (degrees)
 
-Arrays are stored **already padded and normalised** with the reference min-max constants
-(:mod:`glaciermap.transforms.reference`), so they are read as stored; :attr:`GlacierTileBenchmark.norm`
-reports those constants so that checkpoints carry them. Samples follow the glaciermap sample contract
-(``image`` float32 CHW or a per-modality dict, ``mask`` int64 HW, ``region``, ``location``), so the
-segmentation task takes them unchanged. Feature groups map to modality keys ``optical``, ``dem``,
-``thermal``, ``sar`` (co_pol_sar), ``insar`` (in_sar) and ``cross_pol_sar`` (no canonical modality).
+Arrays are stored **already padded and normalised** with the reference normalisation (GlaViTU reference
+notes 4.4: min-max with the published constants, SAR backscatter converted with ``log10(sigma0 + 1e-6)``
+first), so they are read as stored; :attr:`GlacierTileBenchmark.norm` reports that normalisation (method
+``"reference"``, :func:`~glaciermap.transforms.normalisation.reference_norm_stats`) so that checkpoints carry
+it and scenes mapped later (linear sigma0 on disk) get the same log10 + min-max. Samples follow the
+glaciermap sample contract (``image`` float32 CHW or a per-modality dict, ``mask`` int64 HW, ``region``,
+``location``), so the segmentation task takes them unchanged. Feature groups map to the canonical modality
+keys ``optical``, ``dem``, ``thermal``, ``sar`` (co_pol_sar), ``sar_cross`` (cross_pol_sar) and ``insar``
+(in_sar).
 
 Epoch definition (GlaViTU reference notes 3.3): ``n_patches = sum over tiles of floor(H/p) * floor(W/p)``
 (padded sizes); a training epoch has ``floor(n_patches / batch_size) * 4`` steps of random patches (a tile
@@ -45,8 +48,7 @@ from torchgeo.datasets import NonGeoDataset
 from glaciermap.constants import IGNORE_INDEX
 from glaciermap.datasets.scene import ImageFormat, region_index
 from glaciermap.errors import ConfigError, InputError
-from glaciermap.transforms.normalisation import NormStats
-from glaciermap.transforms.reference import reference_stats
+from glaciermap.transforms.normalisation import NormStats, reference_norm_stats
 
 Track = Literal["optical_dem", "thermal", "insar"]
 """The benchmark's tracks (GlaViTU paper, "Data"): Optical+DEM, Optical+DEM+thermal, Optical+DEM+InSAR."""
@@ -66,10 +68,10 @@ FEATURE_MODALITY: Final[dict[str, str]] = {
     "dem": "dem",
     "thermal": "thermal",
     "co_pol_sar": "sar",
-    "cross_pol_sar": "cross_pol_sar",
+    "cross_pol_sar": "sar_cross",
     "in_sar": "insar",
 }
-"""HDF5 feature group -> modality key of the samples."""
+"""HDF5 feature group -> canonical modality key of the samples (``glaciermap.constants.MODALITIES``)."""
 
 FEATURE_CHANNELS: Final[dict[str, int]] = {
     "optical": 6,
@@ -196,6 +198,23 @@ def _read_tile(path: Path, name: str, group: h5py.Group, features: Sequence[str]
     )
 
 
+def _has_track_groups(path: Path, name: str, group: h5py.Group, track: str, features: Sequence[str]) -> bool:
+    """Whether a tile holds the track's optional groups (all of them: True; none: False, the tile is left out).
+
+    Raises:
+        InputError: If the tile holds only some of them (e.g. an InSAR tile without ``in_sar``).
+    """
+    optional = [f for f in features if f not in ("optical", "dem")]
+    missing = [f for f in optional if f not in group]
+    if missing and len(missing) < len(optional):
+        present = [f for f in optional if f in group]
+        raise InputError(
+            f"{path}: tile {name!r} has {', '.join(present)} but no {', '.join(map(repr, missing))} group; "
+            f"the {track!r} track needs all of {', '.join(optional)} (a tile with none of them is left out)"
+        )
+    return not missing
+
+
 class GlacierTileBenchmark(NonGeoDataset):
     """Tiles of one benchmark HDF5 file (train, val or test subset), filtered by track, region and subregion.
 
@@ -208,8 +227,9 @@ class GlacierTileBenchmark(NonGeoDataset):
 
     Args:
         path: The HDF5 file.
-        track: ``"optical_dem"``, ``"thermal"`` or ``"insar"``; tiles missing one of the track's feature
-            groups are left out (as the reference does).
+        track: ``"optical_dem"``, ``"thermal"`` or ``"insar"``; tiles without the track's optional feature
+            groups (thermal; co_pol_sar, cross_pol_sar, in_sar) are left out (as the reference does), a tile
+            with only some of them is an error.
         regions: Keep only tiles whose ``region`` attribute is one of these (default: all).
         subregions: Keep only tiles whose ``subregion`` attribute is one of these (default: all).
         patch_size: Window size in pixels (384 in the reference).
@@ -224,8 +244,9 @@ class GlacierTileBenchmark(NonGeoDataset):
 
     Raises:
         ConfigError: If an option is invalid.
-        InputError: If the file is missing or not HDF5, a tile lacks optical/dem/outlines, a feature has the
-            wrong shape, no tile is left after filtering, or a kept tile is smaller than ``patch_size``.
+        InputError: If the file is missing or not HDF5, a tile lacks optical/dem/outlines or some of the
+            track's groups, a feature has the wrong shape, no tile is left after filtering, or a kept tile is
+            smaller than ``patch_size``.
     """
 
     def __init__(
@@ -276,8 +297,8 @@ class GlacierTileBenchmark(NonGeoDataset):
             for r in range(t.height // patch_size)
             for c in range(t.width // patch_size)
         ]
-        self.norm: NormStats = reference_stats(["optical", "dem"])
-        """The reference constants the stored arrays were normalised with (optical and dem)."""
+        self.norm: NormStats = reference_norm_stats([FEATURE_MODALITY[f] for f in self.features])
+        """The reference normalisation the stored arrays went through (the track's modalities)."""
 
     def _scan_tiles(self, regions: Sequence[str] | None, subregions: Sequence[str] | None) -> list[TileInfo]:
         """Read the metadata of the file's tiles that have the track's groups and pass the filters.
@@ -292,7 +313,7 @@ class GlacierTileBenchmark(NonGeoDataset):
                     group = f[name]
                     if not isinstance(group, h5py.Group):
                         continue
-                    if any(f not in group for f in self.features if f not in ("optical", "dem")):
+                    if not _has_track_groups(self.path, name, group, self.track, self.features):
                         continue  # the reference leaves out tiles without the track's optional groups
                     info = _read_tile(self.path, name, group, self.features)
                     if regions is not None and info.region not in regions:

@@ -4,7 +4,7 @@ The optical grid defines the scene (GlaViTU reference notes 4.5: "the optical gr
 finest of the optical bands gives CRS, transform and size (10 m for Sentinel-2, 30 m for Landsat). Every
 other input is warped onto it with GDAL (:class:`rasterio.vrt.WarpedVRT`): bilinear for continuous layers
 (20 m Sentinel-2 SWIR, DEM, thermal), nearest for label rasters; outlines are rasterised on the grid
-(:func:`glaciermap.datasets.outlines.rasterise_outlines`). Slope is computed on the grid from the resampled
+(:func:`glaciermap.datasets.outline_labels.rasterise_outlines`). Slope is computed on the grid from the resampled
 elevation with :func:`glaciermap.terrain.slope_aspect` (Horn 1981), with ground spacings from
 :func:`glaciermap.terrain.ground_spacing` so that geographic grids get slopes from metres.
 
@@ -42,14 +42,14 @@ from rasterio.warp import transform_bounds
 
 from glaciermap import __version__
 from glaciermap.constants import BANDS, IGNORE_INDEX, RASTER_NODATA, SCENE_FILES
-from glaciermap.datasets.outlines import rasterise_outlines, read_outlines
+from glaciermap.datasets.outline_labels import rasterise_outlines, read_outlines
 from glaciermap.datasets.scene_folder import LABELS, SCENE_STATS, check_label_values, write_scene_metadata
 from glaciermap.errors import ConfigError, InputError
 from glaciermap.io import open_raster
 from glaciermap.prepare.bands import BandFile
 from glaciermap.raster import RasterGrid
 from glaciermap.terrain import ground_spacing, slope_aspect
-from glaciermap.transforms.normalisation import RunningStats
+from glaciermap.transforms.stats import RunningStats
 
 UNIT_RANGES: dict[str, tuple[float, float, str]] = {
     "reflectance": (

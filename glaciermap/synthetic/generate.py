@@ -60,7 +60,7 @@ from glaciermap.synthetic.presets import (
     sun_position,
     utm_epsg,
 )
-from glaciermap.transforms.normalisation import ModalityStats, RunningStats
+from glaciermap.transforms.stats import ModalityStats, RunningStats
 
 if TYPE_CHECKING:
     from glaciermap.synthetic.render import WindowData

@@ -11,7 +11,12 @@ from glaciermap.cli import main
 from glaciermap.tasks import SegmentationTask
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-REAL_DATA = {"predict_scenes.yaml", "karakoram_zy3.yaml", "glavitu_tile_benchmark.yaml"}  # tests/datamodules
+REAL_DATA = {  # tested in tests/datamodules
+    "predict_scenes.yaml",
+    "karakoram_zy3.yaml",
+    "glavitu_tile_benchmark.yaml",
+    "glavitu_tile_benchmark_insar.yaml",
+}
 CONFIGS = sorted(
     p.name
     for p in EXAMPLES.glob("*.yaml")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import geopandas as gpd
@@ -157,3 +159,20 @@ def test_outlines_in_another_crs_match_utm_outlines(files: dict[str, Path], tmp_
         with rasterio.open(tmp_path / name / "labels.tif") as src:
             labels.append(src.read(1))
     assert np.array_equal(labels[0], labels[1])
+
+
+def test_prepare_does_not_import_torch(files: dict[str, Path], tmp_path: Path) -> None:
+    """The whole command (Sentinel-2, outlines, co-registration check) runs without loading torch (memory)."""
+    out = tmp_path / "scene"
+    argv = ["prepare", "--sentinel2", str(files["safe"]), "--dem", str(files["dem"])]
+    argv += ["--outlines", str(files["rgi"]), "--out", str(out)]
+    code = (
+        "import sys\n"
+        "from glaciermap.cli import main\n"
+        f"assert main({argv!r}) == 0\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchgeo', 'lightning')))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip().splitlines()[-1] == "[]"
+    with rasterio.open(out / "labels.tif") as src:
+        assert int((src.read(1) == 1).sum()) == 22 * 20 - 16

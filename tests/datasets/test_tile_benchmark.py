@@ -111,11 +111,12 @@ def test_per_modality_and_unseen_region() -> None:
         unseen_region=True,
     )
     sample = ds[0]
-    assert list(sample["image"]) == ["optical", "dem", "sar", "cross_pol_sar", "insar"]
+    assert list(sample["image"]) == ["optical", "dem", "sar", "sar_cross", "insar"]
     assert [v.shape[0] for v in sample["image"].values()] == [6, 2, 2, 2, 2]
     assert sample["region"] == 1
-    assert ds.norm.method == "minmax"
+    assert ds.norm.method == "reference" and list(ds.norm.modalities) == list(sample["image"])
     assert ds.norm.modalities["optical"].max == REFERENCE_MINMAX["optical"][1]
+    assert ds.norm.modalities["sar_cross"].min == REFERENCE_MINMAX["cross_pol_sar"][0]
 
 
 def test_tile_smaller_than_patch_names_the_tile() -> None:
@@ -130,6 +131,20 @@ def test_missing_group_names_the_tile(tmp_path: Path) -> None:
         del f["HMA-7-3/dem"]
     with pytest.raises(InputError, match=r"tile 'HMA-7-3' has no 'dem' group"):
         GlacierTileBenchmark(path, patch_size=16)
+
+
+def test_insar_tile_with_some_sar_groups_names_the_tile_and_group(tmp_path: Path) -> None:
+    path = tmp_path / "broken.hdf5"
+    shutil.copy(DATA, path)
+    with h5py.File(path, "a") as f:
+        del f["HMA-7-3/cross_pol_sar"]
+    with pytest.raises(
+        InputError, match=r"tile 'HMA-7-3' has co_pol_sar, in_sar but no 'cross_pol_sar' group"
+    ):
+        GlacierTileBenchmark(path, track="insar", patch_size=16)
+    assert (
+        len(GlacierTileBenchmark(path, track="thermal", patch_size=16).tiles) == 2
+    )  # other tracks unaffected
 
 
 def test_no_tile_left_and_bad_file(tmp_path: Path) -> None:

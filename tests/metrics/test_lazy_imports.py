@@ -35,3 +35,20 @@ def test_the_command_line_parser_does_not_import_torch() -> None:
     code = "import sys\nimport glaciermap.cli as cli\ncli.build_parser()\nprint('torch' in sys.modules)\n"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_scene_writing_modules_do_not_import_torch() -> None:
+    """``glaciermap prepare`` and the scene-folder helpers load neither torch nor torchgeo (0.9 GiB of RSS)."""
+    code = (
+        "import sys\n"
+        "import glaciermap.commands.prepare, glaciermap.prepare, glaciermap.prepare.scene\n"
+        "import glaciermap.datasets.outline_labels, glaciermap.datasets.scene_folder\n"
+        "from glaciermap.transforms import NormStats, RunningStats, merge_stats\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'torchgeo', 'lightning', 'kornia'}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    from glaciermap.transforms.normalisation import NormStats as reexported
+    from glaciermap.transforms.stats import NormStats
+
+    assert reexported is NormStats  # one class, two import paths

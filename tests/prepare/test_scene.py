@@ -239,3 +239,13 @@ def test_prepare_command_coregistration_options(tmp_path: Path, capsys: pytest.C
     assert main([*base, "--out", str(out), *args]) == 0
     record = json.loads((out / "scene.json").read_text())["coregistration"]
     assert record["shift_px"] == pytest.approx([-3.0, 0.0], abs=0.2) and record["tolerance_px"] == 4
+
+
+def test_slope_is_one_implementation_shared_with_the_inventory() -> None:
+    """Issue 18: the slope written by prepare and the inventory's slope attribute come from one function."""
+    import glaciermap.inventory.pipeline as inventory_pipeline
+    import glaciermap.prepare.scene as prepare_scene_module
+    from glaciermap.terrain import slope_aspect
+
+    assert prepare_scene_module.slope_aspect is slope_aspect
+    assert inventory_pipeline.slope_aspect is slope_aspect
