@@ -54,9 +54,12 @@ class MapOptions:
     Attributes:
         window_size: Window side S in pixels (default: the model's ``img_size`` hyper-parameter, else 384);
             a multiple of the model's ``size_multiple``.
-        overlap: Fraction of a window shared with its neighbour, in ``[0, 1)`` (default 0.5).
-        window: Blending weight, ``"gaussian"`` (GlaViTU), ``"cosine"`` (Hann) or ``"crop"`` (each window
-            contributes only its central part; no blending). Command line: ``--window`` or ``--blend``.
+        overlap: Fraction of a window shared with its neighbour, in ``[0, 1)`` (default 1/8: about 1.31
+            window evaluations per pixel against 4 at the GlaViTU code's 0.5; chosen by
+            ``benchmarks/overlap_study.py``, see ``docs/mapping.md``).
+        window: Blending weight, ``"cosine"`` (Hann, default), ``"gaussian"`` (the GlaViTU code's) or
+            ``"crop"`` (each window contributes only its central part; no blending). Command line:
+            ``--window`` or ``--blend``. ``overlap=0.5, window="gaussian"`` is the GlaViTU code's setting.
         layout: Padded grid, ``"compact"`` (fewest windows) or ``"reference"`` (the GlaViTU code's).
         batch_size: Windows per forward pass.
         tta: Average the eight dihedral transforms of every window (GlaViTU paper, Methods).
@@ -91,13 +94,16 @@ class MapOptions:
         default=None, metadata=_cli("window side (default: the model's, else 384)", metavar="PX")
     )
     overlap: float = field(
-        default=0.5, metadata=_cli("fraction of a window shared with its neighbour (default 0.5)")
+        default=0.125,
+        metadata=_cli(
+            "fraction of a window shared with its neighbour (default 0.125; the GlaViTU code's: 0.5)"
+        ),
     )
     window: BlendWindow = field(
-        default="gaussian",
+        default="cosine",
         metadata=_cli(
-            "blending weight: gaussian (GlaViTU), cosine (Hann) or crop (each window's centre only); "
-            "default gaussian",
+            "blending weight: gaussian (the GlaViTU code's), cosine (Hann, default) or crop (each window's "
+            "centre only)",
             aliases=("--blend",),
         ),
     )

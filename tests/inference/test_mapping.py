@@ -120,6 +120,7 @@ def test_windows_without_valid_pixels_are_skipped_exactly(tmp_path: Path) -> Non
         folder,
         tmp_path / "out",
         window_size=32,
+        overlap=0.5,
         write_probabilities=True,
         **FAST,  # type: ignore[arg-type]
     )
@@ -308,6 +309,7 @@ def test_an_interrupted_run_leaves_no_file(
             scene,
             out,
             window_size=32,
+            overlap=0.5,  # enough windows for 4 batches
             write_probabilities=True,
             device="cpu",
             progress=False,

@@ -195,3 +195,23 @@ def test_blend_is_an_alias_of_window_on_the_command_line() -> None:
     assert from_arguments(parser.parse_args(["--window", "cosine"])).window == "cosine"
     with pytest.raises(SystemExit):
         parser.parse_args(["--blend", "box"])
+
+
+def test_default_windows_are_one_eighth_overlap_cosine_and_the_reference_setting_is_available() -> None:
+    """The default chosen by benchmarks/overlap_study.py; --overlap 0.5 --blend gaussian is the GlaViTU code's."""
+    import argparse
+
+    from glaciermap.inference.options import MapOptions, add_arguments, from_arguments
+
+    default = MapOptions()
+    assert (default.overlap, default.window) == (0.125, "cosine")
+    assert overlap_stride(384, default.overlap) == 336
+    assert window_grid(20_000, 20_000, 384, default.overlap).evaluations_per_pixel() == pytest.approx(
+        (8 / 7) ** 2, rel=0.04
+    )
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    parity = from_arguments(parser.parse_args(["--overlap", "0.5", "--blend", "gaussian"]))
+    assert (parity.overlap, parity.window) == (0.5, "gaussian")
+    grid = window_grid(1152, 1152, 384, parity.overlap, kind=parity.window)
+    assert grid.count == 25  # the issue's anchor scene: 25 windows at 50 %
