@@ -380,41 +380,54 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
+def _runs_text(saved: list[dict[str, Any]]) -> str:
+    """Command, start time, machine and load before and after of each run."""
+    parts = []
+    for run_ in saved:
+        after = run_["after"].split("load average ")[1].split(";")[0]
+        parts.append(
+            f"`{run_['command']}` started {run_['started']} on {run_['machine']} (load after: {after})"
+        )
+    return "; ".join(parts)
+
+
 def main() -> None:
     """Run the study (or re-summarise earlier records), print and optionally write the tables."""
     args = parse_args()
-    about = machine()
-    print(about)
-    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    print(machine())
     if args.records:
         saved = [json.loads(path.read_text()) for path in args.records]
-        records = [r for run_ in saved for r in run_["records"]]
-        about = "; ".join(
-            f"{run_['machine']} (after: load average {run_['after'].split('load average ')[1].split(';')[0]})"
-            for run_ in saved
-        )
-        started = ", ".join(run_["started"] for run_ in saved)
     else:
+        started, about = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), machine()
         records = run(args)
-        about_after = machine()
-        args.json.write_text(
-            json.dumps(
-                {"machine": about, "after": about_after, "started": started, "records": records}, indent=1
-            )
-        )
+        command = "python benchmarks/overlap_study.py " + " ".join(sys.argv[1:])
+        saved = [
+            {"command": command, "machine": about, "after": machine(), "started": started, "records": records}
+        ]
+        args.json.write_text(json.dumps(saved[0], indent=1))
+    records = [r for run_ in saved for r in run_["records"]]
     rows = summarise(records)
     chosen = {size: choose(rows, size, args.seam_tolerance) for size in {r["size"] for r in rows}}
     scenes = sorted({r["scene"] for r in records})
     header = (
         "## Overlap and blending\n\n"
-        f"`python benchmarks/overlap_study.py --write-results`, started {started}; machine: {about}. "
-        f"Bundled `synthetic_cpu` model, torch backend, CPU, float32, channels-last, batch 8; held-out synthetic "
-        f"scenes {', '.join(scenes)} (10 m). Seconds and km2/s: reading, prediction and blending (no writing); "
-        "the 2 cores were shared with other jobs, so compare speeds by the evaluations per pixel, which are exact."
+        f"Runs: {_runs_text(saved)}. Bundled `synthetic_cpu` model, torch backend, CPU, float32, channels-last, "
+        f"batch 8; held-out synthetic scenes {', '.join(scenes)} (1024 x 1024 px, 10 m). Seconds and km2/s: "
+        "reading, prediction and blending (no writing); the 2 cores were shared with other jobs (load average "
+        "above 10), so speeds are rough: the evaluations per pixel are exact. Summarised with "
+        "`python benchmarks/overlap_study.py --records "
+        + " ".join(str(p) for p in (args.records or [args.json]))
+        + "`."
     )
     text = markdown(rows, header, chosen)
     for size in sorted(chosen, reverse=True):
-        text += "\n".join(per_scene(records, size)) + "\n"
+        text += "\n" + "\n".join(per_scene(records, size))
+    text += (
+        "\nRule (`acceptable` and `choose` in the script): the cheapest compact setting whose glacier IoU, debris "
+        "IoU and PoLiS are not worse than the 50 % Gaussian's by more than the larger of twice the standard "
+        "error of the scene-by-scene difference and the difference the reference grid alone makes, and whose "
+        f"seam ratio is at most the 50 % Gaussian's + {args.seam_tolerance:g}.\n"
+    )
     for size, row in sorted(chosen.items(), reverse=True):
         text += f"\nChosen at {size} px: overlap {row['overlap']:g}, {row['blend']}.\n"
     print(text)
