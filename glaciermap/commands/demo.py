@@ -148,8 +148,8 @@ def _run_pipeline(args: argparse.Namespace, start: float) -> _DemoRun:
     scene = generate_scene(out / "scene", preset=args.region, size=tuple(args.size), seed=args.seed)
     t_scene = time.perf_counter()
     weights = get_weight(DEMO_WEIGHTS).path()  # the registry member, sha256-checked
-    # cosine (Hann) blending: weights fall to 0 at window edges, where a small CNN sees least context
-    result = map_scene(weights, scene, out / "map", window="cosine", progress=not args.quiet)
+    # the default windows: 1/8 overlap, cosine (Hann) blending (docs/mapping.md, "Overlap and blending")
+    result = map_scene(weights, scene, out / "map", progress=not args.quiet)
     t_map = time.perf_counter()
     inventory = build_inventory(result.files["classes"], scene / SCENE_FILES["dem"], out / "inventory.gpkg")
     t_inventory = time.perf_counter()

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from glaciermap.inference.windows import (
         BlendWindow,
         GridLayout,
+        WindowEdge,
         WindowGrid,
         blend_weights,
         overlap_stride,
@@ -90,6 +91,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "windows": (
         "BlendWindow",
         "GridLayout",
+        "WindowEdge",
         "WindowGrid",
         "blend_weights",
         "overlap_stride",
@@ -132,6 +134,7 @@ __all__ = [
     "SceneStream",
     "StreamingRaster",
     "Strip",
+    "WindowEdge",
     "WindowGrid",
     "blend_weights",
     "calibrator_from_dict",

@@ -23,11 +23,25 @@ Precision = Literal["auto", "32", "bf16"]
 BF16), float32 elsewhere), ``"32"`` or ``"bf16"``."""
 
 
-def _cli(help: str, *, flag: str | None = None, metavar: str | None = None) -> dict[str, Any]:
-    """Field metadata: the command-line help (``flag``: the ``--no-...`` form of a True switch)."""
+def _cli(
+    help: str, *, flag: str | None = None, metavar: str | None = None, aliases: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Field metadata: the command-line help, ``flag`` and ``aliases``.
+
+    Args:
+        help: The argument's help text.
+        flag: The ``--no-...`` form of a switch that defaults to True.
+        metavar: The value's name in the help.
+        aliases: Other spellings of the argument (``--blend`` for ``--window``).
+
+    Returns:
+        The metadata of a :class:`MapOptions` field.
+    """
     meta: dict[str, Any] = {"help": help}
     if flag is not None:
         meta["flag"] = flag
+    if aliases:
+        meta["aliases"] = aliases
     if metavar is not None:
         meta["metavar"] = metavar
     return meta
@@ -40,8 +54,12 @@ class MapOptions:
     Attributes:
         window_size: Window side S in pixels (default: the model's ``img_size`` hyper-parameter, else 384);
             a multiple of the model's ``size_multiple``.
-        overlap: Fraction of a window shared with its neighbour, in ``[0, 1)`` (default 0.5).
-        window: Blending weight, ``"gaussian"`` (GlaViTU) or ``"cosine"`` (Hann).
+        overlap: Fraction of a window shared with its neighbour, in ``[0, 1)`` (default 1/8: about 1.31
+            window evaluations per pixel against 4 at the GlaViTU code's 0.5; chosen by
+            ``benchmarks/overlap_study.py``, see ``docs/mapping.md``).
+        window: Blending weight, ``"cosine"`` (Hann, default), ``"gaussian"`` (the GlaViTU code's) or
+            ``"crop"`` (each window contributes only its central part; no blending). Command line:
+            ``--window`` or ``--blend``. ``overlap=0.5, window="gaussian"`` is the GlaViTU code's setting.
         layout: Padded grid, ``"compact"`` (fewest windows) or ``"reference"`` (the GlaViTU code's).
         batch_size: Windows per forward pass.
         tta: Average the eight dihedral transforms of every window (GlaViTU paper, Methods).
@@ -76,9 +94,19 @@ class MapOptions:
         default=None, metadata=_cli("window side (default: the model's, else 384)", metavar="PX")
     )
     overlap: float = field(
-        default=0.5, metadata=_cli("fraction of a window shared with its neighbour (default 0.5)")
+        default=0.125,
+        metadata=_cli(
+            "fraction of a window shared with its neighbour (default 0.125; the GlaViTU code's: 0.5)"
+        ),
     )
-    window: BlendWindow = field(default="gaussian", metadata=_cli("blending weight (default gaussian)"))
+    window: BlendWindow = field(
+        default="cosine",
+        metadata=_cli(
+            "blending weight: gaussian (the GlaViTU code's), cosine (Hann, default) or crop (each window's "
+            "centre only)",
+            aliases=("--blend",),
+        ),
+    )
     layout: GridLayout = field(
         default="compact",
         metadata=_cli("padding: fewest windows (compact) or the GlaViTU code's (reference)"),
@@ -241,7 +269,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             kwargs["type"] = base
             if "metavar" in f.metadata:
                 kwargs["metavar"] = f.metadata["metavar"]
-        parser.add_argument(flag, **kwargs)
+        parser.add_argument(flag, *f.metadata.get("aliases", ()), **kwargs)
 
 
 def from_arguments(args: argparse.Namespace, **extra: Any) -> MapOptions:

@@ -573,7 +573,7 @@ class ScenePredictor:
                         cols = active[b0 : b0 + opts.batch_size]
                         with torch.no_grad():
                             mean, var = self.predict_windows(ring.windows(cols), location(i, cols))
-                            ring.add(cols, mean, var)
+                            ring.add(i, cols, mean, var)
                         stats["windows"] += len(cols)
                         stats["batches"] += 1
                         stats["forward_passes"] += len(cols) * passes
@@ -622,7 +622,8 @@ class RingAccumulator:
         self.invalid = np.empty((size, padded), dtype=bool)
         self.acc = torch.zeros((classes, size, padded), dtype=torch.float32, device=device)
         self.acc_var = torch.zeros_like(self.acc) if mc else None
-        self.weight = torch.from_numpy(grid.weights()).to(device)
+        self.device = device
+        self._weights: dict[tuple[str, str], Tensor] = {}
         row_sum, col_sum = grid.weight_sums()
         self.row_sum = row_sum
         self.col_norm = col_sum[grid.cols.pad_before : grid.cols.pad_before + width]
@@ -656,14 +657,21 @@ class RingAccumulator:
         size, starts = self.grid.size, self.grid.cols.starts
         return torch.stack([self.buf[:, :, starts[j] : starts[j] + size] for j in cols])
 
-    def add(self, cols: list[int], mean: Tensor, var: Tensor | None) -> None:
-        """Add the weighted predictions (``(B, K, S, S)``) of the windows ``cols`` into the accumulator."""
+    def weight(self, i: int, j: int) -> Tensor:
+        """The blending weight of window ``(i, j)`` on the device (one tensor per kind of edge, cached)."""
+        key = (self.grid.rows.edge(i), self.grid.cols.edge(j))
+        if key not in self._weights:
+            self._weights[key] = torch.from_numpy(self.grid.window_weights(i, j)).to(self.device)
+        return self._weights[key]
+
+    def add(self, i: int, cols: list[int], mean: Tensor, var: Tensor | None) -> None:
+        """Add the weighted predictions (``(B, K, S, S)``) of the windows ``cols`` of row ``i``."""
         size, starts = self.grid.size, self.grid.cols.starts
         for k, j in enumerate(cols):
-            c = starts[j]
-            self.acc[:, :, c : c + size] += self.weight * mean[k]
+            c, w = starts[j], self.weight(i, j)
+            self.acc[:, :, c : c + size] += w * mean[k]
             if self.acc_var is not None and var is not None:
-                self.acc_var[:, :, c : c + size] += self.weight * var[k]
+                self.acc_var[:, :, c : c + size] += w * var[k]
 
     def finish_row(self, i: int) -> Strip | None:
         """The blended scene rows completed by window row ``i`` (``None`` if all are padding); then shift."""

@@ -7,6 +7,8 @@
 * :mod:`~glaciermap.metrics.boundary`: the PoLiS boundary distance (GlaViTU Eq. 11).
 * :mod:`~glaciermap.metrics.calibration`: expected calibration error (GlaViTU Eq. 5), reliability table and
   diagram, Brier score, NLL.
+* :mod:`~glaciermap.metrics.seams`: the seam score of a sliding-window map (jumps across window borders
+  against jumps elsewhere).
 
 Only pure metrics live here: they import nothing from datasets, inventory, baselines or the synthetic world.
 ``glaciermap evaluate``, the application that reads predictions and references and writes reports, is
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
         pixel_metrics,
         pixel_metrics_from_rasters,
     )
+    from glaciermap.metrics.seams import SeamScore, seam_score
 
 _MODULES = {
     "boundary": ("Polis", "polis", "sample_boundary"),
@@ -63,6 +66,7 @@ _MODULES = {
         "size_class",
     ),
     "pixel": ("ConfusionMatrix", "PixelMetrics", "pixel_metrics", "pixel_metrics_from_rasters"),
+    "seams": ("SeamScore", "seam_score"),
 }
 __getattr__, __dir__ = lazy_exports(__name__, _MODULES, globals())
 
@@ -73,6 +77,7 @@ __all__ = [
     "PixelMetrics",
     "Polis",
     "ReliabilityTable",
+    "SeamScore",
     "area_deviation",
     "brier_score",
     "detection_scores",
@@ -85,5 +90,6 @@ __all__ = [
     "polis",
     "reliability_table",
     "sample_boundary",
+    "seam_score",
     "size_class",
 ]

@@ -55,6 +55,9 @@ def _outputs(out: Path) -> dict[str, np.ndarray]:
         (32, 0.5, "compact", "gaussian"),
         (48, 0.25, "reference", "cosine"),
         (128, 0.5, "compact", "gaussian"),  # the scene is smaller than one window
+        (32, 0.25, "compact", "crop"),
+        (48, 0.5, "reference", "crop"),
+        (128, 0.25, "compact", "crop"),  # the scene is smaller than one window
     ],
 )
 def test_blended_pointwise_prediction_equals_the_whole_scene_prediction(
@@ -117,6 +120,7 @@ def test_windows_without_valid_pixels_are_skipped_exactly(tmp_path: Path) -> Non
         folder,
         tmp_path / "out",
         window_size=32,
+        overlap=0.5,
         write_probabilities=True,
         **FAST,  # type: ignore[arg-type]
     )
@@ -131,7 +135,13 @@ def test_windows_without_valid_pixels_are_skipped_exactly(tmp_path: Path) -> Non
     assert (probs[:, :60] == RASTER_NODATA).all()
 
 
-def test_constant_scene_gives_a_seam_free_constant_output(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("overlap", "window"),
+    [(0.5, "gaussian"), (0.5, "cosine"), (0.25, "crop"), (0.125, "crop"), (0.0, "crop")],
+)
+def test_constant_scene_gives_a_seam_free_constant_output(
+    tmp_path: Path, overlap: float, window: str
+) -> None:
     """A translation-equivariant 3x3 model on a constant scene: no seams, no edge effects, odd size."""
     folder = write_constant_scene(tmp_path / "const", (77, 90))
     stats = scene_stats(folder)
@@ -140,7 +150,8 @@ def test_constant_scene_gives_a_seam_free_constant_output(tmp_path: Path) -> Non
         folder,
         tmp_path / "out",
         window_size=32,
-        overlap=0.5,
+        overlap=overlap,
+        window=window,  # type: ignore[arg-type]
         write_probabilities=True,
         **FAST,  # type: ignore[arg-type]
     )
@@ -298,6 +309,7 @@ def test_an_interrupted_run_leaves_no_file(
             scene,
             out,
             window_size=32,
+            overlap=0.5,  # enough windows for 4 batches
             write_probabilities=True,
             device="cpu",
             progress=False,

@@ -115,3 +115,103 @@ def test_overlap_stride() -> None:
     assert overlap_stride(384, 0.5) == 192
     assert overlap_stride(384, 0.0) == 384
     assert overlap_stride(10, 0.99) == 1
+
+
+@pytest.mark.parametrize(
+    ("length", "size", "stride"), [(200, 32, 24), (200, 32, 28), (101, 32, 16), (100, 32, 32)]
+)
+def test_crop_window_is_a_partition_of_unity_with_abutting_centres(
+    length: int, size: int, stride: int
+) -> None:
+    """Every padded pixel takes exactly one window; inner windows keep only their central ``stride`` pixels."""
+    axis = axis_grid(length, size, stride)
+    np.testing.assert_array_equal(axis.weight_sum("crop"), np.ones(axis.padded))
+    a = (size - stride) // 2
+    for k in range(1, axis.count - 1):
+        assert np.flatnonzero(axis.profile(k, "crop")).tolist() == list(range(a, a + stride))
+    assert axis.profile(0, "crop")[:a].all() and axis.profile(axis.count - 1, "crop")[a + stride :].all()
+
+
+def test_crop_window_of_a_scene_smaller_than_one_window_keeps_all_of_it() -> None:
+    g = window_grid(20, 50, 64, 0.25, kind="crop")
+    assert g.count == 1
+    np.testing.assert_array_equal(g.window_weights(0, 0), np.ones((64, 64), dtype=np.float32))
+    rows, cols = g.weight_sums()
+    np.testing.assert_array_equal(rows, 1.0)
+    np.testing.assert_array_equal(cols, 1.0)
+
+
+def test_crop_window_borders_are_where_the_centres_meet() -> None:
+    g = window_grid(100, 100, 32, 0.25, kind="crop")  # stride 24, a = 4
+    assert g.rows.borders("crop") == [x - g.rows.pad_before for x in (28, 52, 76)]
+    assert g.rows.borders("gaussian") == sorted(
+        {s - g.rows.pad_before for s in g.rows.starts[1:]}
+        | {s + 32 - g.rows.pad_before for s in g.rows.starts[:-1]}
+    )
+
+
+def test_crop_at_no_overlap_is_plain_tiling() -> None:
+    g = window_grid(64, 64, 32, 0.0, kind="crop")
+    for i in range(2):
+        for j in range(2):
+            np.testing.assert_array_equal(g.window_weights(i, j), 1.0)
+
+
+@pytest.mark.parametrize(
+    ("overlap", "factor"), [(0.0, 1.0), (0.125, (8 / 7) ** 2), (0.25, (4 / 3) ** 2), (0.5, 4.0)]
+)
+def test_evaluations_per_pixel_approach_the_overlap_factor(overlap: float, factor: float) -> None:
+    g = window_grid(20_000, 20_000, 384, overlap)
+    assert g.evaluations_per_pixel() == pytest.approx(factor, rel=0.04)  # plus the padding of the last window
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "cosine", "crop"])
+def test_per_window_weights_sum_to_the_separable_denominator(kind: str) -> None:
+    g = window_grid(70, 90, 32, 0.25, kind=kind)  # type: ignore[arg-type]
+    brute = np.zeros(g.padded_shape)
+    for i, y in enumerate(g.rows.starts):
+        for j, x in enumerate(g.cols.starts):
+            brute[y : y + g.size, x : x + g.size] += g.window_weights(i, j)
+    rows, cols = g.weight_sums()
+    np.testing.assert_allclose(rows[:, None] * cols[None, :], brute, rtol=1e-6)
+    assert brute.min() > 0
+
+
+def test_blend_is_an_alias_of_window_on_the_command_line() -> None:
+    import argparse
+
+    from glaciermap.inference.options import add_arguments, from_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = ["--overlap", "0.25", "--blend", "crop"]
+    assert (
+        from_arguments(parser.parse_args(args)).window,
+        from_arguments(parser.parse_args(args)).overlap,
+    ) == (
+        "crop",
+        0.25,
+    )
+    assert from_arguments(parser.parse_args(["--window", "cosine"])).window == "cosine"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--blend", "box"])
+
+
+def test_default_windows_are_one_eighth_overlap_cosine_and_the_reference_setting_is_available() -> None:
+    """The default chosen by benchmarks/overlap_study.py; --overlap 0.5 --blend gaussian is the GlaViTU code's."""
+    import argparse
+
+    from glaciermap.inference.options import MapOptions, add_arguments, from_arguments
+
+    default = MapOptions()
+    assert (default.overlap, default.window) == (0.125, "cosine")
+    assert overlap_stride(384, default.overlap) == 336
+    assert window_grid(20_000, 20_000, 384, default.overlap).evaluations_per_pixel() == pytest.approx(
+        (8 / 7) ** 2, rel=0.04
+    )
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    parity = from_arguments(parser.parse_args(["--overlap", "0.5", "--blend", "gaussian"]))
+    assert (parity.overlap, parity.window) == (0.5, "gaussian")
+    grid = window_grid(1152, 1152, 384, parity.overlap, kind=parity.window)
+    assert grid.count == 25  # the issue's anchor scene: 25 windows at 50 %
