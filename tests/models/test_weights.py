@@ -133,4 +133,4 @@ def test_the_classifier_card_names_its_file_and_sha256() -> None:
     digest = hashlib.sha256(
         (BUNDLED_DIR / "crevasse_varionet_synthetic.safetensors").read_bytes()
     ).hexdigest()
-    assert f"`{digest}`" in text and "synthetic crevasse world only" in text
+    assert f"`{digest}`" in text and "synthetic crevasse scenes only" in text
