@@ -1,7 +1,8 @@
 """Train VarioMLP, ResNet-18 and VarioNet on synthetic crevasse scenes on a CPU; export the bundled VarioNet.
 
     python examples/train_crevasse_model.py [--worlds 0 1 2 3] [--unseen 2026 7] [--root runs/crevasse]
-                                            [--seeds 0 1 2] [--epochs 10] [--gain 0.25] [--weights PATH]
+                                            [--seeds 0 1 2] [--epochs 10] [--gain 0.25] [--tiles 26 20]
+                                            [--weights PATH] [--figure PNG]
 
 1. the synthetic crevasse scenes of the ``--worlds`` seeds (``glaciermap synth-crevasses``, 520 split-images
    of 201 x 268 px each, 11 classes; every seed deals another sun, layout and brightness) are generated if
@@ -193,6 +194,7 @@ def main() -> int:
     parser.add_argument("--worlds", type=int, nargs="+", default=[0, 1, 2, 3], help="training scene seeds")
     parser.add_argument("--unseen", type=int, nargs="*", default=[2026, 7], help="unseen test scene seeds")
     parser.add_argument("--gain", type=float, default=0.25, help="random gain augmentation half-width")
+    parser.add_argument("--tiles", type=int, nargs=2, default=[26, 20], help="training scene size (split-images)")
     parser.add_argument("--out", type=Path, default=Path("runs/crevasse"))
     parser.add_argument("--figure", type=Path, default=None, help="also draw the Eq. 7 confusion matrix (PNG)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -208,7 +210,7 @@ def main() -> int:
     SIZE[:] = args.size
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    data = load_worlds(args.root, args.worlds)
+    data = load_worlds(args.root, args.worlds, (args.tiles[0], args.tiles[1]))
     unseen = {u: load_worlds(args.root, [u], (12, 10)) for u in args.unseen}
     print(f"read {len(data['label'])} + {sum(len(u['label']) for u in unseen.values())} split-images in "
           f"{time.perf_counter() - t0:.0f} s", flush=True)  # fmt: skip
