@@ -43,3 +43,20 @@ def from_pretrained(repo_id_or_dir: str, revision: str | None = None, **kwargs: 
     from glaciermap.models.pretrained import PretrainedModel
 
     return PretrainedModel.from_pretrained(repo_id_or_dir, revision=revision, **kwargs)
+
+
+def crevasse_varionet_synthetic(pretrained: bool = True, **kwargs: Any) -> Any:
+    """VarioNet (GEOCLASS-image v2.0, Eq. 7) trained on the synthetic crevasse world only (bundled weights).
+
+    Args:
+        pretrained: Load the bundled weights (``False``: a random network of the same architecture).
+        **kwargs: Architecture arguments (only without weights).
+
+    Returns:
+        The split-image classifier, ``model(image, vario) -> (B, 11)`` logits.
+    """
+    from glaciermap.models import get_classifier
+
+    if pretrained:
+        return get_classifier("varionet_eq7", weights="crevasse_varionet_synthetic")
+    return get_classifier("varionet_eq7", **kwargs)

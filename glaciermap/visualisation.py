@@ -1,9 +1,10 @@
-"""Quick-look figures: false-colour composites with class outlines (and optionally a confidence panel)."""
+"""Figures: false-colour quick-looks with class outlines (and a confidence panel); confusion matrices."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -85,6 +86,85 @@ def save_quicklook(
     if title:
         fig.suptitle(title)
     fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+
+
+def confusion_figure(
+    confusion: npt.ArrayLike, class_names: Sequence[str], title: str = "", normalise: bool = True
+) -> Any:
+    """A confusion-matrix figure: rows true, columns predicted, each cell annotated with its count.
+
+    Used for the TensorBoard figure of the split-image classification task and for ``docs/img`` (a script
+    writes it with :func:`save_confusion_figure`).
+
+    Args:
+        confusion: (C, C) counts, rows true class, columns predicted class.
+        class_names: The C class names (tick labels).
+        title: Figure title.
+        normalise: Colour by the row fraction (recall per class) rather than the raw count.
+
+    Returns:
+        The matplotlib ``Figure`` (the caller closes it).
+
+    Raises:
+        ValueError: If the matrix is not square or does not match the class names.
+    """
+    import matplotlib.pyplot as plt
+
+    counts = np.asarray(confusion, dtype=np.int64)
+    n = len(class_names)
+    if counts.shape != (n, n):
+        raise ValueError(f"confusion matrix of shape {counts.shape}: expected ({n}, {n}) for {n} class names")
+    rows = counts.sum(axis=1, keepdims=True)
+    shown = counts / np.maximum(rows, 1) if normalise else counts.astype(np.float64)
+    size = max(4.0, 0.45 * n + 2.5)
+    fig, ax = plt.subplots(figsize=(size + 1.0, size))
+    image = ax.imshow(shown, cmap="Blues", vmin=0, vmax=1.0 if normalise else None)
+    top = shown.max() if shown.size else 1.0
+    for r in range(n):
+        for c in range(n):
+            if counts[r, c]:
+                dark = shown[r, c] > 0.6 * (1.0 if normalise else top)
+                ax.text(c, r, str(counts[r, c]), ha="center", va="center", fontsize=7,
+                        color="white" if dark else "black")  # fmt: skip
+    ax.set_xticks(range(n), list(class_names), rotation=90, fontsize=8)
+    ax.set_yticks(range(n), [f"{name} ({rows[i, 0]})" for i, name in enumerate(class_names)], fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true (tiles)")
+    fig.colorbar(image, ax=ax, fraction=0.046, label="fraction of the true class" if normalise else "tiles")
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def save_confusion_figure(
+    path: str | os.PathLike[str],
+    confusion: npt.ArrayLike,
+    class_names: Sequence[str],
+    title: str = "",
+    normalise: bool = True,
+) -> None:
+    """Write :func:`confusion_figure` as a PNG (atomically).
+
+    Args:
+        path: Output PNG.
+        confusion: (C, C) counts, rows true, columns predicted.
+        class_names: The C class names.
+        title: Figure title.
+        normalise: Colour by the row fraction.
+
+    Raises:
+        ValueError: See :func:`confusion_figure`.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = confusion_figure(confusion, class_names, title, normalise)
     with atomic_output(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)

@@ -32,6 +32,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--equal", action="store_true", help="balance the exported dataset across classes")
     parser.add_argument("--batch-size", type=int, default=16, metavar="N", help="split-images per batch")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        metavar="N",
+        help="intra-op CPU threads (default 1, fastest on shared cores; 0: one per core)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -54,9 +61,13 @@ def main(args: argparse.Namespace) -> int:
         raise InputError(f"--export-confident {args.export_confident}: expected a value in [0, 1)")
     if args.equal and args.export_confident is None:
         raise InputError("--equal: only with --export-confident T")
+    if args.threads < 0:
+        raise InputError(f"--threads {args.threads}: expected 0 (one per core) or a positive number")
     if args.batch_size < 1:
         raise InputError(f"--batch-size {args.batch_size}: expected a positive number")
-    result = classify_scene(args.checkpoint, args.image, args.aoi, args.min_confidence, args.batch_size)
+    result = classify_scene(
+        args.checkpoint, args.image, args.aoi, args.min_confidence, args.batch_size, args.threads
+    )
     with output_lock(args.out):
         summary = write_classification(result, args.out, args.export_confident, args.equal)
     rate = summary["tiles"] / max(summary["timings_s"]["classify_s"], 1e-9)

@@ -37,6 +37,8 @@ def main(args: argparse.Namespace) -> int:
 
     source = str(args.weights)
     if source in WEIGHTS:
+        if WEIGHTS[source].kind != "segmentation":
+            raise InputError(f"{source}: a split-image classifier; ONNX export covers segmentation weights")
         model = WEIGHTS[source].load()
     elif Path(source).suffix == ".ckpt":
         from glaciermap.models.pretrained import load_pretrained

@@ -1,7 +1,7 @@
 """``glaciermap models [list|info NAME]``: the model registry and the registered pretrained weights.
 
 ``list`` (the default) prints every architecture (name, inputs, outputs, citation) and every set of weights
-(name, architecture, modalities, classes, trained on); ``info NAME`` prints one architecture or one set of
+(name, kind: segmentation or split-image classifier, architecture, modalities, classes, trained on); ``info NAME`` prints one architecture or one set of
 weights in full (bands, normalisation, classes, regions, metrics, licence, sha256, hub revision, card).
 """
 
@@ -89,7 +89,7 @@ def main(args: argparse.Namespace) -> int:
     print("Pretrained weights")
     for w in list_weights():
         where = "bundled" if w.repo_id is None else f"{w.repo_id}@{w.revision}"
-        print(f"{w.name}  ({w.model}, {where})")
+        print(f"{w.name}  ({w.kind}: {w.model}, {where})")
         print(f"  modalities: {', '.join(w.modalities)}; classes: {', '.join(w.classes)}")
         print(f"  trained on: {w.trained_on}")
     return 0

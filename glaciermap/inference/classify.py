@@ -11,7 +11,8 @@ beyond one value per tile. Outputs (all written to temporary names and renamed t
   the scene's upper-left pixel); nodata (255, NaN) outside the AOI, for invalid tiles, and (classes only) for
   unlabelled tiles;
 * ``quicklook.png``: the class map with its legend beside the confidence heat map;
-* ``summary.json``: tiles, class counts and areas (km2 = count x tile area), mean confidence, timings;
+* ``summary.json``: tiles, class counts and areas (km2 = count x tile area), mean confidence, timings,
+  CPU threads;
 * ``confident_labels.csv`` with ``export_confident``: the confident predictions as a label table (reference
   notes section 9.3), balanced with ``equal``.
 """
@@ -20,6 +21,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,9 +43,9 @@ from glaciermap.datasets.split_index import build_split_index
 from glaciermap.errors import InputError
 from glaciermap.inference.writers import StreamingRaster
 from glaciermap.io import atomic_outputs, load_error_detail, open_raster, write_json, write_vector
-from glaciermap.models.api import get_classifier
-from glaciermap.models.hub import bundled_weights, read_weights
+from glaciermap.models.pretrained import build_classifier, load_pretrained_classifier
 from glaciermap.models.vario import VarioNet
+from glaciermap.models.weights import WEIGHTS, list_weights
 
 OUTPUT_NAMES = ("tiles.gpkg", "classes.tif", "confidence.tif", "quicklook.png", "summary.json")
 UNLABELLED = "unlabelled"
@@ -60,6 +63,7 @@ class Classification:
         transform: Scene affine transform.
         shape: Scene (rows, columns).
         timings: Seconds per stage (``index``, ``classify``).
+        threads: Intra-op CPU threads the classification ran with.
     """
 
     index: gpd.GeoDataFrame
@@ -68,39 +72,39 @@ class Classification:
     transform: Affine
     shape: tuple[int, int]
     timings: dict[str, float] = field(default_factory=dict)
+    threads: int = 1
 
 
-def _read_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """State dict (``model.`` prefix removed) and metadata of a ``.ckpt`` or exported ``.safetensors`` file."""
-    expected = (
-        "expected a .ckpt of the split-image classification task, its .safetensors export or a bundled name"
-    )
-    if path.suffix == ".safetensors":
-        state, meta = read_weights(path)
-        return state, meta
+_EXPECTED = (
+    "expected a .ckpt of the split-image classification task, its .safetensors export or a registered name"
+)
+
+
+def _read_checkpoint(path: Path) -> tuple[nn.Module, dict[str, Any]]:
+    """Classifier and metadata of a ``.ckpt`` of the classification task (read without unpickling code)."""
     if not path.is_file():
-        raise InputError(f"--checkpoint {path}: file not found; {expected}")
+        raise InputError(f"--checkpoint {path}: file not found; {_EXPECTED}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # unpickling, zip and torch errors alike
         raise InputError(
-            f"--checkpoint {path}: not readable ({load_error_detail(err)}); {expected}"
+            f"--checkpoint {path}: not readable ({load_error_detail(err)}); {_EXPECTED}"
         ) from None
     block = ckpt.get("glaciermap") if isinstance(ckpt, dict) else None
     if not isinstance(block, dict) or "state_dict" not in ckpt:
-        raise InputError(f"--checkpoint {path}: no glaciermap metadata; {expected}")
+        raise InputError(f"--checkpoint {path}: no glaciermap metadata; {_EXPECTED}")
     state = {k[len("model.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
-    return state, block
+    return build_classifier(state, block, f"--checkpoint {path}"), block
 
 
 def load_classifier(checkpoint: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, Any]]:
-    """A classifier and its metadata from a checkpoint, a ``.safetensors`` export or a bundled name.
+    """A classifier and its metadata from a checkpoint, a ``.safetensors`` export or a registered name.
 
     Args:
         checkpoint: ``.ckpt`` written by
             :class:`~glaciermap.tasks.classification.SplitImageClassificationTask`, its export by
-            :func:`~glaciermap.models.hub.export_weights`, or the name of bundled weights
-            (``crevasse_varionet_synthetic``).
+            :func:`~glaciermap.models.hub.export_weights`, or the name of registered classifier weights
+            (``crevasse_varionet_synthetic``, see ``glaciermap models``; sha256-checked).
 
     Returns:
         The model (eval mode) and the checkpoint's ``glaciermap`` metadata.
@@ -110,20 +114,49 @@ def load_classifier(checkpoint: str | os.PathLike[str]) -> tuple[nn.Module, dict
     """
     path = Path(checkpoint)
     if not path.exists() and path.suffix == "" and len(path.parts) == 1:
-        path = bundled_weights(str(checkpoint))
-    state, meta = _read_checkpoint(path)
-    if meta.get("task") != "split_image_classification":
-        raise InputError(f"--checkpoint {path}: not a split-image classifier (task {meta.get('task')!r})")
-    model = get_classifier(meta["model"], **meta["model_kwargs"])
-    model.load_state_dict(state)
-    return model.eval(), meta
+        record = WEIGHTS.get(str(checkpoint))
+        if record is None or record.kind != "classifier":
+            names = ", ".join(w.name for w in list_weights(kind="classifier"))
+            what = "segmentation weights" if record is not None else "no such file or registered weights"
+            raise InputError(f"--checkpoint {checkpoint}: {what}; registered classifiers: {names}")
+        return record.load_classifier()
+    if path.suffix == ".safetensors":
+        return load_pretrained_classifier(path)
+    return _read_checkpoint(path)
 
 
-def _predict(model: nn.Module, dataset: SplitImageDataset, batch_size: int) -> dict[str, npt.NDArray[Any]]:
+@contextmanager
+def intra_op_threads(threads: int) -> Iterator[int]:
+    """Run a block with ``threads`` intra-op CPU threads in torch (0: leave torch's default), then restore.
+
+    Split-images are small (201 x 268 px, a narrow ResNet-18 on 64 x 86 px), so each torch operation is
+    short and a thread team waits at a barrier after every one. On cores shared with other jobs a waiting
+    worker is descheduled and every operation stalls for a time slice: with two threads on two cores under
+    a load of 11 the classification ran at 4-6 split-images/s against 75 with one thread, the same in a 120-
+    and a 520-tile scene (benchmarks/RESULTS.md). One thread is therefore the default of ``classify``.
+
+    Args:
+        threads: Threads for ``torch.set_num_threads``; 0 keeps the current setting.
+
+    Yields:
+        The number of threads in effect.
+    """
+    before = torch.get_num_threads()
+    if threads > 0:
+        torch.set_num_threads(threads)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+
+
+def _predict(
+    model: nn.Module, dataset: SplitImageDataset, batch_size: int, threads: int
+) -> dict[str, npt.NDArray[Any]]:
     """Class id, confidence and (VarioNet) beta of every tile, in dataset order."""
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate_split_images)
     out: dict[str, list[npt.NDArray[Any]]] = {"class_id": [], "confidence": [], "beta": []}
-    with torch.inference_mode():
+    with intra_op_threads(threads), torch.inference_mode():
         for batch in loader:
             if isinstance(model, VarioNet):
                 details = model.forward_details(batch["image"], batch["vario"])
@@ -143,6 +176,7 @@ def classify_scene(
     aoi: str | os.PathLike[str] | None = None,
     min_confidence: float = 0.0,
     batch_size: int = 16,
+    threads: int = 1,
 ) -> Classification:
     """Classify every split-image of a scene (module docstring).
 
@@ -152,15 +186,19 @@ def classify_scene(
         aoi: Optional area-of-interest polygons (any CRS).
         min_confidence: Tiles with a lower confidence (0 ... 1) are left unlabelled (class id -1).
         batch_size: Split-images per forward pass.
+        threads: Intra-op CPU threads during classification (:func:`intra_op_threads`; 0: torch's
+            default, one per core). One is fastest on shared cores; give more on a dedicated machine.
 
     Returns:
         The per-tile results.
 
     Raises:
-        InputError: For a bad checkpoint, raster or AOI, or a confidence outside [0, 1].
+        InputError: For a bad checkpoint, raster or AOI, a confidence outside [0, 1] or negative threads.
     """
     if not 0.0 <= min_confidence <= 1.0:
         raise InputError(f"--min-confidence {min_confidence}: expected a value in [0, 1]")
+    if threads < 0:
+        raise InputError(f"--threads {threads}: expected 0 (torch's default) or a positive number")
     model, meta = load_classifier(checkpoint)
     vario = meta.get("vario", {})
     tile_size = tuple(int(v) for v in vario.get("tile_size", (201, 268)))
@@ -175,7 +213,7 @@ def classify_scene(
         vario_mode=vario.get("vario_mode", "float"),
         lag_threshold=float(vario.get("lag_threshold", 0.8)),
     )
-    pred = _predict(model, dataset, batch_size)
+    pred = _predict(model, dataset, batch_size, threads)
     t2 = time.perf_counter()
     frame = dataset.index.copy()
     names = list(meta["class_names"])
@@ -188,7 +226,8 @@ def classify_scene(
     with open_raster(Path(image), "panchromatic band") as src:
         transform, shape = src.transform, (src.height, src.width)
     timings = {"index_s": t1 - t0, "classify_s": t2 - t1}
-    return Classification(frame, names, (tile_size[0], tile_size[1]), transform, shape, timings)
+    used = threads or torch.get_num_threads()
+    return Classification(frame, names, (tile_size[0], tile_size[1]), transform, shape, timings, used)
 
 
 def tile_grid(result: Classification) -> tuple[Affine, tuple[int, int]]:
@@ -275,6 +314,7 @@ def summarise(result: Classification) -> dict[str, Any]:
         "class_area_km2": {k: v * tile_km2 for k, v in counts.items()},
         "mean_confidence": float(result.index["confidence"].mean()),
         "timings_s": dict(result.timings),
+        "threads": result.threads,
     }
     if "beta" in result.index:
         summary["mean_beta"] = float(result.index["beta"].mean())

@@ -28,7 +28,7 @@ from glaciermap.models.glavitu import (
 )
 from glaciermap.models.hub import bundled_weights, export_weights, read_weights
 from glaciermap.models.keras import convert_keras_file, convert_keras_weights
-from glaciermap.models.pretrained import PretrainedModel, load_pretrained
+from glaciermap.models.pretrained import PretrainedModel, load_pretrained, load_pretrained_classifier
 from glaciermap.models.resunet import FusionResUNet, ResUNet
 from glaciermap.models.setr import SETR, FusionSETR
 from glaciermap.models.unet_cbam import UNetCBAM
@@ -68,6 +68,7 @@ __all__ = [
     "list_models",
     "list_weights",
     "load_pretrained",
+    "load_pretrained_classifier",
     "read_weights",
     "region_vector",
 ]

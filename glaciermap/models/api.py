@@ -1,7 +1,8 @@
 """Model registry: ``get_model(name, **kwargs)``, ``list_models()``; weights: ``list_weights()``, ``get_weight()``.
 
 ``get_model(name, weights="synthetic_cpu")`` (a registry name or a :class:`~glaciermap.models.weights.Weights`)
-returns the :class:`~glaciermap.models.pretrained.PretrainedModel` with those weights (raw values in).
+returns the :class:`~glaciermap.models.pretrained.PretrainedModel` with those weights (raw values in);
+``get_classifier("varionet_eq7", weights="crevasse_varionet_synthetic")`` the trained split-image classifier.
 
 Every registered model follows one interface (see :mod:`glaciermap.models.base` and ``docs/models.md``)::
 
@@ -30,7 +31,7 @@ from glaciermap.models.base import SegmentationModel
 
 if TYPE_CHECKING:
     from glaciermap.models.pretrained import PretrainedModel
-    from glaciermap.models.weights import Weights
+    from glaciermap.models.weights import Weights, WeightsKind
 
 
 @dataclass(frozen=True)
@@ -232,18 +233,19 @@ def get_model(
         raise ConfigError(f"model {name!r}: invalid arguments {sorted(kwargs)}: {err}") from None
 
 
-def list_weights(model: str | None = None) -> list[Weights]:
+def list_weights(model: str | None = None, kind: WeightsKind | None = None) -> list[Weights]:
     """Registered pretrained weights (see :mod:`glaciermap.models.weights`).
 
     Args:
         model: Only the weights of this architecture.
+        kind: Only ``"segmentation"`` or only ``"classifier"`` weights.
 
     Returns:
         The :class:`~glaciermap.models.weights.Weights` records.
     """
     from glaciermap.models.weights import list_weights as _list
 
-    return _list(model)
+    return _list(model, kind)
 
 
 def get_weight(name: str) -> Weights:
@@ -348,21 +350,34 @@ def list_classifiers() -> list[ClassifierEntry]:
     return list(_CLASSIFIERS.values())
 
 
-def get_classifier(name: str, **kwargs: Any) -> nn.Module:
+def get_classifier(name: str, weights: str | Weights | None = None, **kwargs: Any) -> nn.Module:
     """Build a registered split-image classifier (``model(image, vario) -> (B, C) logits``).
 
     Args:
         name: Registry name (see :func:`list_classifiers`).
-        **kwargs: Constructor arguments; they override the preset's defaults.
+        weights: ``None`` (random initialisation), or the name (see :func:`list_weights`) or record of
+            registered classifier weights of this architecture, e.g. ``"crevasse_varionet_synthetic"``.
+        **kwargs: Constructor arguments; they override the preset's defaults (not with ``weights``).
 
     Returns:
-        The model (training mode, randomly initialised).
+        The model (training mode, randomly initialised), or with ``weights`` the trained model in ``eval()``.
 
     Raises:
-        ConfigError: If the name is unknown or an argument is not accepted.
+        ConfigError: If the name or weights are unknown, the weights are of another architecture or kind,
+            or an argument is not accepted.
+        InputError: If the weight file cannot be read or its sha256 differs.
     """
     if name not in _CLASSIFIERS:
         raise ConfigError(f"classifier {name!r}: unknown; available: {', '.join(_CLASSIFIERS)}")
+    if weights is not None:
+        record = get_weight(weights) if isinstance(weights, str) else weights
+        if record.model != name:
+            raise ConfigError(f"weights {record.name!r} are for model {record.model!r}, not {name!r}")
+        if kwargs:
+            raise ConfigError(
+                f"classifier {name!r}: arguments {sorted(kwargs)} cannot change pretrained weights"
+            )
+        return record.load_classifier()[0]
     entry = _CLASSIFIERS[name]
     try:
         return entry.factory()(**{**entry.defaults, **kwargs})

@@ -491,6 +491,52 @@ def _hub_download(
         raise InputError(f"{repo_id}@{revision or 'main'}: cannot fetch {filename} ({first[:200]})") from None
 
 
+def build_classifier(state: Mapping[str, Tensor], metadata: Mapping[str, Any], source: str) -> nn.Module:
+    """A split-image classifier (VarioMLP / ResNet-18 / VarioNet) with its weights, in ``eval()``.
+
+    Args:
+        state: The network's state dict (no ``model.`` prefix).
+        metadata: The ``glaciermap`` block (``task``, ``model``, ``model_kwargs``).
+        source: File or name the weights came from (for messages).
+
+    Returns:
+        The model.
+
+    Raises:
+        InputError: If the metadata is not a split-image classifier's or the state does not fit the model.
+    """
+    from glaciermap.models.api import get_classifier
+
+    if metadata.get("task") != "split_image_classification":
+        raise InputError(f"{source}: not a split-image classifier (task {metadata.get('task')!r})")
+    try:
+        model = get_classifier(str(metadata["model"]), **dict(metadata.get("model_kwargs") or {}))
+        model.load_state_dict(dict(state))
+    except (ConfigError, KeyError, RuntimeError) as err:
+        detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise InputError(f"{source}: the weights do not fit their classifier ({detail})") from None
+    return model.eval()
+
+
+def load_pretrained_classifier(path: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, Any]]:
+    """A split-image classifier and its metadata from an exported ``.safetensors`` file.
+
+    Args:
+        path: Weights written by :func:`~glaciermap.models.hub.export_weights` from a
+            :class:`~glaciermap.tasks.classification.SplitImageClassificationTask` checkpoint.
+
+    Returns:
+        The model (``eval()``) and the ``glaciermap`` metadata (class names, vario settings, ...).
+
+    Raises:
+        InputError: If the file is missing, unreadable or not a split-image classifier.
+    """
+    from glaciermap.models.hub import read_weights
+
+    state, meta = read_weights(path)
+    return build_classifier(state, meta, str(path)), meta
+
+
 def file_sha256(path: str | os.PathLike[str]) -> str:
     """Hex sha256 of a file."""
     digest = hashlib.sha256()

@@ -1,11 +1,17 @@
 """The weights registry: every released set of weights, with what it reads, predicts and was trained on.
 
-torchvision/torchgeo-style: one :class:`Weights` record per file (name, architecture, file, sha256, hub
+torchvision/torchgeo-style: one :class:`Weights` record per file (name, kind, architecture, file, sha256, hub
 repository and pinned revision, modalities and bands, normalisation, classes, regions, metrics, licence,
-paper, training data, model card). ``get_model(name, weights=...)`` in :mod:`glaciermap.models.api`,
-:func:`list_weights` and :func:`get_weight` are the entry points; :meth:`Weights.load` returns the
-:class:`~glaciermap.models.pretrained.PretrainedModel` (bundled files from the package folder, the others
-from the Hugging Face Hub at the pinned revision, sha256-checked).
+paper, training data, model card). Two kinds of members:
+
+* ``"segmentation"`` (glacier mapping): ``get_model(name, weights=...)`` in :mod:`glaciermap.models.api`;
+  :meth:`Weights.load` returns the :class:`~glaciermap.models.pretrained.PretrainedModel`;
+* ``"classifier"`` (split-image crevasse classification, GEOCLASS-image v2.0):
+  ``get_classifier(name, weights=...)``; :meth:`Weights.load_classifier` returns the ``nn.Module`` and its
+  metadata (class names, vario settings), and ``glaciermap classify --checkpoint NAME`` reads it by name.
+
+:func:`list_weights` and :func:`get_weight` list and find both. Bundled files come from the package folder,
+the others from the Hugging Face Hub at the pinned revision; both are sha256-checked.
 
 Only weights whose file exists are listed (no placeholder hashes or revisions); ``docs/models.md`` describes
 how a release adds a member. Each member has a model card in ``model_cards/<name>.md`` whose front matter
@@ -18,12 +24,17 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from glaciermap.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from glaciermap.models.pretrained import PretrainedModel
+
+WeightsKind = Literal["segmentation", "classifier"]
+"""``"segmentation"``: a glacier-mapping network; ``"classifier"``: a split-image crevasse classifier."""
 
 CARDS_DIR = Path(__file__).resolve().parents[2] / "model_cards"
 """Folder of the model cards (in a source checkout)."""
@@ -50,6 +61,8 @@ class Weights:
         paper: Paper the model follows.
         trained_on: Training data, in a few words (says so when synthetic only).
         card: Model card file name in ``model_cards/``.
+        kind: ``"segmentation"`` (:meth:`load`) or ``"classifier"`` (:meth:`load_classifier`); ``model``
+            names an architecture of ``list_models()`` or of ``list_classifiers()`` accordingly.
     """
 
     name: str
@@ -67,6 +80,7 @@ class Weights:
     paper: str = ""
     trained_on: str = ""
     card: str = ""
+    kind: WeightsKind = "segmentation"
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -99,15 +113,40 @@ class Weights:
 
         Raises:
             InputError: See :meth:`path`.
+            ConfigError: For classifier weights (use :meth:`load_classifier`).
         """
         from glaciermap.models.pretrained import load_pretrained
 
+        if self.kind != "segmentation":
+            raise ConfigError(
+                f"weights {self.name!r} are a split-image classifier; load them with load_classifier() or "
+                f"get_classifier({self.model!r}, weights={self.name!r})"
+            )
         return load_pretrained(self.path(), map_location=map_location)
+
+    def load_classifier(self) -> tuple[nn.Module, dict[str, Any]]:
+        """The split-image classifier (``eval()``) and its metadata (class names, vario settings).
+
+        Raises:
+            InputError: See :meth:`path`; also if the file's architecture is not the record's.
+            ConfigError: For segmentation weights (use :meth:`load`).
+        """
+        from glaciermap.models.pretrained import load_pretrained_classifier
+
+        if self.kind != "classifier":
+            raise ConfigError(f"weights {self.name!r} are a segmentation model; load them with load()")
+        model, meta = load_pretrained_classifier(self.path())
+        if meta.get("model") != self.model:
+            raise InputError(
+                f"weights {self.name!r}: the file holds a {meta.get('model')!r}, the registry says {self.model!r}"
+            )
+        return model, meta
 
     def to_dict(self) -> dict[str, Any]:
         """The record as plain JSON."""
         return {
             "name": self.name,
+            "kind": self.kind,
             "model": self.model,
             "file": self.file,
             "sha256": self.sha256,
@@ -128,6 +167,21 @@ class Weights:
 
 _GLAVITU_PAPER = (
     "Maslov et al., Globally scalable glacier mapping by deep learning, Nat. Commun. 16:43 (2025)"
+)
+
+_GEOCLASS_PAPER = "GEOCLASS-image v2.0 crevasse classification (2025): VarioNet, Sec. 2.3, Eq. 7"
+_CREVASSE_CLASSES = (
+    "undisturbed_snow",
+    "slow_moving_ice",
+    "shear",
+    "parallel",
+    "parallel_shear",
+    "subordinate_shear",
+    "multidirectional",
+    "multigenerational",
+    "chaos",
+    "melt",
+    "sea_ice",
 )
 
 WEIGHTS: dict[str, Weights] = {
@@ -160,21 +214,48 @@ WEIGHTS: dict[str, Weights] = {
             trained_on="the synthetic glacier world only (examples/synthetic_cpu.yaml); never a real scene",
             card="synthetic_cpu.md",
         ),
+        Weights(
+            name="crevasse_varionet_synthetic",
+            kind="classifier",
+            model="varionet_eq7",
+            file="crevasse_varionet_synthetic.safetensors",
+            sha256="9a808515b2be5306b58635ef90a49fd7f9de5fde9f81a75647e63713293f764c",
+            repo_id=None,
+            revision=None,
+            bands={"optical": ("pan",)},
+            normalisation="reference",
+            classes=_CREVASSE_CLASSES,
+            metrics={
+                "accuracy": 0.875,
+                "measured_on": "unseen synthetic crevasse scene (seed 2026, 120 split-images of 201 x 268 px; "
+                "glaciermap demo --crevasses); seeds 7 and 99: 0.942 and 0.850",
+            },
+            licence="apache-2.0",
+            paper=_GEOCLASS_PAPER,
+            trained_on="four synthetic crevasse scenes (seeds 0-3, examples/train_crevasse_model.py); never a real "
+            "scene",
+            card="crevasse_varionet_synthetic.md",
+        ),
     )
 }
 """Every registered set of weights, by name."""
 
 
-def list_weights(model: str | None = None) -> list[Weights]:
+def list_weights(model: str | None = None, kind: WeightsKind | None = None) -> list[Weights]:
     """Registered weights, in registry order.
 
     Args:
         model: Only the weights of this architecture.
+        kind: Only the weights of this kind.
 
     Returns:
         The records.
     """
-    return [w for w in WEIGHTS.values() if model is None or w.model == model]
+    return [
+        w
+        for w in WEIGHTS.values()
+        if (model is None or w.model == model) and (kind is None or w.kind == kind)
+    ]
 
 
 def get_weight(name: str) -> Weights:

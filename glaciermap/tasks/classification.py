@@ -208,13 +208,11 @@ class SplitImageClassificationTask(LightningModule):
             return
         import matplotlib.pyplot as plt
 
-        fig, ax = plt.subplots(figsize=(6, 6))
-        ax.imshow(confusion.cpu().numpy(), cmap="Blues")
-        ax.set_xticks(range(len(self.class_names)), self.class_names, rotation=90)
-        ax.set_yticks(range(len(self.class_names)), self.class_names)
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("true")
-        fig.tight_layout()
+        from glaciermap.visualisation import confusion_figure
+
+        fig = confusion_figure(
+            confusion.cpu().numpy(), self.class_names, f"{stage}, epoch {self.current_epoch}"
+        )
         experiment.add_figure(f"{stage}/confusion_matrix", fig, self.current_epoch)
         plt.close(fig)
 

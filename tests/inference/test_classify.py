@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import lightning as L
@@ -16,6 +17,7 @@ from affine import Affine
 
 from glaciermap.cli import main
 from glaciermap.datamodules import SplitImageDataModule
+from glaciermap.datasets.split_images import collate_split_images
 from glaciermap.datasets.split_index import read_split_index
 from glaciermap.tasks import SplitImageClassificationTask
 from tests.data.crevasse_world import TILE_SIZE, TILES, VARIO_FEATURES, tiny_world
@@ -104,3 +106,67 @@ def test_min_confidence_aoi_and_confident_export(trained: tuple[Path, Path], tmp
     counts = exported["label"].value_counts()
     assert len(exported) == json.loads((out / "summary.json").read_text())["confident_exported"]
     assert counts.min() == counts.max() and len(exported) == counts.min() * len(counts)
+
+
+class _CountingRaster:
+    """A raster handle that records the window of every read (pixels, not seconds)."""
+
+    def __init__(self, src: Any, log: list[tuple[int, int]]) -> None:
+        self._src, self._log = src, log
+
+    def __enter__(self) -> _CountingRaster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._src.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._src, name)
+
+    def read(self, *args: Any, **kwargs: Any) -> Any:
+        data = self._src.read(*args, **kwargs)
+        self._log.append(data.shape[-2:])
+        return data
+
+
+def test_classification_work_is_linear_in_the_scene_and_single_threaded(
+    trained: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Guards the throughput fall of issue 16: every tile is read once by its own window, the index and the
+    8-bit statistics read each pixel once, and the forward passes run with the requested intra-op threads
+    (default one: two threads on shared cores stalled every small operation), restored afterwards."""
+    import torch
+
+    from glaciermap.datasets import split_images, split_index
+    from glaciermap.inference import classify as classify_module
+    from glaciermap.synthetic.crevasses import generate_crevasse_world
+
+    _, ckpt = trained
+    reads: list[tuple[int, int]] = []
+    threads: list[int] = []
+
+    def counting(path: Any, what: str) -> _CountingRaster:
+        return _CountingRaster(rasterio.open(path), reads)
+
+    def collate(samples: Any) -> Any:
+        threads.append(torch.get_num_threads())
+        return collate_split_images(samples)
+
+    monkeypatch.setattr(split_images, "open_raster", counting)
+    monkeypatch.setattr(split_index, "open_raster", counting)
+    monkeypatch.setattr(classify_module, "collate_split_images", collate)
+    before = torch.get_num_threads()
+    tile_px = TILE_SIZE[0] * TILE_SIZE[1]
+    for tiles, n_threads in (((22, 2), 1), ((22, 8), 2)):
+        world = generate_crevasse_world(tmp_path / f"w{tiles[0]}", seed=3, tiles=tiles, tile_size=TILE_SIZE)
+        reads.clear()
+        threads.clear()
+        kwargs = {"threads": n_threads} if n_threads > 1 else {}
+        result = classify_module.classify_scene(ckpt, world / "pan.tif", **kwargs)
+        n = tiles[0] * tiles[1]
+        windows = [r for r in reads if r == TILE_SIZE]
+        assert len(result.index) == n and len(windows) == n  # one window read per tile
+        # the index's strips, the 8-bit statistics and the tile windows: each pixel read three times
+        assert sum(h * w for h, w in reads) == 3 * n * tile_px
+        assert set(threads) == {n_threads} and result.threads == n_threads
+        assert torch.get_num_threads() == before

@@ -370,6 +370,11 @@ CASES = [
         ("existing folder",),
     ),
     Case(
+        "export-onnx: classifier weights",
+        lambda e: ["export-onnx", "crevasse_varionet_synthetic", str(e["out"] / "m.onnx")],
+        ("crevasse_varionet_synthetic", "split-image classifier"),
+    ),
+    Case(
         "export-onnx: not a weights file",
         lambda e: ["export-onnx", str(e["bad_ckpt"]), str(e["out"] / "m.onnx")],
         ("bad.ckpt",),
@@ -415,6 +420,16 @@ CASES = [
         "classify: --min-confidence above 1",
         lambda e: [*_classify(e, e["bad_ckpt"]), "--min-confidence", "2", "--out", str(e["out"])],
         ("--min-confidence 2.0", "[0, 1]"),
+    ),
+    Case(
+        "classify: --checkpoint names segmentation weights",
+        lambda e: [*_classify(e, Path("synthetic_cpu")), "--out", str(e["out"])],
+        ("--checkpoint synthetic_cpu", "segmentation weights", "crevasse_varionet_synthetic"),
+    ),
+    Case(
+        "classify: --threads negative",
+        lambda e: [*_classify(e, e["bad_ckpt"]), "--threads", "-1", "--out", str(e["out"])],
+        ("--threads -1", "positive"),
     ),
     Case(
         "classify: --equal without --export-confident",

@@ -108,3 +108,22 @@ def test_two_stage_varionet_and_checkpoint_metadata(world: Path, tmp_path: Path)
     out = task.predict_details(torch.rand(3, 1, 30, 40) * 255, torch.rand(3, VARIO_FEATURES))
     assert out["label"].shape == (3,) and out["beta"].shape == (3,)
     assert ((out["confidence"] > 0) & (out["confidence"] <= 1)).all()
+
+
+def test_confusion_matrix_figure_goes_to_a_figure_logger(monkeypatch: pytest.MonkeyPatch) -> None:
+    """TensorBoard gets the shared confusion figure (glaciermap.visualisation.confusion_figure) with counts."""
+    figures: list[tuple[str, Any]] = []
+
+    class Experiment:
+        def add_figure(self, tag: str, fig: Any, step: int) -> None:
+            figures.append((tag, [t.get_text() for t in fig.axes[0].texts]))
+
+    class Logger:
+        experiment = Experiment()
+
+    monkeypatch.setattr(SplitImageClassificationTask, "logger", property(lambda self: Logger()))
+    task = SplitImageClassificationTask(model="vario_mlp", model_kwargs={"in_features": VARIO_FEATURES})
+    confusion = torch.zeros(11, 11, dtype=torch.int64)
+    confusion[0, 0], confusion[3, 4] = 5, 2
+    task._log_confusion_figure("val", confusion)
+    assert figures == [("val/confusion_matrix", ["5", "2"])]
