@@ -31,7 +31,7 @@ Usage::
 
     python benchmarks/calibration_benchmark.py --work-dir /tmp/calib_bench --json benchmarks/calibration_results.json
     python benchmarks/calibration_benchmark.py --work-dir /tmp/calib_bench \
-        --checkpoint runs/glavitu_small_calibrated/checkpoints/last.ckpt --tag glavitu_small \
+        --checkpoint runs/glavitu_small_calibrated/lightning_logs/version_0/checkpoints/last.ckpt --tag glavitu_small \
         --json benchmarks/calibration_results_glavitu_small.json
 """
 
