@@ -18,12 +18,21 @@ px at 10 m), maps them with the bundled ``synthetic_cpu`` weights exactly as the
 each calibrated by its own KRR calibrator from an earlier run's results, and reports the Pearson correlation of
 the two calibrated confidences per pixel (the paper: 0.873-0.884).
 
+``--checkpoint CKPT --tag NAME`` runs the same comparison for another model, e.g. the small GlaViTU of
+``examples/glavitu_small_calibrated.yaml`` (trained with dropout on): softmax and MC-dropout confidence, each
+raw and calibrated by all three methods, the checkpoint's own calibrator (fitted while training, on its
+validation scenes) on the held-out scenes, actual and estimated IoU per held-out scene for both confidences,
+and the figures ``docs/img/calibration_*_NAME*.png``. It prints the Markdown tables of docs/calibration.md.
+
 ``--update-bundled`` writes the softmax KRR calibrator (with its IoU correction) into
 ``glaciermap/weights/synthetic_cpu.safetensors`` (tensors unchanged) and prints the new sha256.
 
 Usage::
 
     python benchmarks/calibration_benchmark.py --work-dir /tmp/calib_bench --json benchmarks/calibration_results.json
+    python benchmarks/calibration_benchmark.py --work-dir /tmp/calib_bench \
+        --checkpoint runs/glavitu_small_calibrated/lightning_logs/version_0/checkpoints/last.ckpt --tag glavitu_small \
+        --json benchmarks/calibration_results_glavitu_small.json
 """
 
 from __future__ import annotations
@@ -33,11 +42,13 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from glaciermap.inference import MapOptions, ScenePredictor, load_pretrained
 from glaciermap.inference.calibrate import (
@@ -45,6 +56,7 @@ from glaciermap.inference.calibrate import (
     SceneCalibrationData,
     calibrate_from_data,
     collect_scene,
+    evaluate_calibrator,
     write_calibrated_weights,
 )
 from glaciermap.metrics.calibration import plot_reliability_diagram, reliability_table
@@ -102,7 +114,10 @@ def diagrams(held: list[SceneCalibrationData], report: CalibrationReport, tag: s
 
 
 def iou_plot(
-    report: CalibrationReport, class_names: tuple[str, ...], path: Path
+    report: CalibrationReport,
+    class_names: tuple[str, ...],
+    path: Path,
+    title: str = "held-out synthetic scenes, KRR",
 ) -> dict[str, dict[str, float]]:
     """Estimated (corrected) against actual IoU on held-out scenes; returns the errors."""
     import matplotlib
@@ -135,7 +150,7 @@ def iou_plot(
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.legend(loc="lower right")
-    ax.set_title("held-out synthetic scenes, KRR")
+    ax.set_title(title)
     fig.savefig(path)
     return {
         name: {"mean_abs_error": float(np.mean(e)), "max_abs_error": float(np.max(e)), "n": len(e)}
@@ -200,6 +215,75 @@ def pearson(
     return out
 
 
+METHODS = ("krr", "temperature", "isotonic")
+
+
+def compare_model(
+    weights: Path, tag: str, cal: list[Path], held: list[Path], mc_passes: int
+) -> dict[str, Any]:
+    """Softmax against MC-dropout confidence of one model, each raw and calibrated (GlaViTU paper Eqs. 3-5).
+
+    Returns:
+        ``{"softmax"|"mc": {"seconds", "methods": {method: report}, "checkpoint_calibrator": ECE or None,
+        "iou": [per held-out scene: actual and estimated glacier IoU]}}``.
+    """
+    mapping = load_pretrained(weights)
+    names, own = mapping.class_names, mapping.calibrator
+    results: dict[str, Any] = {"weights": str(weights), "class_names": list(names), "mc_passes": mc_passes}
+    for kind, passes in (("softmax", 0), ("mc", mc_passes)):
+        c, h, secs = collect(weights, cal, held, passes)
+        reports = {m: calibrate_from_data(c, h, m, names) for m in METHODS}  # type: ignore[arg-type]
+        merged = h[0]
+        for d in h[1:]:
+            merged = merged.merge(d)
+        k = len(names) - 1  # the last class: glacier (binary) or debris-covered ice
+        results[kind] = {
+            "seconds": secs,
+            "methods": {m: r.to_dict() for m, r in reports.items()},
+            "checkpoint_calibrator_heldout_ece": None if own is None else evaluate_calibrator(merged, own),
+            "iou": [
+                {"scene": r["scene"], "actual": r["actual_iou"][k], "estimated": r["estimated_iou"][k]}
+                for r in reports["krr"].scenes
+                if r["set"] == "heldout"
+            ],
+            "iou_error": iou_plot(
+                reports["krr"],
+                names,
+                IMG / f"calibration_iou_estimate_{tag}_{kind}.png",
+                f"{tag}, {kind}, KRR",
+            ),
+        }
+        diagrams(h, reports["krr"], f"{tag}_{kind}")
+    return results
+
+
+def print_comparison(results: dict[str, Any]) -> None:
+    """The Markdown tables of docs/calibration.md for a model compared by :func:`compare_model`."""
+    print(
+        "| confidence | method | calibration before | after | held-out before | after |\n|---|---|---|---|---|---|"
+    )
+    for kind, label in (("softmax", "softmax"), ("mc", f"MC dropout, {results['mc_passes']} passes")):
+        for m, r in results[kind]["methods"].items():
+            e = r["ece"]
+            print(
+                f"| {label} | {m} | {e['calibration']['before']:.4f} | {e['calibration']['after']:.4f} | "
+                f"{e['heldout']['before']:.4f} | {e['heldout']['after']:.4f} |"
+            )
+        own = results[kind]["checkpoint_calibrator_heldout_ece"]
+        if own is not None:
+            print(f"| {label} | checkpoint's krr (validation scenes) | | | | {own:.4f} |")
+    print("\n| scene | softmax IoU actual / estimated | MC dropout IoU actual / estimated |\n|---|---|---|")
+    for s, m in zip(results["softmax"]["iou"], results["mc"]["iou"], strict=True):
+        print(
+            f"| {s['scene']} | {s['actual']:.3f} / {s['estimated']:.3f} | {m['actual']:.3f} / {m['estimated']:.3f} |"
+        )
+    for kind in ("softmax", "mc"):
+        act = [r["actual"] for r in results[kind]["iou"]]
+        print(
+            f"{kind}: mean held-out IoU {np.mean(act):.3f}; estimate error {json.dumps(results[kind]['iou_error'])}"
+        )
+
+
 def main() -> None:
     """Run the experiments and print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -209,10 +293,29 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--update-bundled", action="store_true")
     parser.add_argument("--pearson-from", type=Path, default=None, metavar="RESULTS_JSON")
+    parser.add_argument(
+        "--checkpoint", type=Path, default=None, help="compare another model (.ckpt/.safetensors)"
+    )
+    parser.add_argument("--tag", default="model", help="name of that model in figures")
     args = parser.parse_args()
+    cal, held = scenes(args.work_dir, CALIBRATION, args.size), scenes(args.work_dir, HELDOUT, args.size)
+    if args.checkpoint is not None:
+        start = {
+            "load_average": os.getloadavg(),
+            "cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+        }
+        results = {**start, "size": args.size, "options": OPTIONS, "command": " ".join(sys.argv)}
+        results.update(compare_model(args.checkpoint, args.tag, cal, held, args.mc_passes))
+        results["load_average_end"] = os.getloadavg()
+        results["versions"] = {"torch": torch.__version__, "numpy": np.__version__}
+        print_comparison(results)
+        print(f"load average {results['load_average']} -> {results['load_average_end']}")
+        if args.json is not None:
+            args.json.write_text(json.dumps(results, indent=1))
+        return
     weights = bundled_weights("synthetic_cpu")
     class_names = load_pretrained(weights).class_names
-    cal, held = scenes(args.work_dir, CALIBRATION, args.size), scenes(args.work_dir, HELDOUT, args.size)
     if args.pearson_from is not None:
         load = os.getloadavg()
         r = pearson(weights, args.pearson_from, held, args.mc_passes, args.work_dir)

@@ -5,7 +5,7 @@ Layers, lowest first (a module may import its own layer and the layers below it,
 ====  ==================================================================================================
 rank  modules
 ====  ==================================================================================================
-0     ``constants``, ``errors``, ``io``, ``raster``, ``terrain``, ``distributed``, ``lazy``, ``visualisation`` (base)
+0     ``constants``, ``errors``, ``io``, ``raster``, ``vector``, ``terrain``, ``distributed``, ``lazy``, ``visualisation`` (base)
 1     ``transforms``, ``metrics``, ``calibration`` (pure functions of arrays and tensors)
 2     ``datasets`` (scene folders and every other reader: the IO)
 3     ``synthetic``, ``prepare`` (scene folders written: the embedded worlds, the user's own imagery)
@@ -40,6 +40,7 @@ RANKS: dict[str, int] = {
     "errors": 0,
     "io": 0,
     "raster": 0,
+    "vector": 0,
     "distributed": 0,
     "lazy": 0,
     "terrain": 0,

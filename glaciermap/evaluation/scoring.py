@@ -4,7 +4,7 @@ Pixel metrics (:mod:`glaciermap.metrics.pixel`) are computed on the three-class 
 scene, and always also as glacier / not-glacier (classes 1 and 2 merged), the GlaViTU paper's headline IoU.
 Individual glaciers: the reference's from ``glaciers.tif`` (all pixels of an id form one glacier, possibly a
 MultiPolygon), otherwise, like every raster prediction, the connected regions (4-connectivity) of the glacier
-mask (:func:`glaciermap.inventory.polygonise.polygonise`); vector layers give their own outlines. They are
+mask (:func:`glaciermap.vector.polygonise`); vector layers give their own outlines. They are
 matched with :func:`~glaciermap.metrics.objects.match_glaciers` and every matched pair gets its area
 deviation (Eq. 10 of the GlaViTU paper) and PoLiS (Eq. 11).
 

@@ -204,7 +204,7 @@ def glacier_outlines(classes: npt.NDArray[np.uint8], grid: RasterGrid) -> gpd.Ge
     Returns:
         One polygon per connected region.
     """
-    from glaciermap.inventory.polygonise import polygonise
+    from glaciermap.vector import polygonise
 
     mask = ((classes == 1) | (classes == 2)).astype(np.uint8)
     gdf = polygonise(mask, grid.transform, grid.crs)
@@ -225,7 +225,7 @@ def glacier_id_outlines(path: Path, grid: RasterGrid) -> gpd.GeoDataFrame:
     Raises:
         InputError: If the file is unreadable, not integer, or not on ``grid``.
     """
-    from glaciermap.inventory.polygonise import polygonise
+    from glaciermap.vector import polygonise
 
     with open_raster(path, "glacier ids (0 = none)") as src:
         if np.dtype(src.dtypes[0]).kind not in "iu":

@@ -13,6 +13,11 @@ output folder::
     uncertain.tif               uint8, 1 band: 1 where the calibrated (else raw) confidence is below the
                                 ``uncertain_below`` option (the GlaViTU paper's 95 % bands), 0 elsewhere,
                                 255 nodata (only when the option is set)
+    uncertain.gpkg              layer ``uncertain``: one polygon per 4-connected region of ``uncertain.tif``
+                                (scene CRS, holes kept) with ``region_id``, ``pixels``, ``area_km2`` (ground
+                                area, :class:`~glaciermap.raster.RasterGrid` pixel areas) and
+                                ``mean_confidence`` (mean of the confidence that was thresholded); polygonised
+                                strip-wise from the finished ``uncertain.tif`` (only with ``uncertain_below``)
     quicklook.png               false colour (SWIR1/NIR/red) with class outlines, and the confidence
     summary.json                area by class (km2), mean raw and calibrated confidence, their 10-bin
                                 histograms, uncertain fraction, IoU estimated without reference data (with
@@ -55,9 +60,10 @@ from glaciermap.inference.confidence import entropy_confidence
 from glaciermap.inference.predictor import QUICKLOOK_SIDE, SceneStream, Strip
 from glaciermap.inference.source import Prefetcher
 from glaciermap.inference.writers import StreamingRaster
-from glaciermap.io import atomic_output, check_output_dir, json_text, output_lock
+from glaciermap.io import atomic_output, check_output_dir, json_text, output_lock, write_vector
 from glaciermap.models.pretrained import PretrainedModel
 from glaciermap.raster import RasterGrid
+from glaciermap.vector import polygonise_regions
 
 GDAL_CACHE_BASE_MB = 64
 """Fixed part of the GDAL block cache while a scene is mapped (MB); see :func:`gdal_cache_bytes`."""
@@ -364,6 +370,8 @@ class SceneWriter:
             uncertain=stream.uncertain_below is not None,
         )
         self.files = {name: out / f"{name}.tif" for name in self.specs}
+        self.vectors = vector_outputs(out, uncertain=stream.uncertain_below is not None)
+        self.vector_summary: dict[str, Any] = {}
 
     def write(self, progress: ProgressCallback | None, extra_summary: dict[str, Any]) -> MapResult:
         """Stream every strip into the outputs, then finish them; returns the files and the summary."""
@@ -379,6 +387,9 @@ class SceneWriter:
                 cog_tmp = {
                     name: stack.enter_context(atomic_output(path)) for name, path in self.files.items()
                 }
+                vector_tmp = {
+                    name: stack.enter_context(atomic_output(path)) for name, path in self.vectors.items()
+                }
                 for name, text in self.stream.attachments.items():
                     stack.enter_context(atomic_output(self.out / name)).write_text(text)
                 sinks = self._open_sinks(stack)
@@ -386,6 +397,12 @@ class SceneWriter:
                 self._consume(stack, sinks, progress)
                 for name, sink in sinks.items():
                     sink.to_cog(cog_tmp[name], resampling=self.specs[name].resampling)
+                if "uncertain_polygons" in vector_tmp:
+                    self.vector_summary = write_uncertain_polygons(
+                        cog_tmp["uncertain"],
+                        cog_tmp.get("calibrated_confidence", cog_tmp["confidence"]),
+                        vector_tmp["uncertain_polygons"],
+                    )
                 if quicklook_tmp is not None:
                     self._write_quicklook(quicklook_tmp, cog_tmp)
                 summary = self._summary(extra_summary)
@@ -395,7 +412,7 @@ class SceneWriter:
                 with contextlib.suppress(OSError):
                     self.out.rmdir()
             raise
-        files = dict(self.files)
+        files = dict(self.files) | self.vectors
         if self.quicklook:
             files["quicklook"] = self.out / "quicklook.png"
         files.update({Path(name).stem: self.out / name for name in self.stream.attachments})
@@ -469,12 +486,54 @@ class SceneWriter:
         summary = _summary(self.stream, self.mapping, self.tally, self.areas, self.nodata, self.start_time)
         summary["outputs"] = sorted(
             [f"{n}.tif" for n in self.files]
+            + [p.name for p in self.vectors.values()]
             + (["quicklook.png"] if self.quicklook else [])
             + list(self.stream.attachments)
         )
+        summary.update(self.vector_summary)
         summary.update(self.stream.extra_summary)
         summary.update(extra)
         return summary
+
+
+def vector_outputs(out: Path, *, uncertain: bool) -> dict[str, Path]:
+    """The vector outputs of a scene, by name: ``uncertain_polygons`` -> ``uncertain.gpkg`` (with ``uncertain``).
+
+    Args:
+        out: The output folder.
+        uncertain: The scene is mapped with ``uncertain_below`` (``uncertain.tif`` is written).
+
+    Returns:
+        Name -> final path.
+    """
+    return {"uncertain_polygons": out / "uncertain.gpkg"} if uncertain else {}
+
+
+def write_uncertain_polygons(uncertain_tif: Path, confidence_tif: Path, path: Path) -> dict[str, Any]:
+    """Polygonise ``uncertain.tif`` into the ``uncertain`` layer of a GeoPackage (see the module docstring).
+
+    Read strip by strip (:func:`glaciermap.vector.polygonise_regions`), so memory is bounded by a strip and
+    the polygons, whatever the scene size.
+
+    Args:
+        uncertain_tif: The finished ``uncertain.tif`` (1 uncertain, 0 certain, 255 nodata).
+        confidence_tif: The confidence it thresholded (calibrated, else raw), for ``mean_confidence``.
+        path: The GeoPackage to write (a temporary name from :func:`glaciermap.io.atomic_output`).
+
+    Returns:
+        Items for ``summary.json``: ``uncertain_regions`` (count) and ``uncertain_area_km2`` (their area).
+
+    Raises:
+        InputError: If a raster cannot be read or the layer cannot be written.
+        OSError: If the disk is full.
+    """
+    frame = polygonise_regions(uncertain_tif, 1, values_path=confidence_tif)
+    frame = frame.rename(columns={"mean_value": "mean_confidence"})
+    write_vector(frame, path, "uncertain")
+    return {
+        "uncertain_regions": len(frame),
+        "uncertain_area_km2": round(float(frame["area_km2"].sum()), 6),
+    }
 
 
 @dataclass(frozen=True)
@@ -644,6 +703,8 @@ def _confidence_summary(stream: SceneStream, mapping: PretrainedModel, tally: _T
         },
         "uncertain_below": stream.uncertain_below,
         "uncertain_fraction": uncertain,
+        "uncertain_regions": None,  # set from uncertain.gpkg when it is written
+        "uncertain_area_km2": None,
         "estimated_iou": estimated,
         "estimated_iou_corrected": correction is not None if estimated is not None else None,
     }
@@ -726,6 +787,7 @@ MAP_OUTPUTS: tuple[str, ...] = (
     "probabilities.tif",
     "mc_std.tif",
     "uncertain.tif",
+    "uncertain.gpkg",
     "quicklook.png",
     "region_vector.json",
     "summary.json",

@@ -157,6 +157,12 @@ class GlaViTU(SegmentationModel):
             alike; :meth:`set_mc_dropout` switches it on (Monte-Carlo dropout).
         img_size: Input side the position embedding is learned for (the reference's 384). Other sizes that
             are multiples of 16 work through interpolation of the embedding.
+        filters: Width of the fused features, the transformer tokens (MLP ``4 * filters``) and the U-Net's
+            first level (the authors' 64). Smaller widths make a small GlaViTU (e.g. 16 for CPU training);
+            weights of the authors' models need the defaults.
+        transformer_depth: Transformer blocks of the SETR subnet (the authors' 12).
+        num_heads: Attention heads (the authors' 4); must divide ``filters``.
+        unet_depth: Levels of the residual U-Net (the authors' 3).
 
     Raises:
         ConfigError: On an invalid configuration.
@@ -180,8 +186,17 @@ class GlaViTU(SegmentationModel):
         deep_supervision: bool = True,
         dropout: float = 0.1,
         img_size: int = 384,
+        filters: int = FILTERS,
+        transformer_depth: int = 12,
+        num_heads: int = 4,
+        unet_depth: int = 3,
     ) -> None:
         super().__init__({"optical": 6, "dem": 2} if modalities is None else modalities, num_classes)
+        if filters < 1 or num_heads < 1 or filters % num_heads or transformer_depth < 1 or unet_depth < 1:
+            raise ConfigError(
+                f"filters {filters}, num_heads {num_heads}, transformer_depth {transformer_depth}, unet_depth "
+                f"{unet_depth}: expected positive values with num_heads dividing filters"
+            )
         if location_encoding not in get_args(LocationEncoding):
             raise ConfigError(
                 f"location_encoding: expected one of {', '.join(get_args(LocationEncoding))}, "
@@ -203,27 +218,31 @@ class GlaViTU(SegmentationModel):
             "deep_supervision": deep_supervision,
             "dropout": dropout,
             "img_size": img_size,
+            "filters": filters,
+            "transformer_depth": transformer_depth,
+            "num_heads": num_heads,
+            "unet_depth": unet_depth,
         }
 
         self.location_encoder: LocationEncoder | None = None
         if location_encoding != "none":
-            self.location_encoder = LocationEncoder(self.location_size, FILTERS, dropout)
-        self.fusion = FusionBlock(self.modalities, FILTERS, dropout)
+            self.location_encoder = LocationEncoder(self.location_size, filters, dropout)
+        self.fusion = FusionBlock(self.modalities, filters, dropout)
         self.setr = SETR(
-            FILTERS,
-            FILTERS,
+            filters,
+            filters,
             patch_size=16,
-            embed_dim=FILTERS,
-            depth=12,
-            num_heads=4,
-            mlp_dim=256,
-            pup_filters=FILTERS,
+            embed_dim=filters,
+            depth=transformer_depth,
+            num_heads=num_heads,
+            mlp_dim=4 * filters,
+            pup_filters=filters,
             img_size=img_size,
             dropout=dropout,
         )
-        self.aux_head = nn.Conv2d(FILTERS, num_classes, 1) if deep_supervision else None
-        self.unet = ResUNet(FILTERS, FILTERS, depth=3, dropout=dropout, out_projection=True)
-        self.head = nn.Conv2d(FILTERS, num_classes, 1)
+        self.aux_head = nn.Conv2d(filters, num_classes, 1) if deep_supervision else None
+        self.unet = ResUNet(filters, filters, depth=unet_depth, dropout=dropout, out_projection=True)
+        self.head = nn.Conv2d(filters, num_classes, 1)
         init_keras_(self)
         self.setr.reset_parameters()
 
@@ -320,7 +339,7 @@ class GlaViTU(SegmentationModel):
                 multiples of 16.
 
         Returns:
-            (B, 64, H, W) fused features F.
+            (B, filters, H, W) fused features F (64 for the authors' widths).
 
         Raises:
             InputError: On missing modalities, wrong channel counts or sizes.
@@ -331,7 +350,7 @@ class GlaViTU(SegmentationModel):
         """Everything after :meth:`forward_features`: location block, SETR subnet, residual U-Net, heads.
 
         Args:
-            features: (B, 64, H, W) output of :meth:`forward_features`.
+            features: (B, filters, H, W) output of :meth:`forward_features`.
             location: Location input for location-encoding models, see :meth:`encode_location`.
 
         Returns:

@@ -150,3 +150,28 @@ def test_fit_then_test_with_checkpoint_reproduces_metrics(scene_cache: Path, tmp
         "test/f1_clean_ice",
     }
     assert 0.0 <= new["test/iou_glacier"] <= 1.0
+
+
+def test_small_calibrated_glavitu_trains_with_dropout_and_keeps_its_calibrator(
+    scene_cache: Path, tmp_path: Path
+) -> None:
+    """examples/glavitu_small_calibrated.yaml: small GlaViTU, dropout on in training, KRR calibrator in the checkpoint."""
+    from glaciermap.models.blocks import MCDropout
+    from glaciermap.models.pretrained import load_pretrained
+
+    cfg = str(EXAMPLES / "glavitu_small_calibrated.yaml")
+    args = [*_small(scene_cache, tmp_path), "--trainer.logger=false"]
+    fit = ["fit", "--config", cfg, *args, "--trainer.max_steps=2", "--data.init_args.samples_per_epoch=4"]
+    assert main(fit) == 0
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    kwargs = ckpt["hyper_parameters"]["model_kwargs"]
+    assert (kwargs["filters"], kwargs["transformer_depth"], kwargs["unet_depth"]) == (16, 4, 3)
+    assert ckpt["hyper_parameters"]["mc_dropout_training"] is True
+    calibrator = ckpt["glaciermap"]["calibrator"]  # fitted by CalibrationCallback at the validation epoch
+    assert calibrator["kind"] == "krr" and calibrator["class_names"] == ["background", "glacier"]
+    assert calibrator["support"][0] == 0.0 and calibrator["support"][-1] == 1.0  # the authors' anchors
+    mapping = load_pretrained(tmp_path / "checkpoints" / "last.ckpt")
+    assert mapping.calibrator is not None
+    assert sum(p.numel() for p in mapping.parameters()) == 603_924
+    drops = [m for m in mapping.modules() if isinstance(m, MCDropout)]
+    assert drops and all(m.p == 0.1 for m in drops)

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import ClassVar
 
+import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
+import shapely
+import torch
+from torch import Tensor
 
 from glaciermap.calibration import IoUCorrection, IsotonicCalibrator, TemperatureCalibrator, estimate_iou
 from glaciermap.errors import ConfigError
 from glaciermap.inference.mapping import map_scene
 from glaciermap.inference.options import MapOptions, add_arguments, from_arguments
+from glaciermap.models.base import ModelInputs, SegmentationModel
 from glaciermap.models.pretrained import PretrainedModel
 from tests.data.checkpoints import PointwiseModel, scene_stats
 from tests.data.scenes import write_scene
@@ -131,3 +137,60 @@ def test_three_class_summary_estimates_glacier_iou(scene: Path, tmp_path: Path) 
     assert est["glacier"] == pytest.approx(expected, abs=1e-5)
     assert est["clean_ice"] == pytest.approx(estimate_iou(p, r)[1], abs=1e-5)
     assert result.summary["estimated_iou_corrected"] is False
+
+
+class BandModel(SegmentationModel):
+    """``logits = (0, 20 x)`` of the raw first optical band x: x = 0 gives p = (0.5, 0.5), confidence 0."""
+
+    arch: ClassVar[str] = "band_test"
+
+    def __init__(self) -> None:
+        super().__init__({"optical": 6, "dem": 2}, 2)
+
+    def forward(self, inputs: ModelInputs, location: Tensor | None = None) -> dict[str, Tensor]:
+        x = self.stack_inputs(inputs)[:, :1]
+        return {"out": torch.cat([torch.zeros_like(x), 20.0 * x], dim=1)}
+
+
+UNCERTAIN_REGIONS = {  # (rows, cols) of the uncertain pixels of each region, in reading order
+    "u": [(r, 2) for r in range(3, 31)] + [(r, 6) for r in range(3, 31)] + [(30, c) for c in range(3, 6)],
+    "below_nodata": [(r, c) for r in range(12, 15) for c in range(32, 36)],
+    "ring": [(r, c) for r in range(20, 25) for c in range(20, 25) if not (21 <= r <= 23 and 21 <= c <= 23)],
+    "block": [(r, c) for r in range(35, 39) for c in range(40, 49)],
+}
+
+
+def test_uncertain_polygons_of_a_known_pattern(tmp_path: Path) -> None:
+    """uncertain.gpkg: one polygon per uncertain region (across window rows), its area and mean confidence."""
+    scene = write_scene(
+        tmp_path / "s", size=(40, 50), modalities=("optical", "dem"), labels=False, nodata_box=(5, 12, 30, 45)
+    )
+    with rasterio.open(scene / "optical.tif", "r+") as dst:
+        band = np.ones((40, 50), dtype=np.float32)
+        for pixels in UNCERTAIN_REGIONS.values():
+            for r, c in pixels:
+                band[r, c] = 0.0
+        band[5:12, 30:45] = -9999.0
+        dst.write(band.astype(dst.dtypes[0]), 1)
+    mapping = PretrainedModel.from_model(BandModel(), None, calibrator=_calibrator())
+    out = tmp_path / "out"
+    result = map_scene(mapping, scene, out, uncertain_below=0.8, **FAST)  # type: ignore[arg-type]
+    frame = gpd.read_file(out / "uncertain.gpkg", layer="uncertain")
+    assert list(frame.columns) == ["region_id", "pixels", "area_km2", "mean_confidence", "geometry"]
+    assert frame.crs.to_epsg() == 32643 and len(frame) == 4
+    for (_, row), pixels in zip(frame.iterrows(), UNCERTAIN_REGIONS.values(), strict=True):
+        assert row["pixels"] == len(pixels)
+        assert row["area_km2"] == pytest.approx(len(pixels) * 100 / 1e6, rel=1e-9)  # 10 m pixels
+        assert row["geometry"].area == pytest.approx(len(pixels) * 100, rel=1e-9)  # m2 in the scene CRS
+        assert row["mean_confidence"] == pytest.approx(0.5, abs=1e-4)  # calibrated 0.5 + conf / 2, conf 0
+    ring = frame.geometry.iloc[2]
+    assert len(ring.interiors) == 1 and shapely.Polygon(ring.interiors[0]).area == pytest.approx(900)
+    left, top = 500000.0, 4000000.0
+    assert frame.geometry.iloc[3].bounds == pytest.approx((left + 400, top - 390, left + 490, top - 350))
+    s = result.summary
+    assert "uncertain.gpkg" in s["outputs"] and result.files["uncertain_polygons"] == out / "uncertain.gpkg"
+    assert s["uncertain_regions"] == 4
+    assert s["uncertain_area_km2"] == pytest.approx(sum(map(len, UNCERTAIN_REGIONS.values())) * 1e-4)
+    assert not list(out.glob(".*partial*"))
+    map_scene(mapping, scene, out, **FAST)  # type: ignore[arg-type]
+    assert not (out / "uncertain.gpkg").exists()  # an earlier run's layer is not left behind

@@ -244,6 +244,8 @@ def test_input_errors_name_the_input() -> None:
         ({"location_encoding": "gps"}, "location_encoding"),
         ({"region_codes": ["A", "A"]}, "region_codes"),
         ({"dropout": 1.5}, "dropout"),
+        ({"filters": 18, "num_heads": 4}, "num_heads dividing filters"),
+        ({"transformer_depth": 0}, "transformer_depth"),
     ],
 )
 def test_config_errors(kwargs: dict[str, object], match: str) -> None:
@@ -251,12 +253,31 @@ def test_config_errors(kwargs: dict[str, object], match: str) -> None:
         GlaViTU(**kwargs)  # type: ignore[arg-type]
 
 
+def test_small_glavitu_widths_and_depths() -> None:
+    """filters / transformer_depth / unet_depth shrink the architecture; a transformer block costs as computed."""
+    small = dict(filters=16, transformer_depth=4, num_heads=4, unet_depth=3, img_size=128)
+    model = GlaViTU(**small)  # type: ignore[arg-type]
+    assert len(model.setr.blocks) == 4 and len(model.unet.encoders) == 3
+    assert model.head.in_channels == 16 and model.setr.pos_embed.weight.shape == (8 * 8, 16)
+    deeper = GlaViTU(**{**small, "transformer_depth": 5})  # type: ignore[arg-type]
+    e, mlp = 16, 64  # pre-norm block: 2 layer norms, q/k/v/out projections, MLP E -> 4E -> E
+    block = 2 * 2 * e + 4 * (e * e + e) + (e * mlp + mlp) + (mlp * e + e)
+    assert count_trainable(deeper) - count_trainable(model) == block == 3280
+    # 0.6 M against the authors' 10.0 M (examples/glavitu_small_calibrated.yaml)
+    assert count_trainable(model) == 603_924
+    out = model(_inputs({"optical": 6, "dem": 2}, h=64, w=64))
+    assert out["out"].shape == out["aux"].shape == (2, 2, 64, 64)
+    assert GlaViTU().hparams["filters"] == 64 and GlaViTU().hparams["transformer_depth"] == 12
+
+
 def test_hparams_rebuild_the_same_model() -> None:
-    model = GlaViTU({"optical": 6, "thermal": 1}, 3, location_encoding="region", region_codes=["X", "Y"])
+    model = GlaViTU(
+        {"optical": 6, "thermal": 1}, 3, location_encoding="region", region_codes=["X", "Y"], filters=32
+    )
     rebuilt = get_model(model.arch, **model.hparams)
     assert isinstance(rebuilt, GlaViTU)
     assert rebuilt.modalities == {"optical": 6, "thermal": 1} and rebuilt.num_classes == 3
-    assert rebuilt.region_codes == ("X", "Y")
+    assert rebuilt.region_codes == ("X", "Y") and rebuilt.hparams["filters"] == 32
     rebuilt.load_state_dict(model.state_dict(), strict=True)
 
 
