@@ -3,17 +3,21 @@
     python examples/bias_optimisation_acceptance.py [--config examples/bias_optimisation_cpu.yaml]
         [--ckpt CKPT] [--out runs/bias_optimisation_cpu] [--scenes alps:301 alps:302] [--scene-size 1024]
         [--window-size 128] [--windows 32] [--steps 50] [--seed 0] [--authors-max-epochs 100]
+        [--unseen-init] [--one-hots] [--skip-authors] [--val-scenes karakoram:101 svalbard:102 alaska:103]
         [--figure docs/img/bias_optimisation_convergence.png]
 
 1. ``glaciermap fit --config CONFIG`` (skipped with ``--ckpt``): a light region-encoding model trained on the
    karakoram, svalbard and alaska presets; the alps preset is never seen in training.
 2. For each held-out alps scene: the scene is mapped with the "unseen" one-hot, then bias optimisation runs
    twice on it, the fast procedure and the authors' (lr 1e-4, epochs of random crops, their stopping rule),
-   and the scene is mapped with each optimised vector.
+   and the scene is mapped with each optimised vector (``--unseen-init``: also the fast procedure started at
+   the "unseen" one-hot; ``--one-hots``: also each training region's one-hot, to see whether lower entropy goes
+   with higher IoU for this model).
 3. Reported per scene and vector: the objective (mean normalised entropy over every valid window of the
    scene, GlaViTU paper Eq. 1), the mapped scene's mean entropy (1 - mean confidence, Eq. 3), glacier IoU
    against the labels, and the optimisation's seconds. Written to ``OUT/acceptance.json``, printed as
-   Markdown, and the convergence curves of the first scene drawn to ``--figure``.
+   Markdown, and the convergence curves of the first scene drawn to ``--figure``. ``--val-scenes`` maps scenes
+   of the training regions with their own one-hot and with "unseen" (is that slot trained?).
 """
 
 from __future__ import annotations
