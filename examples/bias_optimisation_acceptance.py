@@ -3,17 +3,21 @@
     python examples/bias_optimisation_acceptance.py [--config examples/bias_optimisation_cpu.yaml]
         [--ckpt CKPT] [--out runs/bias_optimisation_cpu] [--scenes alps:301 alps:302] [--scene-size 1024]
         [--window-size 128] [--windows 32] [--steps 50] [--seed 0] [--authors-max-epochs 100]
+        [--unseen-init] [--one-hots] [--skip-authors] [--val-scenes karakoram:101 svalbard:102 alaska:103]
         [--figure docs/img/bias_optimisation_convergence.png]
 
 1. ``glaciermap fit --config CONFIG`` (skipped with ``--ckpt``): a light region-encoding model trained on the
    karakoram, svalbard and alaska presets; the alps preset is never seen in training.
 2. For each held-out alps scene: the scene is mapped with the "unseen" one-hot, then bias optimisation runs
    twice on it, the fast procedure and the authors' (lr 1e-4, epochs of random crops, their stopping rule),
-   and the scene is mapped with each optimised vector.
+   and the scene is mapped with each optimised vector (``--unseen-init``: also the fast procedure started at
+   the "unseen" one-hot; ``--one-hots``: also each training region's one-hot, to see whether lower entropy goes
+   with higher IoU for this model).
 3. Reported per scene and vector: the objective (mean normalised entropy over every valid window of the
    scene, GlaViTU paper Eq. 1), the mapped scene's mean entropy (1 - mean confidence, Eq. 3), glacier IoU
    against the labels, and the optimisation's seconds. Written to ``OUT/acceptance.json``, printed as
-   Markdown, and the convergence curves of the first scene drawn to ``--figure``.
+   Markdown, and the convergence curves of the first scene drawn to ``--figure``. ``--val-scenes`` maps scenes
+   of the training regions with their own one-hot and with "unseen" (is that slot trained?).
 """
 
 from __future__ import annotations
@@ -86,9 +90,20 @@ def main() -> int:
     parser.add_argument(
         "--unseen-init", action="store_true", help='also run the fast procedure started at the "unseen" slot'
     )
+    parser.add_argument(
+        "--one-hots",
+        action="store_true",
+        help="also score each training region's one-hot (does lower entropy go with higher IoU for this model?)",
+    )
     parser.add_argument("--skip-authors", action="store_true", help="skip the authors' procedure")
     parser.add_argument("--authors-max-epochs", type=int, default=100, help="the authors' epoch limit (100)")
     parser.add_argument("--figure", type=Path, default=None)
+    parser.add_argument(
+        "--val-scenes",
+        nargs="*",
+        default=[],
+        help='scenes of training regions, mapped with their own region and with "unseen" (is that slot trained?)',
+    )
     args = parser.parse_args()
 
     import torch
@@ -96,7 +111,6 @@ def main() -> int:
     from glaciermap.cli import main as glaciermap
     from glaciermap.inference import load_pretrained
     from glaciermap.inference.bias_optimisation import optimise_region, sample_windows
-    from glaciermap.synthetic.generate import generate_scene
 
     ckpt = args.ckpt
     fit_seconds = None
@@ -128,18 +142,22 @@ def main() -> int:
         "scenes": {},
     }
     traces: dict[str, Any] = {}
+    figures["val_scenes"] = check_unseen_slot(mapping, args)
     for spec in args.scenes:
-        preset, seed = spec.split(":")
-        size = (args.scene_size, args.scene_size)
-        scene = args.root / f"{preset}-s{seed}-{size[0]}x{size[1]}"
-        if not (scene / "scene.json").is_file():
-            generate_scene(scene, preset=preset, size=size, seed=int(seed))
+        scene = scene_folder(args.root, spec, args.scene_size)
         every = sample_windows(mapping, scene, windows=10**6, window_size=args.window_size, seed=0)
         out = args.out / "acceptance" / spec.replace(":", "-")
         rows: dict[str, Any] = {
             "valid_windows": every.count,
             "unseen": evaluate(mapping, scene, out / "unseen", None, every, args.window_size),
         }
+        if args.one_hots:
+            slots = len(mapping.region_codes) + 1
+            for i, code in enumerate(mapping.region_codes):
+                one_hot = tuple(float(i == k) for k in range(slots))
+                rows[f"one_hot_{code}"] = evaluate(
+                    mapping, scene, out / f"one_hot_{code}", one_hot, every, args.window_size
+                )
         runs = [("fast", "fast", "uniform")]
         runs += [("fast_unseen_init", "fast", "unseen")] if args.unseen_init else []
         runs += [] if args.skip_authors else [("authors", "authors", "uniform")]
@@ -173,7 +191,7 @@ def main() -> int:
     print("| scene | vector | objective (Eq. 1, windows) | mapped entropy | glacier IoU | seconds | steps |")
     print("|---|---|---|---|---|---|---|")
     for spec, rows in figures["scenes"].items():
-        for name in [k for k in ("unseen", "fast", "fast_unseen_init", "authors") if k in rows]:
+        for name in [k for k in rows if k != "valid_windows"]:
             r = rows[name]
             print(
                 f"| {spec} | {name} | {r['objective']:.4f} | {r['mapped_entropy']:.4f} | {r['iou_glacier']:.4f} "
@@ -182,6 +200,47 @@ def main() -> int:
     if args.figure is not None and traces and not args.skip_authors:
         plot(traces, figures, args.figure)
     return 0
+
+
+def scene_folder(root: Path, spec: str, side: int) -> Path:
+    """The synthetic scene ``PRESET:SEED`` of ``side`` px under ``root``, generated if missing."""
+    from glaciermap.synthetic.generate import generate_scene
+
+    preset, seed = spec.split(":")
+    scene = root / f"{preset}-s{seed}-{side}x{side}"
+    if not (scene / "scene.json").is_file():
+        generate_scene(scene, preset=preset, size=(side, side), seed=int(seed))
+    return scene
+
+
+def check_unseen_slot(mapping: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Glacier IoU of scenes of training regions with their own one-hot and with the "unseen" one-hot."""
+    from glaciermap.inference import map_scene
+    from glaciermap.synthetic.presets import PRESETS
+
+    rows: dict[str, Any] = {}
+    for spec in args.val_scenes:
+        scene = scene_folder(args.root, spec, args.scene_size)
+        code = PRESETS[spec.split(":")[0]].region_code
+        row: dict[str, Any] = {"region": code}
+        for name, region in (("own_region", code), ("unseen", "unseen")):
+            out = args.out / "val" / spec.replace(":", "-") / name
+            result = map_scene(
+                mapping,
+                scene,
+                out,
+                window_size=args.window_size,
+                device="cpu",
+                region=region,
+                quicklook=False,
+            )
+            row[name] = {
+                "iou_glacier": round(iou_glacier(out / "classes.tif", scene / "labels.tif"), 4),
+                "mapped_entropy": round(1.0 - float(result.summary["mean_confidence"]), 5),
+            }
+        rows[spec] = row
+        print(json.dumps({spec: row}), flush=True)
+    return rows
 
 
 def plot(traces: dict[str, Any], figures: dict[str, Any], path: Path) -> None:

@@ -114,7 +114,8 @@ def test_acceptance_example_runs_on_a_tiny_checkpoint(
         "--steps",
         "3",
     ]
-    argv += ["--authors-max-epochs", "2", "--figure", str(tmp_path / "curve.png")]
+    argv += ["--authors-max-epochs", "2", "--figure", str(tmp_path / "curve.png"), "--unseen-init"]
+    argv += ["--val-scenes", "svalbard:1", "--one-hots"]
     monkeypatch.setattr(sys, "argv", argv)
     with pytest.raises(SystemExit) as exc:
         runpy.run_path(str(example), run_name="__main__")
@@ -124,6 +125,15 @@ def test_acceptance_example_runs_on_a_tiny_checkpoint(
     assert rows["valid_windows"] == 16 and rows["fast"]["steps"] <= 3 and rows["authors"]["steps"] == 2 * 2
     # all 16 valid windows are sampled, so the objective on every window is the lowest entry of the trace
     assert rows["fast"]["objective"] == pytest.approx(min(figures["traces"]["alps:1"]["fast"]), abs=2e-5)
-    for name in ("unseen", "fast", "authors"):
+    for name in ("unseen", "one_hot_ALP", "one_hot_SVAL", "fast", "fast_unseen_init", "authors"):
         assert 0.0 <= rows[name]["iou_glacier"] <= 1.0 and 0.0 <= rows[name]["mapped_entropy"] <= 1.0
+    # started at the "unseen" one-hot, keeping the lowest entropy: never above the one-hot on every window
+    assert rows["fast_unseen_init"]["objective"] <= rows["unseen"]["objective"] + 2e-3
+    # a scene of a training region (SVAL), mapped with its own one-hot and with "unseen": two different maps
+    val = figures["val_scenes"]["svalbard:1"]
+    assert val["region"] == "SVAL" and set(val) == {"region", "own_region", "unseen"}
+    for name, vector in (("own_region", [0.0, 1.0, 0.0]), ("unseen", [0.0, 0.0, 1.0])):
+        summary = json.loads((out / "val" / "svalbard-1" / name / "summary.json").read_text())
+        assert summary["location"]["vector"] == vector
+    assert all(0.0 <= val[k]["iou_glacier"] <= 1.0 for k in ("own_region", "unseen"))
     assert (tmp_path / "curve.png").stat().st_size > 1000
