@@ -320,7 +320,7 @@ def run_memory_plan(args: argparse.Namespace) -> list[dict[str, Any]]:
                 channels_last="yes",
             )
             results.append(figures)
-            (args.work_dir / "memory_glavitu.json").write_text(json.dumps(results))
+            (args.work_dir / "memory_glavitu_last.json").write_text(json.dumps(results))
     return results
 
 
@@ -602,14 +602,21 @@ def backends_main(args: argparse.Namespace) -> None:
     """``--backends``: run (or, with ``--reuse``, reload) the backend and memory plans and report them."""
     env = environment()
     print(json.dumps({**env, "load": os.getloadavg()}), flush=True)
-    command = "python benchmarks/map_benchmark.py " + " ".join(a for a in sys.argv[1:] if a != "--reuse")
+    command = "python benchmarks/map_benchmark.py " + " ".join(a for a in sys.argv[1:] if a not in ("--reuse", "--write-results"))
+    saved = args.work_dir / "memory_glavitu.json"
     if args.reuse:
         runs = json.loads((args.work_dir / "backends.json").read_text())
-        memory = json.loads((args.work_dir / "memory_glavitu.json").read_text())
+        memory = json.loads(saved.read_text())
+    elif args.memory_only:
+        runs = json.loads((args.work_dir / "backends.json").read_text())
+        before = json.loads(saved.read_text()) if saved.is_file() else []
+        memory = before + run_memory_plan(args)
+        saved.write_text(json.dumps(memory))
     else:
         s = args.glavitu_size
         runs = run_backend_plan(args, write_scene(args.work_dir / f"scene_{s}x{s}", s, s))
         memory = run_memory_plan(args)
+        saved.write_text(json.dumps(memory))
     sections = [backends_markdown(runs, env, args.date, command), memory_markdown(memory, args.date, command)]
     for section in sections:
         print(section)
