@@ -602,7 +602,9 @@ def backends_main(args: argparse.Namespace) -> None:
     """``--backends``: run (or, with ``--reuse``, reload) the backend and memory plans and report them."""
     env = environment()
     print(json.dumps({**env, "load": os.getloadavg()}), flush=True)
-    command = "python benchmarks/map_benchmark.py " + " ".join(a for a in sys.argv[1:] if a not in ("--reuse", "--write-results"))
+    command = "python benchmarks/map_benchmark.py " + " ".join(
+        a for a in sys.argv[1:] if a not in ("--reuse", "--write-results")
+    )
     saved = args.work_dir / "memory_glavitu.json"
     if args.reuse:
         runs = json.loads((args.work_dir / "backends.json").read_text())
