@@ -16,9 +16,16 @@ Scenes are written once into ``--work-dir`` (smooth fields with a little noise, 
 not matter for speed). ``--write-results`` replaces the ``## Scene mapping`` section of
 ``benchmarks/RESULTS.md``.
 
+With ``--backends`` it measures instead the CPU inference backends (torch eager batch 1 and 8 channels-last,
+ONNX Runtime, OpenVINO) at the anchor configuration (1152 x 1152 px at 10 m, 50 % overlap, Gaussian, 25 windows,
+fp32) and at lower overlaps with cosine blending, interleaved ``--repeats`` times, each in a fresh process, then
+GlaViTU's peak memory at batch 1 and 8 against scene height and width; it prints the machine, CPU flags, load and
+versions and replaces the ``## CPU backends`` and ``## Memory`` sections of RESULTS.md.
+
 Usage::
 
     python benchmarks/map_benchmark.py --write-results                 # about 15 min on 2 CPU cores
+    python benchmarks/map_benchmark.py --backends --write-results      # about 1 h on 2 busy cores
     python benchmarks/map_benchmark.py --glavitu-size 768 --memory-sizes 2048x2048   # quick look
 """
 
