@@ -561,6 +561,11 @@ def main() -> None:
     p.add_argument(
         "--reuse", action="store_true", help="with --backends: rewrite the sections from saved runs"
     )
+    p.add_argument(
+        "--memory-only",
+        action="store_true",
+        help="with --backends: run only the memory plan and add it to the saved one (speed runs reused)",
+    )
     args = p.parse_args()
     if args.backends:
         backends_main(args)
