@@ -16,9 +16,16 @@ Scenes are written once into ``--work-dir`` (smooth fields with a little noise, 
 not matter for speed). ``--write-results`` replaces the ``## Scene mapping`` section of
 ``benchmarks/RESULTS.md``.
 
+With ``--backends`` it measures instead the CPU inference backends (torch eager batch 1 and 8 channels-last,
+ONNX Runtime, OpenVINO) at the anchor configuration (1152 x 1152 px at 10 m, 50 % overlap, Gaussian, 25 windows,
+fp32) and at lower overlaps with cosine blending, interleaved ``--repeats`` times, each in a fresh process, then
+GlaViTU's peak memory at batch 1 and 8 against scene height and width; it prints the machine, CPU flags, load and
+versions and replaces the ``## CPU backends`` and ``## Memory`` sections of RESULTS.md.
+
 Usage::
 
     python benchmarks/map_benchmark.py --write-results                 # about 15 min on 2 CPU cores
+    python benchmarks/map_benchmark.py --backends --write-results      # about 1 h on 2 busy cores
     python benchmarks/map_benchmark.py --glavitu-size 768 --memory-sizes 2048x2048   # quick look
 """
 
@@ -106,12 +113,25 @@ def run_child(args: argparse.Namespace) -> None:
     """Map one scene with one configuration and print a JSON line of figures."""
     import torch
 
+    import glaciermap.inference.predictor as predictor_module
     from glaciermap.inference.mapping import map_scene
     from glaciermap.models import get_model
     from glaciermap.models.pretrained import PretrainedModel
     from glaciermap.transforms.normalisation import NormStats
 
+    setup = {"seconds": 0.0}
+    compile_backend = predictor_module.compile_backend
+
+    def timed_compile(*a: Any, **k: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return compile_backend(*a, **k)
+        finally:
+            setup["seconds"] += time.perf_counter() - t
+
+    predictor_module.compile_backend = timed_compile  # type: ignore[assignment]
     torch.manual_seed(0)
+    load_before = os.getloadavg()[0]
     if args.model == "glavitu":
         model = get_model("glavitu", modalities={"optical": 6, "dem": 2}, num_classes=2)
         stats_raw = json.loads((Path(args.scene) / "stats.json").read_text())
@@ -131,6 +151,9 @@ def run_child(args: argparse.Namespace) -> None:
         args.scene,
         args.out,
         overlap=args.overlap,
+        window=args.window,
+        backend=args.backend,
+        check_ranges=False,  # the synthetic patterns are not physical units (the DEM's slope band)
         window_size=args.window_size,
         batch_size=args.batch_size,
         device=args.device,
@@ -146,6 +169,13 @@ def run_child(args: argparse.Namespace) -> None:
         json.dumps(
             {
                 "model": args.model,
+                "backend": args.backend,
+                "batch_size": args.batch_size,
+                "window": args.window,
+                "setup_seconds": round(setup["seconds"], 2),
+                "km2_per_s_steady": round(s["scene_area_km2"] / max(1e-9, wall - setup["seconds"]), 3),
+                "load_before": round(load_before, 2),
+                "load_after": round(os.getloadavg()[0], 2),
                 "device": s["device"],
                 "precision": s["precision"],
                 "channels_last": s["channels_last"],
@@ -200,6 +230,183 @@ def machine() -> str:
     return (
         f"{cpu}, {os.cpu_count()} cores, {gpu}; torch {torch.__version__} ({torch.get_num_threads()} threads)"
     )
+
+
+def environment() -> dict[str, str]:
+    """Machine, CPU flags, memory, load and library versions, for the report."""
+    import importlib.metadata as md
+    import re
+
+    import torch
+
+    flags: set[str] = set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags.update(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_tile")
+    versions = []
+    for name in ("torch", "onnxruntime", "openvino", "numpy", "rasterio"):
+        try:
+            versions.append(f"{name} {md.version(name)}")
+        except md.PackageNotFoundError:
+            versions.append(f"{name} (not installed)")
+    onednn = re.findall(r"MKL-DNN v[\d.]+", torch.__config__.parallel_info())
+    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {
+        "machine": machine(),
+        "flags": " ".join(f for f in wanted if f in flags) or "none of " + ", ".join(wanted),
+        "memory": f"{mem_gb:.0f} GiB RAM",
+        "versions": ", ".join(versions) + (f", oneDNN {onednn[0].split(' v')[1]}" if onednn else ""),
+        "threads": f"torch {torch.get_num_threads()} intra-op threads; onnxruntime / openvino the same number",
+        "python": platform.python_version(),
+    }
+
+
+def parse_config(text: str) -> dict[str, Any]:
+    """``torch-b1-cl`` -> ``{"backend": "torch", "batch_size": 1, "channels_last": "yes"}``."""
+    parts = text.split("-")
+    return {
+        "backend": parts[0],
+        "batch_size": int(parts[1].lstrip("b")),
+        "channels_last": "yes" if "cl" in parts[2:] else "no",
+    }
+
+
+def run_backend_plan(args: argparse.Namespace, scene: Path) -> list[dict[str, Any]]:
+    """The anchor and low-overlap configurations, interleaved: every repetition runs each once, in turn.
+
+    Anchor: 50 % overlap, Gaussian blending (the authors' windows and blending, 25 windows on 1152 x 1152 px);
+    then the pipeline without a network; then, with cosine blending, one of ``--low-overlaps`` per repetition
+    (taken in turn: at 1152 px, 1/4 and 1/8 overlap give the same 4 x 4 grid). Crop-the-centre blending has
+    the same windows, so the same cost.
+    """
+    import importlib.util
+
+    runs = []
+    for rep in range(args.repeats):
+        for config in args.anchor_configs:
+            runs.append({**parse_config(config), "overlap": 0.5, "window": "gaussian", "rep": rep})
+        runs.append(
+            {"model": "band-ratio", "overlap": 0.5, "window": "gaussian", "rep": rep, "backend": "torch"}
+        )
+        if args.low_overlaps:
+            overlap = args.low_overlaps[rep % len(args.low_overlaps)]
+            for config in args.low_overlap_configs:
+                runs.append({**parse_config(config), "overlap": overlap, "window": "cosine", "rep": rep})
+    results = []
+    for run in runs:
+        package = {"onnxruntime": "onnxruntime", "openvino": "openvino"}.get(run["backend"])
+        if package and importlib.util.find_spec(package) is None:
+            continue
+        rep = run.pop("rep")
+        kwargs = {"model": "glavitu", "precision": "32", "channels_last": "no", **run}
+        figures = child(scene, args.work_dir / "out", window_size=384, device="cpu", **kwargs)
+        results.append({**figures, "rep": rep})
+        (args.work_dir / "backends.json").write_text(json.dumps(results))
+    return results
+
+
+def run_memory_plan(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Peak RSS of GlaViTU mapping (torch, channels-last, fp32) at batch 1 and 8, no overlap, HxW scenes."""
+    results = []
+    for size in args.glavitu_memory_sizes:
+        h, w = (int(v) for v in size.split("x"))
+        folder = write_scene(args.work_dir / f"scene_{h}x{w}", h, w)
+        for batch in (1, 8):
+            figures = child(
+                folder,
+                args.work_dir / "out",
+                model="glavitu",
+                overlap=0.0,
+                batch_size=batch,
+                device="cpu",
+                precision="32",
+                channels_last="yes",
+            )
+            results.append(figures)
+            (args.work_dir / "memory_glavitu_last.json").write_text(json.dumps(results))
+    return results
+
+
+AUTHORS_BEST_KM2_S = (1.54, 1.68)
+"""The authors' TensorFlow code at the anchor configuration, fastest call (issue 20; another, 2-core AVX2 runner)."""
+
+
+def _median(values: list[float]) -> float:
+    return float(np.median(np.asarray(values, dtype=np.float64)))
+
+
+def _label(r: dict[str, Any]) -> str:
+    if r["model"] == "band-ratio":
+        return "no network (band-ratio rule): reading, blending, writing"
+    cl = " channels-last" if r.get("channels_last") and r["backend"] == "torch" else ""
+    return f"{r['backend']} batch {r['batch_size']}{cl}"
+
+
+def backends_markdown(runs: list[dict[str, Any]], env: dict[str, str], date: str, command: str) -> str:
+    """The ``## CPU backends`` section: medians over interleaved repetitions and ratios to torch batch 1."""
+    lines = [
+        "## CPU backends",
+        "",
+        f"`{command}` on {date}. Machine: {env['machine']}; {env['memory']}; CPU flags: {env['flags']}; "
+        f"Python {env['python']}; {env['versions']}; {env['threads']}.",
+        "",
+        "GlaViTU full size (10.0 M parameters, random weights: speed does not depend on them), fp32, 384 px "
+        "windows, Optical+DEM, on a 1152 x 1152 px scene at 10 m (132.7 km2). Each configuration runs in a fresh "
+        "process; every repetition runs all configurations once, in turn (interleaved), so slow phases of the "
+        "shared machine hit all of them. km2/s = scene area / wall time of `map_scene` (reading, normalisation, "
+        "prediction, blending, COG writing, quick-look, summary), including the one-off ONNX export and "
+        'compilation of the non-torch backends ("setup"); "steady" leaves the setup out (what a large '
+        "scene approaches). Medians over the repetitions; the ratio is the median of the per-repetition "
+        "ratios to torch batch 1 channels-last of the same repetition.",
+        "",
+        "| configuration | overlap, blending | windows | runs | wall s (median) | setup s | km2/s | steady km2/s "
+        "| ratio to torch b1 | peak RSS MB | load avg (1 min) before runs |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    groups: dict[tuple[str, float, str], list[dict[str, Any]]] = {}
+    for r in runs:
+        groups.setdefault((_label(r), r["overlap"], r["window"]), []).append(r)
+    base = {(r["rep"], r["overlap"]): r for r in runs if _label(r) == "torch batch 1 channels-last"}
+    for (label, overlap, window), rs in groups.items():
+        ratios = [
+            r["km2_per_s"] / base[(r["rep"], overlap)]["km2_per_s"] for r in rs if (r["rep"], overlap) in base
+        ]
+        ratio = f"{_median(ratios):.2f}" if ratios else "-"
+        loads = ", ".join(f"{r['load_before']:.1f}" for r in rs)
+        lines.append(
+            f"| {label} | {overlap:g}, {window} | {rs[0]['windows']} | {len(rs)} | "
+            f"{_median([r['seconds'] for r in rs]):.1f} | {_median([r['setup_seconds'] for r in rs]):.1f} | "
+            f"{_median([r['km2_per_s'] for r in rs]):.2f} | {_median([r['km2_per_s_steady'] for r in rs]):.2f} | "
+            f"{ratio} | {_median([r['peak_rss_mb'] for r in rs]):.0f} | {loads} |"
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def memory_markdown(runs: list[dict[str, Any]], date: str, command: str) -> str:
+    """The ``## Memory`` section: peak RSS of GlaViTU mapping at batch 1 and 8 against scene height and width."""
+    lines = [
+        "## Memory",
+        "",
+        f"`{command}` on {date}. Peak resident memory (`ru_maxrss`) of a fresh process that imports glaciermap "
+        "and torch, builds GlaViTU full size and maps one scene with `map_scene` (torch, fp32, channels-last, "
+        "384 px windows, no overlap: memory depends on the window size, the batch and the scene width, not on "
+        "the overlap).",
+        "",
+        "| scene (px, H x W) | batch | windows | wall s | peak RSS MB |",
+        "|---|---|---|---|---|",
+    ]
+    for r in runs:
+        lines.append(
+            f"| {r['height']} x {r['width']} | {r['batch_size']} | {r['windows']} | {r['seconds']} | "
+            f"{r['peak_rss_mb']:.0f} |"
+        )
+    lines.append("")
+    return "\n".join(lines)
 
 
 def estimate_20k(per_window_s: float, overlap: float) -> tuple[int, float]:
@@ -272,9 +479,9 @@ def results_markdown(
 
 
 def write_results(section: str, path: Path) -> None:
-    """Replace (or append) the ``## Scene mapping`` section of RESULTS.md."""
+    """Replace (or append) the section of RESULTS.md with the same ``## `` title as ``section``."""
     text = path.read_text() if path.is_file() else "# Benchmark results\n"
-    start = text.find("## Scene mapping")
+    start = text.find(section.splitlines()[0] + "\n")
     if start >= 0:
         end = text.find("\n## ", start + 1)
         text = text[:start] + section.rstrip() + "\n" + (text[end:] if end >= 0 else "")
@@ -297,6 +504,8 @@ def main() -> None:
         p.add_argument("--device", default="cpu")
         p.add_argument("--channels-last", default="auto")
         p.add_argument("--precision", default="auto")
+        p.add_argument("--backend", default="torch")
+        p.add_argument("--window", default="gaussian")
         run_child(p.parse_args())
         return
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -324,7 +533,43 @@ def main() -> None:
     )
     p.add_argument("--write-results", action="store_true")
     p.add_argument("--date", default=time.strftime("%Y-%m-%d"))
+    p.add_argument(
+        "--backends",
+        action="store_true",
+        help="instead: the CPU backends (torch, onnxruntime, openvino) at the anchor configuration and at "
+        "--low-overlaps, interleaved --repeats times, then GlaViTU peak memory (--glavitu-memory-sizes)",
+    )
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--low-overlaps", type=float, nargs="*", default=[0.25, 0.125])
+    p.add_argument(
+        "--anchor-configs",
+        nargs="+",
+        default=[
+            "torch-b1-cl",
+            "torch-b8-cl",
+            "onnxruntime-b1",
+            "onnxruntime-b8",
+            "openvino-b1",
+            "openvino-b8",
+        ],
+        help="BACKEND-bN[-cl] configurations at the anchor (50 %% overlap, Gaussian)",
+    )
+    p.add_argument(
+        "--low-overlap-configs", nargs="+", default=["torch-b1-cl", "onnxruntime-b1", "openvino-b1"]
+    )
+    p.add_argument("--glavitu-memory-sizes", nargs="*", default=["384x1152", "768x1152", "384x2304"])
+    p.add_argument(
+        "--reuse", action="store_true", help="with --backends: rewrite the sections from saved runs"
+    )
+    p.add_argument(
+        "--memory-only",
+        action="store_true",
+        help="with --backends: run only the memory plan and add it to the saved one (speed runs reused)",
+    )
     args = p.parse_args()
+    if args.backends:
+        backends_main(args)
+        return
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     import torch
 
@@ -363,6 +608,34 @@ def main() -> None:
     print(section)
     if args.write_results:
         write_results(section, Path(__file__).with_name("RESULTS.md"))
+
+
+def backends_main(args: argparse.Namespace) -> None:
+    """``--backends``: run (or, with ``--reuse``, reload) the backend and memory plans and report them."""
+    env = environment()
+    print(json.dumps({**env, "load": os.getloadavg()}), flush=True)
+    command = "python benchmarks/map_benchmark.py " + " ".join(
+        a for a in sys.argv[1:] if a not in ("--reuse", "--write-results")
+    )
+    saved = args.work_dir / "memory_glavitu.json"
+    if args.reuse:
+        runs = json.loads((args.work_dir / "backends.json").read_text())
+        memory = json.loads(saved.read_text())
+    elif args.memory_only:
+        runs = json.loads((args.work_dir / "backends.json").read_text())
+        before = json.loads(saved.read_text()) if saved.is_file() else []
+        memory = before + run_memory_plan(args)
+        saved.write_text(json.dumps(memory))
+    else:
+        s = args.glavitu_size
+        runs = run_backend_plan(args, write_scene(args.work_dir / f"scene_{s}x{s}", s, s))
+        memory = run_memory_plan(args)
+        saved.write_text(json.dumps(memory))
+    sections = [backends_markdown(runs, env, args.date, command), memory_markdown(memory, args.date, command)]
+    for section in sections:
+        print(section)
+        if args.write_results:
+            write_results(section, Path(__file__).with_name("RESULTS.md"))
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     )
     from glaciermap.inference.confidence import entropy_confidence
     from glaciermap.inference.mapping import ModelSource, map_scene, map_scenes, resolve_model, shard_scenes
-    from glaciermap.inference.options import MapOptions, Precision
+    from glaciermap.inference.options import Backend, MapOptions, Precision
     from glaciermap.inference.outputs import MapResult
     from glaciermap.inference.predictor import DEFAULT_WINDOW, ScenePredictor, SceneStream, Strip
     from glaciermap.inference.progress import MappingProgress
@@ -72,6 +72,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "shard_scenes",
     ),
     "options": (
+        "Backend",
         "MapOptions",
         "Precision",
     ),
@@ -119,6 +120,7 @@ __all__ = [
     "DEFAULT_WINDOW",
     "DIHEDRAL",
     "PROBABILITY_CLIP",
+    "Backend",
     "BlendWindow",
     "Calibrator",
     "Classification",

@@ -16,11 +16,15 @@ from typing import Any, Literal, get_args
 from glaciermap.errors import ConfigError
 from glaciermap.inference.windows import BlendWindow, GridLayout
 
-__all__ = ["MapOptions", "Precision", "add_arguments", "from_arguments", "with_overrides"]
+__all__ = ["Backend", "MapOptions", "Precision", "add_arguments", "from_arguments", "with_overrides"]
 
 Precision = Literal["auto", "32", "bf16"]
 """Arithmetic of the model: ``"auto"`` (bf16 autocast on CUDA and on CPUs with native bf16 (AMX / AVX-512
 BF16), float32 elsewhere), ``"32"`` or ``"bf16"``."""
+
+Backend = Literal["torch", "onnxruntime", "openvino"]
+"""Runtime of the model's windows (:mod:`glaciermap.inference.backends`): ``"torch"`` (default, any device),
+``"onnxruntime"`` or ``"openvino"`` (CPU, float32; the ``onnx`` / ``openvino`` extras)."""
 
 
 def _cli(
@@ -69,6 +73,7 @@ class MapOptions:
         device: ``"auto"`` (CUDA if available, else CPU) or a torch device string.
         precision: See :data:`Precision`.
         channels_last: Use channels-last tensors (default; measured faster on CPU and the usual choice on GPU).
+        backend: See :data:`Backend` (``"torch"`` by default).
         region: Region code for region-encoding models (default: the scene's ``region`` if the model knows
             it, else ``"unseen"``).
         region_vector: Soft region vector (length = number of region codes + 1) for region-encoding models,
@@ -127,6 +132,10 @@ class MapOptions:
     channels_last: bool = field(
         default=True, metadata=_cli("contiguous instead of channels-last tensors", flag="--no-channels-last")
     )
+    backend: Backend = field(
+        default="torch",
+        metadata=_cli("runtime of the windows: torch (default), or on the CPU onnxruntime or openvino"),
+    )
     region: str | None = field(
         default=None,
         metadata=_cli(
@@ -169,7 +178,12 @@ class MapOptions:
         Raises:
             ConfigError: Naming the first invalid option and what was expected.
         """
-        for name, kind in (("window", BlendWindow), ("layout", GridLayout), ("precision", Precision)):
+        for name, kind in (
+            ("window", BlendWindow),
+            ("layout", GridLayout),
+            ("precision", Precision),
+            ("backend", Backend),
+        ):
             value = getattr(self, name)
             if value not in get_args(kind):
                 raise ConfigError(f"{name} is {value!r}; expected one of {', '.join(get_args(kind))}")
@@ -206,6 +220,7 @@ class MapOptions:
             "window": self.window,
             "layout": self.layout,
             "batch_size": self.batch_size,
+            "backend": self.backend,
             "tta": self.tta,
             "mc_passes": self.mc_passes,
             "uncertain_below": self.uncertain_below,

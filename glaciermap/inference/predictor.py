@@ -49,6 +49,7 @@ from torch import Tensor
 from glaciermap.constants import UNSEEN
 from glaciermap.datasets.scene_folder import SceneInfo, check_value_ranges, inspect_scene
 from glaciermap.errors import ConfigError
+from glaciermap.inference.backends import WindowFunction, check_backend, compile_backend
 from glaciermap.inference.options import MapOptions
 from glaciermap.inference.source import Prefetcher, SceneReader
 from glaciermap.inference.tta import tta_predict
@@ -269,7 +270,10 @@ class ScenePredictor:
         options.validate()
         self.mapping = mapping
         self.model = mapping.model
-        self.device = resolve_device(options.device)
+        self.backend = options.backend
+        self.device = resolve_device(
+            "cpu" if self.backend != "torch" and options.device == "auto" else options.device
+        )
         multiple = int(getattr(self.model, "size_multiple", 1))
         size = options.window_size if options.window_size is not None else default_window_size(mapping)
         if size % multiple:
@@ -282,9 +286,11 @@ class ScenePredictor:
                 f"mc_passes is {options.mc_passes} but {type(self.model).__name__} has no dropout layer for "
                 "Monte-Carlo dropout; use mc_passes 0"
             )
-        bf16 = options.precision == "bf16" or (options.precision == "auto" and auto_bf16(self.device))
-        self.precision = "bf16" if bf16 else "32"
-        self.channels_last = bool(options.channels_last)
+        auto = options.precision == "auto" and self.backend == "torch" and auto_bf16(self.device)
+        self.precision = "bf16" if options.precision == "bf16" or auto else "32"
+        check_backend(self.backend, self.device, self.precision, options.mc_passes)
+        self.channels_last = bool(options.channels_last) and self.backend == "torch"
+        self._sessions: dict[tuple[Any, ...], WindowFunction] = {}
         if mapping.location_encoding == "region":
             self._check_region_vector()
         elif options.bias_optimisation:
@@ -353,8 +359,30 @@ class ScenePredictor:
 
     # ------------------------------------------------------------------------------------------------
     # Prediction of window batches
+    def adopt_backend(self, other: ScenePredictor) -> None:
+        """Share the backend sessions of ``other`` (same model): each shape is exported and compiled once."""
+        if other.mapping is self.mapping:
+            self._sessions = other._sessions
+
     def _forward(self, x: Tensor, location: Tensor | None) -> Tensor:
         """Softmax probabilities (B, K, S, S), float32, of one batch of windows."""
+        if self.backend != "torch":
+            key = (
+                self.backend,
+                self.precision,
+                tuple(x.shape[1:]),
+                None if location is None else location.shape[1:],
+            )
+            if key not in self._sessions:
+                self._sessions[key] = compile_backend(
+                    self.backend,
+                    self.model,
+                    size=x.shape[-1],
+                    channels=x.shape[1],
+                    location=location,
+                    precision=self.precision,
+                )
+            return self._sessions[key](x, location)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(

@@ -82,7 +82,9 @@ def stream_with_vector(
         region_vector=vector.probabilities,
         region_vector_record=None,
     )
-    stream = ScenePredictor(predictor.mapping, options).stream(scene_dir)
+    successor = ScenePredictor(predictor.mapping, options)
+    successor.adopt_backend(predictor)
+    stream = successor.stream(scene_dir)
     stream.attachments[REGION_VECTOR_FILE] = vector.to_json()
     stream.extra_summary[SUMMARY_KEY] = {**vector.summary(), "file": REGION_VECTOR_FILE}
     return stream

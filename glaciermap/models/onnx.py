@@ -39,6 +39,69 @@ class _Probabilities(nn.Module):
         return torch.softmax(self.pretrained(image, location)["out"], dim=1)
 
 
+class _NetworkProbabilities(nn.Module):
+    """Normalised image (and location) -> softmax of the main head of a bare network."""
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, image: Tensor, location: Tensor | None = None) -> Tensor:
+        return torch.softmax(self.network(image, location)["out"], dim=1)
+
+
+def export_network(
+    network: nn.Module,
+    out: str | os.PathLike[str],
+    *,
+    size: int,
+    channels: int,
+    location: Tensor | None = None,
+    opset: int = OPSET,
+) -> Path:
+    """Write a bare network's window prediction as ONNX: normalised ``image`` -> ``probabilities``.
+
+    The graph the mapping backends run (:mod:`glaciermap.inference.backends`): input ``image``
+    ``(B, channels, size, size)`` float32, already normalised (the scene reader normalises), optional input
+    ``location`` shaped like the example given (a soft region vector ``(B, L)`` or coordinates ``(B, 2)``),
+    output ``probabilities`` ``(B, K, size, size)``, the softmax of the main head. Only the batch is dynamic.
+    The network is traced in evaluation mode, so dropout is not part of the graph.
+
+    Args:
+        network: The segmentation network (``forward(x, location) -> {"out": logits}``), on the CPU.
+        out: The ``.onnx`` file to write (not atomically: a temporary file of the caller).
+        size: Window side in pixels.
+        channels: Input channels.
+        location: Example location input of batch 1 (``None``: the network takes none).
+        opset: ONNX opset.
+
+    Returns:
+        The written path.
+    """
+    was_training = network.training
+    wrapper = _NetworkProbabilities(network.eval()).eval()
+    image = torch.zeros(1, channels, size, size)
+    args: tuple[Any, ...] = (image,) if location is None else (image, location[:1].cpu())
+    names = ["image"] + ([] if location is None else ["location"])
+    axes = {name: {0: "batch"} for name in [*names, "probabilities"]}
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer warnings about the Python-side input checks
+            torch.onnx.export(
+                wrapper,
+                args,
+                str(out),
+                input_names=names,
+                output_names=["probabilities"],
+                dynamic_axes=axes,
+                opset_version=opset,
+                dynamo=False,
+            )
+    finally:
+        network.train(was_training)
+    return Path(out)
+
+
 def fixed_size(model: PretrainedModel) -> int | None:
     """The input side the model is tied to (GlaViTU's position embedding), or ``None`` if H, W are free."""
     size = model.model.hparams.get("img_size")

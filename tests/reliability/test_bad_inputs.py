@@ -143,6 +143,11 @@ CASES = [
         _bias("--window-size", "64"),
         ("1 window(s) of 64 px", "needs at least 2"),
     ),
+    Case(
+        "map: --backend onnxruntime in bf16",
+        lambda e: [*_map("--backend", "onnxruntime", "--precision", "bf16")(e), "--out", str(e["out"])],
+        ("backend 'onnxruntime' computes in float32",),
+    ),
     Case("map: --out is a file", lambda e: [*_map()(e), "--out", str(e["file"])], ("is an existing file",)),
     Case(
         "map: --out under a file",

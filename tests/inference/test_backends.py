@@ -1,0 +1,144 @@
+"""CPU inference backends (ONNX Runtime, OpenVINO): same probabilities as PyTorch through the same windows."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from glaciermap.constants import RASTER_NODATA
+from glaciermap.errors import ConfigError
+from glaciermap.inference import backends
+from glaciermap.inference.mapping import map_scene
+from glaciermap.inference.options import MapOptions
+from glaciermap.inference.predictor import ScenePredictor
+from glaciermap.models import get_model
+from glaciermap.models.pretrained import PretrainedModel
+from tests.data.checkpoints import ConvModel, read, scene_stats
+from tests.data.scenes import write_scene
+
+BACKENDS = [
+    pytest.param(
+        name,
+        marks=pytest.mark.skipif(
+            importlib.util.find_spec(package) is None, reason=f"{package} not installed (extra [{extra}])"
+        ),
+    )
+    for name, (package, extra) in backends.BACKEND_PACKAGES.items()
+]
+FAST = {"device": "cpu", "quicklook": False, "progress": False, "write_probabilities": True}
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 75 x 101 scene with a nodata box: windows at the edges, padding and skipped pixels."""
+    return write_scene(
+        tmp_path_factory.mktemp("scenes") / "odd",
+        size=(75, 101),
+        modalities=("optical", "dem"),
+        labels=False,
+        nodata_box=(5, 12, 60, 80),
+    )
+
+
+@pytest.fixture(scope="module")
+def glavitu(scene: Path) -> PretrainedModel:
+    """A GlaViTU with 32 px windows and region encoding (the location input goes through the graph too)."""
+    torch.manual_seed(0)
+    net = get_model("glavitu", location_encoding="region", img_size=32, region_codes=["ALP", "HMA"])
+    return PretrainedModel.from_model(net, scene_stats(scene))
+
+
+def _probabilities(model: PretrainedModel, scene: Path, out: Path, **options: object) -> np.ndarray:
+    result = map_scene(model, scene, out, **FAST, **options)  # type: ignore[arg-type]
+    assert result.summary["options"]["backend"] == options.get("backend", "torch")
+    return read(out / "probabilities.tif")[0]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(("overlap", "window"), [(0.5, "gaussian"), (0.25, "cosine")])
+def test_backend_maps_glavitu_like_torch(
+    glavitu: PretrainedModel, scene: Path, tmp_path: Path, backend: str, overlap: float, window: str
+) -> None:
+    """GlaViTU (region vector as location input), same windows and blending: |dp| < 1e-4 everywhere."""
+    kw = {"window_size": 32, "overlap": overlap, "window": window, "batch_size": 3}
+    expected = _probabilities(glavitu, scene, tmp_path / "torch", **kw)
+    got = _probabilities(glavitu, scene, tmp_path / backend, backend=backend, **kw)
+    valid = expected[0] != RASTER_NODATA
+    assert valid.sum() > 0.8 * valid.size and not valid.all()  # the nodata box is nodata in both
+    np.testing.assert_array_equal(got[0] != RASTER_NODATA, valid)
+    assert float(np.abs(got[:, valid] - expected[:, valid]).max()) < 1e-4
+    assert float(np.abs(expected[:, valid] - 0.5).max()) > 1e-3  # not a degenerate constant map
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_backend_with_tta_and_a_dynamic_last_batch(scene: Path, tmp_path: Path, backend: str) -> None:
+    """Test-time augmentation and batches of changing size (5 windows a row, batch 2) through one session."""
+    model = PretrainedModel.from_model(ConvModel(symmetric=False), scene_stats(scene))
+    kw = {"window_size": 32, "overlap": 0.5, "batch_size": 2, "tta": True}
+    expected = _probabilities(model, scene, tmp_path / "torch", **kw)
+    got = _probabilities(model, scene, tmp_path / backend, backend=backend, **kw)
+    assert float(np.abs(got - expected).max()) < 1e-4
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_backend_session_is_compiled_once_and_shared(
+    glavitu: PretrainedModel, monkeypatch: pytest.MonkeyPatch, backend: str
+) -> None:
+    """One export per window shape; a predictor that adopts another's backend reuses its sessions."""
+    from glaciermap.inference import predictor as module
+
+    calls: list[tuple[int, int]] = []
+    real = module.compile_backend
+
+    def counting(*args: object, **kwargs: object) -> backends.WindowFunction:
+        calls.append((int(kwargs["size"]), int(kwargs["channels"])))  # type: ignore[call-overload]
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(module, "compile_backend", counting)
+    first = ScenePredictor(glavitu, MapOptions(backend=backend, window_size=32))  # type: ignore[arg-type]
+    x = torch.randn(3, 8, 32, 32)
+    region = torch.tensor([[0.0, 1.0, 0.0]]).expand(3, -1)
+    with torch.no_grad():
+        glavitu.model.eval()
+        expected = torch.softmax(glavitu.model(x, region)["out"], dim=1)
+    got, _ = first.predict_windows(x, region)
+    first.predict_windows(x[:1], region[:1])
+    second = ScenePredictor(glavitu, MapOptions(backend=backend, window_size=32))  # type: ignore[arg-type]
+    second.adopt_backend(first)
+    second.predict_windows(x[:2], region[:2])
+    assert calls == [(32, 8)]
+    assert float((got - expected).abs().max()) < 1e-4
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"backend": "onnxruntime", "mc_passes": 4}, "Monte-Carlo dropout needs backend torch"),
+        ({"backend": "onnxruntime", "precision": "bf16"}, "computes in float32"),
+        ({"backend": "tensorflow"}, "backend is 'tensorflow'; expected one of torch, onnxruntime, openvino"),
+    ],
+)
+def test_backend_configuration_errors(options: dict[str, object], message: str) -> None:
+    model = PretrainedModel.from_model(ConvModel(dropout=0.2), None)
+    with pytest.raises(ConfigError, match=message):
+        ScenePredictor(model, MapOptions(device="cpu", **options))  # type: ignore[arg-type]
+
+
+def test_missing_backend_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(backends.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ConfigError, match=r"pip install 'glaciermap\[openvino\]'"):
+        backends.check_backend("openvino", torch.device("cpu"), "32", 0)
+    monkeypatch.setattr(backends.importlib.util, "find_spec", lambda name: object())  # installed
+    with pytest.raises(ConfigError, match="runs on the CPU"):
+        backends.check_backend("onnxruntime", torch.device("cuda"), "32", 0)
+    backends.check_backend("openvino", torch.device("cpu"), "bf16", 0)  # OpenVINO has a bf16 mode
+
+
+def test_non_torch_backend_resolves_auto_to_the_cpu_in_float32() -> None:
+    model = PretrainedModel.from_model(ConvModel(), None)
+    predictor = ScenePredictor(model, MapOptions(backend="onnxruntime"))
+    assert (predictor.device.type, predictor.precision, predictor.channels_last) == ("cpu", "32", False)
