@@ -23,7 +23,9 @@ from pathlib import Path
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", nargs="+", default=["12x10", "26x20"])
     parser.add_argument("--work", type=Path, default=Path("runs/classify_bench"))
     parser.add_argument("--checkpoint", default="crevasse_varionet_synthetic")

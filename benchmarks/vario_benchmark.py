@@ -40,7 +40,13 @@ def cpu_model() -> str:
 
 
 def featurise(
-    n_tiles: int, chunk: int, directions: tuple[int, ...], device: str, seed: int = 0, batch: int = 16
+    n_tiles: int,
+    chunk: int,
+    directions: tuple[int, ...],
+    device: str,
+    seed: int = 0,
+    batch: int = 16,
+    workers: int = 1,
 ) -> tuple[float, float]:
     """Wall and process CPU seconds spent in the vario function for ``n_tiles`` random tiles (generation
     excluded)."""
@@ -54,7 +60,7 @@ def featurise(
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         start, start_cpu = time.perf_counter(), time.process_time()
-        out = directional_vario(tiles, directions=directions, chunk_size=batch)
+        out = directional_vario(tiles, directions=directions, chunk_size=batch, workers=workers)
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         total += time.perf_counter() - start
@@ -72,6 +78,9 @@ def main() -> None:
     parser.add_argument("--tiles", type=int, default=33_234, help="number of split-images (default 33,234)")
     parser.add_argument("--chunk", type=int, default=1024, help="tiles generated per step")
     parser.add_argument("--batch", type=int, default=16, help="tiles per batched vario step (chunk_size)")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="threads featurising chunks concurrently (with --threads 1)"
+    )
     parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     args = parser.parse_args()
@@ -80,8 +89,10 @@ def main() -> None:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     load_before = os.getloadavg()
     directional_vario(torch.zeros(8, 201, 268, dtype=torch.uint8, device=args.device))  # warm-up
-    three = featurise(args.tiles, args.chunk, (0, 1, 2), args.device, batch=args.batch)
-    four = featurise(args.tiles, args.chunk, (0, 1, 2, 3), args.device, batch=args.batch)
+    three = featurise(args.tiles, args.chunk, (0, 1, 2), args.device, batch=args.batch, workers=args.workers)
+    four = featurise(
+        args.tiles, args.chunk, (0, 1, 2, 3), args.device, batch=args.batch, workers=args.workers
+    )
     load_after = os.getloadavg()
     print(
         f"machine: {cpu_model()}, {cores} cores, load average (1 min) {load_before[0]:.1f} before / "
@@ -89,7 +100,7 @@ def main() -> None:
     )
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}, "
-        f"{args.batch} tiles per vario step"
+        f"{args.batch} tiles per vario step, {args.workers} worker thread(s)"
     )
     print(f"{args.tiles:,} split-images of 201 x 268 px, 53 lags per direction (float mode)")
     for name, (wall, cpu) in (

@@ -51,6 +51,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
@@ -364,6 +365,7 @@ class _GemmWorkspace:
         self.k = h // self.step_r
         self.pad = self.step_c * (self.k - 1)
         self.ns = self._lines(batch, h, w, dtype, device)
+        self.sq = torch.empty(batch, h, w, dtype=dtype, device=device)
         self.ew = self._lines(batch, w, h, dtype, device) if 1 in directions else None
         self.skew = self._skewed(batch, h, w, dtype, device) if 2 in directions else None
         self.flip = self._skewed(batch, h, w, dtype, device) if 3 in directions else None
@@ -403,7 +405,7 @@ def _vario_gemm(z: Tensor, lags: VarioLags, directions: Sequence[int], ws: _Gemm
     centre = ws.ns[:b, :h]
     centre.copy_(z)
     centre.sub_(centre.mean(dim=(1, 2), keepdim=True))
-    sq = centre.square()
+    sq = torch.mul(centre, centre, out=ws.sq[:b])
     count_d = lags.counts[2]
     if ws.diagonal and count_d:
         top, bottom, column_sums = _pair_row_sums(sq, ws.step_r, count_d)
@@ -435,6 +437,43 @@ def _vario_gemm(z: Tensor, lags: VarioLags, directions: Sequence[int], ws: _Gemm
     return out
 
 
+def _worker_bounds(n: int, chunk_size: int, workers: int) -> list[tuple[int, int]]:
+    """Contiguous tile ranges, whole chunks each, for ``workers`` threads (at least one range)."""
+    if chunk_size < 1 or workers < 1:
+        raise ConfigError(f"chunk_size {chunk_size}, workers {workers}: expected positive integers")
+    chunks = -(-n // chunk_size)
+    per = -(-chunks // workers) if chunks else 1
+    return [(a * chunk_size, min(n, (a + per) * chunk_size)) for a in range(0, max(chunks, 1), per)]
+
+
+def _vario_range(
+    z: Tensor,
+    valid: Tensor | None,
+    lags: VarioLags,
+    mode: VarioMode,
+    directions: tuple[int, ...],
+    dtype: torch.dtype,
+    chunk_size: int,
+    start: int,
+    stop: int,
+) -> list[Tensor]:
+    """The vario function of tiles ``start:stop``, chunk by chunk (one workspace for the whole range)."""
+    parts = []
+    workspace: _GemmWorkspace | None = None
+    for a in range(start, stop, chunk_size):
+        e = min(stop, a + chunk_size)
+        zc = z[a:e]
+        if mode == "float" and valid is None and lags.method == "345":
+            if workspace is None:
+                workspace = _GemmWorkspace(min(chunk_size, stop - start), lags, directions, dtype, z.device)
+            parts.append(_vario_gemm(zc, lags, directions, workspace))
+        else:
+            parts.append(
+                _vario_direct(zc, lags, mode, None if valid is None else valid[a:e], directions, dtype)
+            )
+    return parts
+
+
 def directional_vario(
     tiles: Tensor,
     lag_threshold: float = DEFAULT_LAG_THRESHOLD,
@@ -444,6 +483,7 @@ def directional_vario(
     directions: Sequence[int] = (0, 1, 2, 3),
     dtype: torch.dtype = torch.float32,
     chunk_size: int = 16,
+    workers: int = 1,
 ) -> Tensor:
     """The directional vario function of a batch of tiles (reference notes section 2; module docstring).
 
@@ -458,6 +498,9 @@ def directional_vario(
         directions: Which rows to compute (0 N-S, 1 E-W, 2 diagonal, 3 anti-diagonal), in output order.
         dtype: Floating dtype of the computation and the result.
         chunk_size: Tiles per batched step (bounds the temporaries).
+        workers: Threads that featurise runs of chunks concurrently (torch releases the GIL). On a CPU the
+            operations on a chunk are small, so ``torch.set_num_threads(1)`` with one worker per core
+            scales better than torch's intra-op threads (``benchmarks/vario_benchmark.py``).
 
     Returns:
         ``(B, len(directions), n)`` mean squared differences in squared tile units (``(len(directions), n)``
@@ -491,17 +534,13 @@ def directional_vario(
     if mode == "legacy_uint8" and z.dtype != torch.uint8:
         raise InputError(f"tiles of dtype {z.dtype}: the legacy_uint8 mode expects uint8 tiles (0-255)")
     lags = vario_lags(int(z.shape[1]), int(z.shape[2]), lag_threshold, n_lags)
-    parts = []
-    workspace: _GemmWorkspace | None = None
-    for start in range(0, z.shape[0], chunk_size):
-        zc = z[start : start + chunk_size]
-        mc = None if m is None else m[start : start + chunk_size]
-        if mode == "float" and mc is None and lags.method == "345":
-            if workspace is None:
-                workspace = _GemmWorkspace(min(chunk_size, z.shape[0]), lags, directions, dtype, z.device)
-            parts.append(_vario_gemm(zc, lags, directions, workspace))
-        else:
-            parts.append(_vario_direct(zc, lags, mode, mc, directions, dtype))
+    bounds = _worker_bounds(int(z.shape[0]), chunk_size, workers)
+    args = (z, m, lags, mode, tuple(directions), dtype, chunk_size)
+    if len(bounds) > 1:
+        with ThreadPoolExecutor(max_workers=len(bounds)) as pool:
+            parts = [p for ps in pool.map(lambda b: _vario_range(*args, *b), bounds) for p in ps]
+    else:
+        parts = [p for b in bounds for p in _vario_range(*args, *b)]
     out = torch.cat(parts) if parts else torch.zeros(0, len(directions), lags.n_lags, dtype=dtype)
     return out[0] if single else out
 
