@@ -178,3 +178,20 @@ def test_chunks_reuse_the_workspace(directions: tuple[int, ...]) -> None:
     for i in range(5):
         expected = naive_vario(tiles[i].numpy(), (30, 40))[list(directions)]
         np.testing.assert_allclose(chunked[i].numpy(), expected, rtol=1e-10, atol=1e-8)
+
+
+def test_worker_threads_give_the_same_result() -> None:
+    """Runs of chunks featurised by two threads, each with its own buffers, equal one thread's result."""
+    rng = np.random.default_rng(6)
+    tiles = torch.from_numpy(rng.integers(0, 256, (7, 30, 40)).astype(np.uint8))
+    one = directional_vario(tiles, chunk_size=2, dtype=torch.float64)
+    two = directional_vario(tiles, chunk_size=2, workers=2, dtype=torch.float64)
+    assert torch.equal(one, two)
+    masked = torch.ones(7, 30, 40, dtype=torch.bool)
+    masked[:, :3] = False
+    torch.testing.assert_close(
+        directional_vario(tiles, valid=masked, chunk_size=3, workers=3),
+        directional_vario(tiles, valid=masked, chunk_size=3),
+    )
+    with pytest.raises(ConfigError, match="workers 0"):
+        directional_vario(tiles, workers=0)
