@@ -22,6 +22,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
 from typing import Literal
 
@@ -122,10 +123,27 @@ def _check_output(command: str, args: argparse.Namespace) -> None:
     (check_output_dir if spec[1] == "dir" else check_output_file)(value, flag)
 
 
-def _describe_os_error(err: OSError) -> str:
+def _output_is_full(argv: list[str]) -> bool:
+    """Whether the file system of the command's ``--out``/``--output`` has (almost) no free space left."""
+    import shutil
+
+    for flag in ("--out", "--output"):
+        if flag in argv[:-1]:
+            folder = Path(argv[argv.index(flag) + 1]).absolute()
+            while not folder.exists() and folder != folder.parent:
+                folder = folder.parent
+            try:
+                return shutil.disk_usage(folder).free < 4 * 1024 * 1024
+            except OSError:
+                return False
+    return False
+
+
+def _describe_os_error(err: OSError, argv: list[str] | None = None) -> str:
     """One line for an operating-system error while reading or writing (disk full, permission, ...)."""
     where = f" {err.filename}" if err.filename else ""
-    if err.errno == errno.ENOSPC:
+    # rasterio reports a full disk as RasterioIOError, an OSError without errno: check the output's space
+    if err.errno == errno.ENOSPC or (err.errno is None and argv is not None and _output_is_full(argv)):
         return f"no space left on the device while writing{where}; free some space or choose another --out"
     reason = err.strerror or type(err).__name__
     return f"cannot read or write{where}: {reason}"
@@ -153,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"glaciermap {command}: error: {err}", file=sys.stderr)
         return 2
     except OSError as err:
-        print(f"glaciermap {command}: error: {_describe_os_error(err)}", file=sys.stderr)
+        print(f"glaciermap {command}: error: {_describe_os_error(err, argv)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"glaciermap {command}: interrupted; no partial output was kept", file=sys.stderr)
