@@ -85,21 +85,33 @@ def export_network(
     names = ["image"] + ([] if location is None else ["location"])
     axes = {name: {0: "batch"} for name in [*names, "probabilities"]}
     try:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer warnings about the Python-side input checks
-            torch.onnx.export(
-                wrapper,
-                args,
-                str(out),
-                input_names=names,
-                output_names=["probabilities"],
-                dynamic_axes=axes,
-                opset_version=opset,
-                dynamo=False,
-            )
+        _trace(wrapper, args, out, names, axes, opset)
     finally:
         network.train(was_training)
     return Path(out)
+
+
+def _trace(
+    module: nn.Module,
+    args: tuple[Any, ...],
+    path: str | os.PathLike[str],
+    names: list[str],
+    axes: dict[str, dict[int, str]],
+    opset: int,
+) -> None:
+    """Trace ``module`` on ``args`` into the ONNX file ``path`` (output ``probabilities``, batch dynamic)."""
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about the Python-side input checks
+        torch.onnx.export(
+            module,
+            args,
+            str(path),
+            input_names=names,
+            output_names=["probabilities"],
+            dynamic_axes=axes,
+            opset_version=opset,
+            dynamo=False,
+        )
 
 
 def fixed_size(model: PretrainedModel) -> int | None:
@@ -153,18 +165,7 @@ def export_onnx(
         axes["location"] = {0: "batch"}
     try:
         with atomic_output(out) as tmp:
-            with torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # tracer warnings about the Python-side input checks
-                torch.onnx.export(
-                    wrapper,
-                    args,
-                    str(tmp),
-                    input_names=names,
-                    output_names=["probabilities"],
-                    dynamic_axes=axes,
-                    opset_version=opset,
-                    dynamo=False,
-                )
+            _trace(wrapper, args, tmp, names, axes, opset)
             _add_metadata(tmp, model)
     except OSError as err:
         raise InputError(f"{out}: cannot write the ONNX file ({err.strerror or err})") from None
