@@ -16,9 +16,13 @@ Two procedures minimise the same objective (invalid pixels, nodata or outside th
   from the scene's non-overlapping window grid with a seeded reservoir sample, read once, and the
   activations that do not depend on ``r`` (the fusion block output, ``model.forward_features``) are computed
   once and cached. Every step then runs only the rest of the network (``model.forward_head``) on the cached
-  features, with full-batch Adam (learning rate 1.0) on the logits; it stops when the entropy has fallen by
-  less than ``tolerance`` over ``patience`` steps, or after ``steps`` steps, and returns the logits of the
-  lowest entropy seen. On CUDA it runs under bf16 autocast with channels-last tensors.
+  features, with full-batch Adam (learning rate 1.0) on the logits. A step that raises the entropy above
+  the best so far is rejected: the logits and Adam's moments go back to the best point's and the step is
+  retried with half the learning rate (a backtracking line search along Adam's direction, so the entropy
+  of the accepted steps never rises). It stops when the accepted entropy has fallen by less than
+  ``tolerance`` over ``patience`` accepted steps, when rejections have halved the learning rate below
+  ``lr_floor`` (:data:`FAST_LR_FLOOR`), or after ``steps`` updates (rejected ones included), and returns
+  the logits of the lowest entropy seen. On CUDA it runs under bf16 autocast with channels-last tensors.
 * ``"authors"``: the authors' notebook (GlaViTU reference 5.7): logits initialised to ones, Adam learning
   rate 1e-4, batches of 8 random crops of the window size from the whole scene, epochs of
   ``round(H * W / S^2 / 8)`` batches, at most 100 epochs, early stop once the squared L2 change of the logits
@@ -78,6 +82,11 @@ UNSEEN_INIT: Final[float] = 8.0
 FAST_LR: Final[float] = 1.0
 """Adam learning rate of the fast procedure (converges in tens of steps, see docs/strategies.md)."""
 
+FAST_LR_FLOOR: Final[float] = 1e-3
+"""Fast procedure: stop when rejected steps have halved the learning rate below this (Adam moves each logit
+by about the learning rate per step, so below 1e-3 the vector changes by less than 0.1 % per step; the
+authors' procedure moves each logit by at most 1e-4 per step)."""
+
 AUTHORS_LR: Final[float] = 1e-4
 """Adam learning rate of the authors' procedure (GlaViTU paper, "Strategies"; reference 5.7)."""
 
@@ -121,6 +130,12 @@ class RegionVector:
         scene: Scene name (folder name), if known.
         extra: Timings of the fast procedure's stages: ``read_seconds`` (sampling and reading the windows),
             ``cache_seconds`` (location-free features), ``optimise_seconds`` (the Adam steps).
+        rejected_steps: Fast: indices into ``entropy_trace`` of the steps that raised the entropy above the
+            best so far and were undone (the learning rate halved each time).
+        lr_trace: Fast: learning rate of each update (entry k made trace entry k + 1).
+        lr_floor: Fast: the procedure stops when rejections halve the learning rate below this.
+        stop_reason: Fast: ``"tolerance"`` (the accepted entropy fell by less than the tolerance over
+            ``patience`` accepted steps), ``"lr_floor"`` or ``"steps"`` (the update limit).
     """
 
     logits: tuple[float, ...]
@@ -137,6 +152,10 @@ class RegionVector:
     precision: str = "32"
     scene: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    rejected_steps: tuple[int, ...] = ()
+    lr_trace: tuple[float, ...] = ()
+    lr_floor: float | None = None
+    stop_reason: str = ""
 
     @property
     def probabilities(self) -> tuple[float, ...]:
@@ -147,10 +166,16 @@ class RegionVector:
 
     @property
     def entropy(self) -> float:
-        """Entropy of the returned vector: the lowest of the fast trace, the last epoch of the authors'."""
+        """Entropy of the returned vector (fast: lowest accepted trace entry; authors: last epoch's).
+
+        Rejected steps of the fast procedure are above the best so far, so this is also the trace's minimum.
+        """
         if not self.entropy_trace:
             return math.nan
-        return min(self.entropy_trace) if self.procedure == "fast" else self.entropy_trace[-1]
+        if self.procedure != "fast":
+            return self.entropy_trace[-1]
+        rejected = set(self.rejected_steps)
+        return min(v for i, v in enumerate(self.entropy_trace) if i not in rejected)
 
     def summary(self) -> dict[str, Any]:
         """The record for a mapping's ``summary.json`` (numbers rounded to 6 decimals).
@@ -159,7 +184,7 @@ class RegionVector:
             ``procedure``, ``region_codes``, ``vector`` (softmax(r)), ``logits``, ``entropy_initial`` (first
             trace entry: the uniform vector's entropy for ``"fast"``), ``entropy`` (the returned vector's),
             ``entropy_trace``, ``steps``, ``windows``, ``window_size``, ``seed``, ``lr``, ``seconds``,
-            ``device``, ``precision``.
+            ``device``, ``precision``, ``rejected_steps``, ``lr_trace``, ``lr_floor``, ``stop_reason``.
         """
         return {
             "procedure": self.procedure,
@@ -177,6 +202,10 @@ class RegionVector:
             "seconds": round(self.seconds, 3),
             "device": self.device,
             "precision": self.precision,
+            "rejected_steps": list(self.rejected_steps),
+            "lr_trace": [float(f"{v:.6g}") for v in self.lr_trace],
+            "lr_floor": self.lr_floor,
+            "stop_reason": self.stop_reason,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -190,6 +219,8 @@ class RegionVector:
         out["logits"] = [float(v) for v in self.logits]
         out["region_codes"] = list(self.region_codes)
         out["entropy_trace"] = [float(v) for v in self.entropy_trace]
+        out["rejected_steps"] = [int(v) for v in self.rejected_steps]
+        out["lr_trace"] = [float(v) for v in self.lr_trace]
         out["probabilities"] = list(self.probabilities)
         out["region_vector"] = list(self.probabilities)  # the key `glaciermap map --region-vector` reads
         out["entropy"] = self.entropy
@@ -257,6 +288,15 @@ class RegionVector:
             isinstance(v, int | float) and math.isfinite(float(v)) for v in trace
         ):
             raise InputError(f"{source}: 'entropy_trace' must be a list of finite numbers")
+        rejected, rates = data.get("rejected_steps", []), data.get("lr_trace", [])
+        if not isinstance(rejected, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 <= v < len(trace) for v in rejected
+        ):
+            raise InputError(f"{source}: 'rejected_steps' must be a list of indices into 'entropy_trace'")
+        if not isinstance(rates, list) or not all(
+            isinstance(v, int | float) and math.isfinite(float(v)) for v in rates
+        ):
+            raise InputError(f"{source}: 'lr_trace' must be a list of finite numbers")
         try:
             return cls(
                 logits=tuple(float(v) for v in logits),
@@ -273,6 +313,10 @@ class RegionVector:
                 precision=str(data.get("precision", "32")),
                 scene=str(data.get("scene", "")),
                 extra=dict(data.get("extra") or {}),
+                rejected_steps=tuple(rejected),
+                lr_trace=tuple(float(v) for v in rates),
+                lr_floor=None if data.get("lr_floor") is None else float(data["lr_floor"]),
+                stop_reason=str(data.get("stop_reason", "")),
             )
         except (TypeError, ValueError) as err:
             raise InputError(f"{source}: malformed field ({err})") from None
@@ -702,6 +746,7 @@ def optimise_region(
     precision: BoPrecision = "auto",
     channels_last: bool | None = None,
     init: Init = "uniform",
+    lr_floor: float = FAST_LR_FLOOR,
 ) -> RegionVector:
     """Inference-time bias optimisation: the region vector that minimises the scene's mean entropy.
 
@@ -724,7 +769,9 @@ def optimise_region(
             crops per batch, 8 in the reference).
         min_valid: Fast: least valid share of a sampled window, in (0, 1].
         min_windows: Fast: fewest qualifying windows the scene must have.
-        tolerance: Fast: stop when the entropy fell by less than this over ``patience`` steps.
+        tolerance: Fast: stop when the entropy of the accepted steps fell by less than this over ``patience``
+            accepted steps (a step that raises the entropy above the best so far is rejected: undone and
+            retried from the best point with half the learning rate; rejected steps never count here).
         patience: Fast: see ``tolerance``.
         max_epochs: Authors: epoch limit (100).
         device: ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
@@ -734,6 +781,8 @@ def optimise_region(
             never worse on the sampled windows than that start.
         channels_last: Channels-last tensors (default: on CUDA only; on the CPU they were measured several
             times slower for this small-batch workload).
+        lr_floor: Fast: stop when rejected steps have halved the learning rate below this
+            (:data:`FAST_LR_FLOOR`); ``steps`` counts rejected updates too.
 
     Returns:
         The optimised :class:`RegionVector` (slots: the model's region codes, then ``"unseen"``).
@@ -764,6 +813,7 @@ def optimise_region(
             precision=precision,
             channels_last=channels_last,
             init=init,
+            lr_floor=lr_floor,
         )
 
 
@@ -787,6 +837,7 @@ def _optimise_region(
     precision: BoPrecision,
     channels_last: bool | None,
     init: Init,
+    lr_floor: float,
 ) -> RegionVector:
     start = time.perf_counter()
     net = model.model if isinstance(model, PretrainedModel) else model
@@ -795,6 +846,8 @@ def _optimise_region(
         procedure, init, windows, steps, batch_size, min_windows, patience, max_epochs, min_valid
     )
     rate = _learning_rate(procedure, lr)
+    if not (math.isfinite(lr_floor) and lr_floor > 0):
+        raise ConfigError(f"lr_floor is {lr_floor!r}; expected a positive learning rate")
     size = _window_size(net, window_size)
     dev, bf16 = _device_setup(device, precision)
     if channels_last is None:
@@ -802,28 +855,26 @@ def _optimise_region(
     data = _scene_data(model, scene, procedure, windows, size, seed, min_valid)
     read_seconds = time.perf_counter() - start
     timings: dict[str, float] = {}
+    run: _FastRun | None = None
     with frozen(net):
         net.to(dev)
         if channels_last:
             net.to(memory_format=torch.channels_last)
         if procedure == "fast":
             _check_windows(data, size, min_valid, min_windows)
-            logits, trace, done = _fast(
+            logits, run = _fast(
                 net,
                 data,
                 len(slots),
                 dev,
                 bf16,
                 channels_last,
-                rate,
-                steps,
+                (rate, tolerance, patience, steps, lr_floor),
                 batch_size,
-                tolerance,
-                patience,
                 timings,
                 UNSEEN_INIT if init == "unseen" else 0.0,
             )
-            used = data.count
+            trace, done, used = run.trace, len(run.rates), data.count
         else:
             logits, trace, done, used = _authors(
                 net, data, len(slots), dev, bf16, channels_last, rate, size, batch_size, seed, max_epochs
@@ -843,6 +894,10 @@ def _optimise_region(
         precision="bf16" if bf16 else "32",
         scene=data.name,
         extra={"read_seconds": round(read_seconds, 3), **{k: round(v, 3) for k, v in timings.items()}},
+        rejected_steps=() if run is None else tuple(run.rejected),
+        lr_trace=() if run is None else tuple(run.rates),
+        lr_floor=None if run is None else lr_floor,
+        stop_reason="" if run is None else run.stop,
     )
 
 
@@ -930,6 +985,61 @@ def _to_device(x: Tensor, dev: torch.device, channels_last: bool) -> Tensor:
     return x.contiguous(memory_format=torch.channels_last) if channels_last and x.ndim == 4 else x
 
 
+def _cache_features(
+    net: SegmentationModel,
+    data: SceneWindows,
+    dev: torch.device,
+    bf16: bool,
+    channels_last: bool,
+    batch_size: int,
+) -> tuple[list[tuple[Tensor, Tensor]], int]:
+    """The location-free features of every window, batch by batch, with their invalid masks."""
+    features, _, _ = split_forward(net)
+    cache: list[tuple[Tensor, Tensor]] = []
+    with torch.no_grad(), torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=bf16):
+        for b0 in range(0, data.count, batch_size):
+            x = _to_device(data.image[b0 : b0 + batch_size], dev, channels_last)
+            cache.append((features(x), data.invalid[b0 : b0 + batch_size].to(dev)))
+    return cache, sum(int((~bad).sum()) for _, bad in cache)
+
+
+def _objective(
+    head: Callable[[Tensor, Tensor], Tensor],
+    cache: list[tuple[Tensor, Tensor]],
+    n_valid: int,
+    logits: Tensor,
+    dev: torch.device,
+    bf16: bool,
+    grad: bool,
+) -> float:
+    """GlaViTU paper Eq. 1 over the cached windows for ``softmax(logits)``.
+
+    With ``grad``, its gradient w.r.t. the logits is accumulated into ``logits.grad``, batch by batch.
+    """
+    total = 0.0
+    for f, bad in cache:
+        with torch.set_grad_enabled(grad):
+            vec = torch.softmax(logits, dim=0).expand(f.shape[0], -1)
+            with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=bf16):
+                out = head(f, vec)
+            part = (normalised_entropy(out) * ~bad).sum()
+            if grad:
+                (part / n_valid).backward()
+        total += float(part.detach())
+    return total / n_valid
+
+
+@dataclass
+class _FastRun:
+    """What the fast procedure's loop records (see :class:`RegionVector`)."""
+
+    trace: list[float] = field(default_factory=list)
+    rates: list[float] = field(default_factory=list)
+    rejected: list[int] = field(default_factory=list)
+    accepted: list[float] = field(default_factory=list)
+    stop: str = "steps"
+
+
 def _fast(
     net: SegmentationModel,
     data: SceneWindows,
@@ -937,55 +1047,68 @@ def _fast(
     dev: torch.device,
     bf16: bool,
     channels_last: bool,
-    lr: float,
-    steps: int,
+    control: tuple[float, float, int, int, float],
     batch_size: int,
-    tolerance: float,
-    patience: int,
     timings: dict[str, float],
     unseen_logit: float,
-) -> tuple[list[float], list[float], int]:
-    """Full-batch Adam on cached features; returns (best logits, entropy trace, updates made)."""
-    features, head, _ = split_forward(net)
+) -> tuple[list[float], _FastRun]:
+    """Full-batch Adam on cached features with an objective-preserving step control.
+
+    ``control`` is (learning rate, tolerance, patience, steps, learning-rate floor). A step whose entropy is
+    above the best so far is rejected: the logits go back to the best point, Adam's moments are reset and
+    the step is retried from there with the best point's gradient and half the learning rate. With fresh
+    moments Adam's first step is ``-lr * sign(gradient)`` (up to its epsilon), a descent direction, so
+    halving finds a step that lowers the entropy unless the best point is (nearly) stationary; keeping or
+    restoring the old moments can keep a direction that is not a descent one (measured: on alaska:301 it
+    halved the learning rate to the floor from an entropy of 0.3688, the reset reached a lower one). Stops
+    when the learning rate falls below the floor, when the accepted (best) entropy fell by less than the
+    tolerance over ``patience`` accepted steps, or after ``steps`` updates.
+
+    Returns:
+        The best logits and the run's record.
+    """
+    lr, tolerance, patience, steps, floor = control
+    _, head, _ = split_forward(net)
     t0 = time.perf_counter()
-    cache: list[tuple[Tensor, Tensor]] = []
-    with torch.no_grad(), torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=bf16):
-        for b0 in range(0, data.count, batch_size):
-            x = _to_device(data.image[b0 : b0 + batch_size], dev, channels_last)
-            cache.append((features(x), data.invalid[b0 : b0 + batch_size].to(dev)))
-    n_valid = sum(int((~bad).sum()) for _, bad in cache)
+    cache, n_valid = _cache_features(net, data, dev, bf16, channels_last, batch_size)
     timings["cache_seconds"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    start = torch.zeros(slots, device=dev)
-    start[-1] = unseen_logit
-    logits = start.requires_grad_(True)
+    logits = torch.zeros(slots, device=dev)
+    logits[-1] = unseen_logit
+    logits.requires_grad_(True)
     optimiser = torch.optim.Adam([logits], lr=lr)
-    trace: list[float] = []
-    best, best_logits = math.inf, logits.detach().clone()
-    done = 0
+    run = _FastRun()
+    best_logits, best_grad = logits.detach().clone(), torch.zeros_like(logits)
     for step in range(steps + 1):
         optimiser.zero_grad(set_to_none=True)
-        total = 0.0
-        last = step == steps  # the last evaluation needs no gradient
-        for f, bad in cache:
-            with torch.set_grad_enabled(not last):
-                vec = torch.softmax(logits, dim=0).expand(f.shape[0], -1)
-                with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=bf16):
-                    out = head(f, vec)
-                part = (normalised_entropy(out) * ~bad).sum()
-                if not last:
-                    (part / n_valid).backward()
-            total += float(part.detach())
-        entropy = total / n_valid
-        trace.append(entropy)
-        if entropy < best:
-            best, best_logits = entropy, logits.detach().clone()
-        if last or (step >= patience and trace[-1 - patience] - entropy < tolerance):
+        entropy = _objective(head, cache, n_valid, logits, dev, bf16, grad=step < steps)
+        run.trace.append(entropy)
+        if not run.accepted or entropy <= run.accepted[-1]:
+            run.accepted.append(entropy)
+            best_logits = logits.detach().clone()
+            best_grad = torch.zeros_like(logits) if logits.grad is None else logits.grad.detach().clone()
+            n = len(run.accepted) - 1
+            if n >= patience and run.accepted[n - patience] - entropy < tolerance:
+                run.stop = "tolerance"
+                break
+        else:  # the step raised Eq. 1: undo it and retry from the best point with half the step
+            run.rejected.append(step)
+            lr *= 0.5
+            if lr < floor:
+                run.stop = "lr_floor"
+                break
+            with torch.no_grad():
+                logits.copy_(best_logits)
+            optimiser = torch.optim.Adam([logits], lr=lr)
+            logits.grad = best_grad.clone()
+        if step == steps:
             break
+        for group in optimiser.param_groups:
+            group["lr"] = lr
         optimiser.step()
-        done += 1
+        run.rates.append(lr)
     timings["optimise_seconds"] = time.perf_counter() - t0
-    return best_logits.cpu().tolist(), trace, done
+    return best_logits.cpu().tolist(), run
 
 
 def _authors(

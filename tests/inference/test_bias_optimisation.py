@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Iterator
@@ -120,6 +121,9 @@ def test_same_seed_same_vector_other_seed_other_sample(tmp_path: Path) -> None:
     b = optimise_region(mapping, scene, windows=2, window_size=16, steps=4, seed=3, **CPU)
     c = optimise_region(mapping, scene, windows=2, window_size=16, steps=4, seed=4, **CPU)
     assert a.logits == b.logits and a.entropy_trace == b.entropy_trace
+    assert (
+        a.rejected_steps == b.rejected_steps and a.lr_trace == b.lr_trace and a.stop_reason == b.stop_reason
+    )
     assert a.entropy_trace != c.entropy_trace  # another seed draws other windows
     # rows 0..39 are nodata: windows starting at rows 0 and 16 never qualify, the row-32 ones are half valid
     w = sample_windows(mapping, scene, windows=50, window_size=16, seed=0)
@@ -191,6 +195,8 @@ def test_region_vector_json_round_trip_and_bad_files(tmp_path: Path) -> None:
     again = load_region_vector(path, CODES)
     assert again.logits == vector.logits and again.probabilities == vector.probabilities
     assert again.entropy_trace == vector.entropy_trace and again.steps == vector.steps
+    assert again.rejected_steps == vector.rejected_steps and again.lr_trace == vector.lr_trace
+    assert again.stop_reason == vector.stop_reason and again.lr_floor == vector.lr_floor
 
     with pytest.raises(ConfigError, match="do not match the model's ALP, HMA, unseen"):
         load_region_vector(path, ("ALP", "HMA"))
@@ -220,3 +226,65 @@ def test_unseen_init_starts_at_the_unseen_one_hot_and_never_ends_above_it() -> N
     assert vector.entropy <= vector.entropy_trace[0]
     with pytest.raises(ConfigError, match="init is 'onehot'"):
         optimise_region(model, windows, init="onehot", **CPU)  # type: ignore[arg-type]
+
+
+class BowlModel(torch.nn.Module):
+    """A region model whose Eq. 1 has one interior minimum: two classes with logits (s, -s) everywhere,
+    s = 1 - 20 (p_0 - 0.3)^2, p_0 the first slot of the region vector; the entropy is lowest at p_0 = 0.3.
+
+    From the uniform start (p_0 = 1/3) Adam's first step, -lr * sign(gradient) = (-lr, +lr, +lr), gives
+    p_0 = 0.063 (lr 1), 0.155 (0.5), 0.233 (0.25): each raises the entropy; at lr 0.125, p_0 = 0.280 lowers it.
+    """
+
+    location_encoding = "region"
+    region_codes = ("ALP", "SVAL")
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def forward_head(self, f: torch.Tensor, loc: torch.Tensor) -> dict[str, torch.Tensor]:
+        s = 1.0 - 20.0 * (loc[:, 0] - 0.3) ** 2
+        ones = torch.ones_like(f[:, :1])
+        return {"out": torch.cat([s.view(-1, 1, 1, 1) * ones, -s.view(-1, 1, 1, 1) * ones], dim=1)}
+
+    def forward(self, x: torch.Tensor, loc: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.forward_head(self.forward_features(x), loc)
+
+
+def test_a_step_that_raises_the_entropy_is_rejected_and_the_learning_rate_halves() -> None:
+    model, windows = BowlModel(), tiny_windows(n=2, size=8)
+    vector = optimise_region(model, windows, steps=30, **CPU)
+    trace = vector.entropy_trace
+    assert vector.rejected_steps[:3] == (1, 2, 3)  # lr 1, 0.5 and 0.25 overshoot the bowl
+    assert vector.lr_trace[:4] == (1.0, 0.5, 0.25, 0.125)
+    assert all(trace[k] > trace[0] for k in (1, 2, 3)) and trace[4] < trace[0]
+    # each retry starts from the best point (the start) with fresh moments: update 4 is -0.125 * sign(g)
+    assert trace[4] == pytest.approx(scene_entropy(model, windows, [0.2803, 0.3599, 0.3599], **CPU), abs=1e-4)
+    # the accepted trace never rises; every rejected entry is above the best before it
+    accepted = [v for k, v in enumerate(trace) if k not in vector.rejected_steps]
+    assert all(b <= a for a, b in itertools.pairwise(accepted))
+    assert all(trace[k] > min(trace[:k]) for k in vector.rejected_steps)
+    # the returned vector's entropy is the minimum of the accepted trace, and really is its entropy
+    assert vector.entropy == min(accepted) == min(trace)
+    assert vector.entropy == pytest.approx(
+        scene_entropy(model, windows, vector.probabilities, **CPU), rel=1e-5
+    )
+    assert abs(vector.probabilities[0] - 0.3) < 0.01 and vector.entropy < trace[0]
+    assert len(vector.lr_trace) == vector.steps == len(trace) - 1
+    summary = vector.summary()
+    assert summary["rejected_steps"] == list(vector.rejected_steps) and summary["lr_trace"][:2] == [1.0, 0.5]
+    assert summary["stop_reason"] == vector.stop_reason and summary["lr_floor"] == 1e-3
+
+
+def test_rejected_steps_never_count_as_converged_but_the_lr_floor_stops() -> None:
+    model, windows = BowlModel(), tiny_windows(n=2, size=8)
+    # patience 1 and a huge tolerance: the old rule (over the raw trace) stopped at the first rising step
+    loose = optimise_region(model, windows, steps=30, tolerance=1.0, patience=1, **CPU)
+    assert loose.stop_reason == "tolerance" and loose.rejected_steps == (1, 2, 3) and loose.steps == 4
+    assert loose.entropy == loose.entropy_trace[4] < loose.entropy_trace[0]
+    # a floor of 0.3: lr 1 and 0.5 rejected, 0.25 < 0.3 -> stop, returning the start
+    floored = optimise_region(model, windows, steps=30, lr_floor=0.3, **CPU)
+    assert floored.stop_reason == "lr_floor" and floored.rejected_steps == (1, 2) and floored.steps == 2
+    assert floored.entropy == floored.entropy_trace[0] and floored.probabilities == pytest.approx([1 / 3] * 3)
+    with pytest.raises(ConfigError, match="lr_floor is 0"):
+        optimise_region(model, windows, lr_floor=0.0, **CPU)
