@@ -181,6 +181,8 @@ def main() -> int:
                 "steps": vector.steps,
                 "vector": [round(v, 3) for v in vector.probabilities],
                 "load_average": round(os.getloadavg()[0], 2),
+                "rejected_steps": list(vector.rejected_steps),
+                "stop_reason": vector.stop_reason,
             }
             traces.setdefault(spec, {})[name] = list(vector.entropy_trace)
         figures["scenes"][spec] = rows
@@ -255,6 +257,17 @@ def plot(traces: dict[str, Any], figures: dict[str, Any], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=120)
     fast = traces[spec]["fast"]
     ax.plot(range(len(fast)), fast, marker="o", ms=3, color="C0", label="fast: Adam lr 1.0, sampled windows")
+    rejected = rows["fast"].get("rejected_steps", [])
+    if rejected:
+        ax.plot(
+            rejected,
+            [fast[k] for k in rejected],
+            ls="",
+            marker="x",
+            ms=6,
+            color="C3",
+            label="fast: rejected steps (undone, lr halved)",
+        )
     authors = traces[spec]["authors"]
     per_epoch = max(1, rows["authors"]["steps"] // max(1, len(authors)))
     ax.plot(

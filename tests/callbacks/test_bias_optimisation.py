@@ -123,6 +123,8 @@ def test_acceptance_example_runs_on_a_tiny_checkpoint(
     figures = json.loads((out / "acceptance.json").read_text())
     rows = figures["scenes"]["alps:1"]
     assert rows["valid_windows"] == 16 and rows["fast"]["steps"] <= 3 and rows["authors"]["steps"] == 2 * 2
+    assert rows["fast"]["stop_reason"] in ("tolerance", "lr_floor", "steps")
+    assert all(1 <= k <= rows["fast"]["steps"] for k in rows["fast"]["rejected_steps"])
     # all 16 valid windows are sampled, so the objective on every window is the lowest entry of the trace
     assert rows["fast"]["objective"] == pytest.approx(min(figures["traces"]["alps:1"]["fast"]), abs=2e-5)
     for name in ("unseen", "one_hot_ALP", "one_hot_SVAL", "fast", "fast_unseen_init", "authors"):
