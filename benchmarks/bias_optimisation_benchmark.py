@@ -79,6 +79,7 @@ def run(
         steps=steps,
         window_size=window_size,
         tolerance=-1.0,  # no early stop: fixed work
+        lr_floor=0.0,  # nor a stop on rejected steps (a rejected step costs as much as an accepted one)
         device=device,
     )
     area_km2 = _area_km2(scene)

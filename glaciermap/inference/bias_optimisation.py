@@ -782,7 +782,8 @@ def optimise_region(
         channels_last: Channels-last tensors (default: on CUDA only; on the CPU they were measured several
             times slower for this small-batch workload).
         lr_floor: Fast: stop when rejected steps have halved the learning rate below this
-            (:data:`FAST_LR_FLOOR`); ``steps`` counts rejected updates too.
+            (:data:`FAST_LR_FLOOR`; 0: never, e.g. for a fixed amount of work); ``steps`` counts rejected
+            updates too.
 
     Returns:
         The optimised :class:`RegionVector` (slots: the model's region codes, then ``"unseen"``).
@@ -846,8 +847,8 @@ def _optimise_region(
         procedure, init, windows, steps, batch_size, min_windows, patience, max_epochs, min_valid
     )
     rate = _learning_rate(procedure, lr)
-    if not (math.isfinite(lr_floor) and lr_floor > 0):
-        raise ConfigError(f"lr_floor is {lr_floor!r}; expected a positive learning rate")
+    if not (math.isfinite(lr_floor) and lr_floor >= 0):
+        raise ConfigError(f"lr_floor is {lr_floor!r}; expected a learning rate >= 0 (0: no floor)")
     size = _window_size(net, window_size)
     dev, bf16 = _device_setup(device, precision)
     if channels_last is None:
