@@ -760,7 +760,7 @@ def optimise_region(
             :func:`sample_windows`; for ``"authors"`` its windows are the images crops are drawn from).
         procedure: ``"fast"`` or ``"authors"`` (GlaViTU reference 5.7).
         windows: Fast: valid windows sampled from the scene and optimised on (all of them at every step).
-        steps: Fast: most Adam updates.
+        steps: Fast: most Adam updates (rejected ones included).
         lr: Adam learning rate (default 1.0 fast, 1e-4 authors).
         seed: Seed of the window sample (fast) or of the random crops (authors).
         window_size: Window / crop side S in pixels (default: the model's ``img_size``, else 384; a multiple
