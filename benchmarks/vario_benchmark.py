@@ -24,6 +24,7 @@ import time
 
 import torch
 
+import glaciermap.transforms.vario as vario_module
 from glaciermap.transforms.vario import directional_vario
 
 
@@ -83,16 +84,27 @@ def main() -> None:
     )
     parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument(
+        "--compare-float",
+        action="store_true",
+        help="also time the float32 product path (uint8 tiles otherwise take the exact int8 path)",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     load_before = os.getloadavg()
     directional_vario(torch.zeros(8, 201, 268, dtype=torch.uint8, device=args.device))  # warm-up
-    three = featurise(args.tiles, args.chunk, (0, 1, 2), args.device, batch=args.batch, workers=args.workers)
-    four = featurise(
-        args.tiles, args.chunk, (0, 1, 2, 3), args.device, batch=args.batch, workers=args.workers
-    )
+    runs = {}
+    for path in ("int8", "float32") if args.compare_float else ("int8",):
+        vario_module.INTEGER_PRODUCTS = path == "int8"
+        three = featurise(
+            args.tiles, args.chunk, (0, 1, 2), args.device, batch=args.batch, workers=args.workers
+        )
+        four = featurise(
+            args.tiles, args.chunk, (0, 1, 2, 3), args.device, batch=args.batch, workers=args.workers
+        )
+        runs[path] = (three, four)
     load_after = os.getloadavg()
     print(
         f"machine: {cpu_model()}, {cores} cores, load average (1 min) {load_before[0]:.1f} before / "
@@ -103,11 +115,15 @@ def main() -> None:
         f"{args.batch} tiles per vario step, {args.workers} worker thread(s)"
     )
     print(f"{args.tiles:,} split-images of 201 x 268 px, 53 lags per direction (float mode)")
-    for name, (wall, cpu) in (
-        ("feature vector [N-S, E-W, diagonal] (159 values)", three),
-        ("all four directions (212 values)", four),
-    ):
-        print(f"  {name}: wall {wall:.1f} s ({wall / args.tiles * 1e6:.0f} us/tile), process CPU {cpu:.1f} s")
+    for path, (three, four) in runs.items():
+        print(f"{path} products{' (default for uint8 tiles on a CPU)' if path == 'int8' else ''}:")
+        for name, (wall, cpu) in (
+            ("feature vector [N-S, E-W, diagonal] (159 values)", three),
+            ("all four directions (212 values)", four),
+        ):
+            print(
+                f"  {name}: wall {wall:.1f} s ({wall / args.tiles * 1e6:.0f} us/tile), process CPU {cpu:.1f} s"
+            )
 
 
 if __name__ == "__main__":

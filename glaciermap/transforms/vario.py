@@ -33,7 +33,10 @@ Three arithmetic modes:
   lag positions and ``L`` lines: 3.6 M for N-S and E-W, 7.2 M for a diagonal of a 201 x 268 tile, against
   about 1.7 M and 1.1 M for the pair sums done lag by lag, but at matrix-product speed). Tiles are
   mean-centred first; in float32 the relative error is about ``1e-7 * variance / v(d)`` (use ``dtype=torch.float64`` where smooth
-  tiles need more).
+  tiles need more). uint8 tiles on a CPU take an exact integer variant: ``z - 128`` as int8, the products
+  as int8 matrix products with int32 accumulation (``torch._int_mm``, about twice the float32 rate), the
+  sums of squares in int32/int64, and only the final division in float64; its one rounding is the cast to
+  ``dtype`` (:data:`INTEGER_PRODUCTS` switches it off).
 * ``"legacy_uint8"``: the reference's uint8 arithmetic (reference notes section 2.6): differences and
   squares wrap modulo 256, so each term is ``(dz**2) mod 256``; input must be uint8.
 * a validity mask (``valid``) selects the masked variant of reference notes section 2.4: ``N(d)`` counts only
@@ -297,7 +300,7 @@ def _pair_row_sums(sq: Tensor, step_r: int, count: int) -> tuple[Tensor, Tensor,
         block.add_(sq[:, j::step_r])
     blocks = sq.new_empty(b, k + 1, w)
     blocks[:, 0].zero_()
-    torch.cumsum(block, dim=1, out=blocks[:, 1:])  # rows [0, step_r j)
+    torch.cumsum(block, dim=1, dtype=block.dtype, out=blocks[:, 1:])  # rows [0, step_r j)
     first = k - count + 1  # top rows of lag count - 1 ... 0: blocks first ... k, less rows step_r j - 1
     top = blocks[:, first:] - sq[:, step_r * first - 1 :: step_r]
     bottom = blocks[:, k:] - blocks[:, :count] - sq[:, 0 : step_r * count : step_r]
@@ -322,8 +325,14 @@ def _diagonal_series(
         a, bb = (top * right_r).sum(-1).flip(-1), (bottom * left).sum(-1)
     else:  # rows [0, h - dr) x cols [0, w - dc), and rows [dr, h) x cols [dc, w)
         a, bb = (top * left_r).sum(-1).flip(-1), (bottom * right).sum(-1)
-    n_pairs = torch.from_numpy((height - disp[:, 0]) * (w - disp[:, 1])).to(top.device, top.dtype)
-    return ((a + bb - 2.0 * s) / n_pairs).clamp_min(0.0)
+    n_pairs = torch.from_numpy((height - disp[:, 0]) * (w - disp[:, 1])).to(top.device)
+    return _divide(a + bb - 2 * s, n_pairs)
+
+
+def _divide(total: Tensor, n_pairs: Tensor) -> Tensor:
+    """``max(total / n_pairs, 0)``; integer sums (exact) are divided in float64."""
+    num = total if total.is_floating_point() else total.to(torch.float64)
+    return (num / n_pairs.to(num.dtype)).clamp_min(0.0)
 
 
 def _axis_series(line_sq: Tensor, s: Tensor, lag: npt.NDArray[np.int64], other: int) -> Tensor:
@@ -336,16 +345,21 @@ def _axis_series(line_sq: Tensor, s: Tensor, lag: npt.NDArray[np.int64], other: 
     torch.cumsum(line_sq, dim=1, out=cum[:, 1:])
     lag_t = torch.from_numpy(lag).to(line_sq.device)
     first, last = cum[:, n - lag_t], cum[:, n].unsqueeze(1) - cum[:, lag_t]
-    return ((first + last - 2.0 * s) / ((n - lag_t) * other).to(line_sq.dtype)).clamp_min(0.0)
+    return _divide(first + last - 2 * s, (n - lag_t) * other)
 
 
-def _block_views(t: Tensor, k: int, rows: int, pitch: int, skew: int) -> tuple[Tensor, Tensor]:
+def _block_views(
+    t: Tensor, k: int, rows: int, pitch: int, skew: int, contiguous: bool = False
+) -> tuple[Tensor, Tensor]:
     """``(x, y)`` views ``(B, k, rows * pitch)`` of a buffer with row pitch ``pitch``.
 
     Position ``p`` is the block of ``rows`` rows starting at row ``rows * p`` (shifted ``skew`` elements
-    further per position); ``y`` starts one row lower (and one column right when ``skew``).
+    further per position); ``y`` starts one row lower (and one column right when ``skew``). With
+    ``contiguous`` the lines are ``rows * pitch + skew`` long, so each tile's ``(k, line)`` matrix is
+    contiguous (the extra ``skew`` elements must fall on zero padding).
     """
-    size, stride = (t.shape[0], k, rows * pitch), (t.stride(0), rows * pitch + skew, 1)
+    line = rows * pitch + (skew if contiguous else 0)
+    size, stride = (t.shape[0], k, line), (t.stride(0), rows * pitch + skew, 1)
     first = t.as_strided(size, stride, t.storage_offset())
     return first, t.as_strided(size, stride, t.storage_offset() + pitch + (1 if skew else 0))
 
@@ -358,14 +372,27 @@ class _GemmWorkspace:
     """
 
     def __init__(
-        self, batch: int, lags: VarioLags, directions: Sequence[int], dtype: torch.dtype, device: torch.device
+        self,
+        batch: int,
+        lags: VarioLags,
+        directions: Sequence[int],
+        dtype: torch.dtype,
+        device: torch.device,
+        out_dtype: torch.dtype | None = None,
     ) -> None:
         h, w = lags.height, lags.width
+        self.out_dtype = dtype if out_dtype is None else out_dtype
         self.step_r, self.step_c = (3, 4) if h < w else (4, 3)
         self.k = h // self.step_r
-        self.pad = self.step_c * (self.k - 1)
+        self.integer = dtype == torch.int8
+        # the integer path reads contiguous diagonal lines, ``step_c`` longer: one more step of padding
+        self.pad = self.step_c * (self.k if self.integer else self.k - 1)
         self.ns = self._lines(batch, h, w, dtype, device)
-        self.sq = torch.empty(batch, h, w, dtype=dtype, device=device)
+        self.sq = torch.empty(batch, h, w, dtype=torch.int32 if self.integer else dtype, device=device)
+        # int8 products of one tile (one spare tile: the superdiagonal view of the last one runs past it)
+        self.prod = (
+            torch.empty(batch + 1, self.k, self.k, dtype=torch.int32, device=device) if self.integer else None
+        )
         self.ew = self._lines(batch, w, h, dtype, device) if 1 in directions else None
         self.skew = self._skewed(batch, h, w, dtype, device) if 2 in directions else None
         self.flip = self._skewed(batch, h, w, dtype, device) if 3 in directions else None
@@ -379,11 +406,55 @@ class _GemmWorkspace:
         return buf
 
     def _skewed(self, batch: int, h: int, w: int, dtype: torch.dtype, device: torch.device) -> Tensor:
-        """``(batch, h + 2, pad + w)`` with zero left padding and two zero rows below."""
-        buf = torch.empty(batch, h + 2, self.pad + w, dtype=dtype, device=device)
+        """``(batch, h + 3, pad + w)`` with zero left padding and three zero rows below."""
+        buf = torch.empty(batch, h + 3, self.pad + w, dtype=dtype, device=device)
         buf[:, :, : self.pad].zero_()
         buf[:, h:].zero_()
         return buf
+
+
+def _centre_and_squares(z: Tensor, ws: _GemmWorkspace) -> tuple[Tensor, Tensor]:
+    """The tiles written into the N-S buffer, centred, and their squares.
+
+    Float: minus the tile mean. Integer path (uint8 tiles): ``z - 128`` as int8 (exact), squares in int32.
+    """
+    b, h, _ = z.shape
+    centre = ws.ns[:b, :h]
+    sq = ws.sq[:b]
+    if ws.integer:
+        torch.bitwise_xor(z, 128, out=centre.view(torch.uint8))  # z - 128 in two's complement
+        sq.copy_(centre)
+        return centre, sq.mul_(sq)
+    centre.copy_(z)
+    centre.sub_(centre.mean(dim=(1, 2), keepdim=True))
+    return centre, torch.mul(centre, centre, out=sq)
+
+
+@functools.lru_cache(maxsize=8)
+def _band_mask(k: int, count: int, device: str) -> Tensor:
+    """``(k, count)`` int32: 1 where ``j + i < k`` (superdiagonal ``i`` has an entry in row ``j``)."""
+    j = torch.arange(k, device=device)[:, None]
+    i = torch.arange(count, device=device)[None, :]
+    return (j + i < k).to(torch.int32)
+
+
+def _lag_products(x: Tensor, y: Tensor, count: int, ws: _GemmWorkspace) -> Tensor:
+    """``S(i)`` (:func:`_superdiagonal_sums`); on the integer path exact int64 from int8 products.
+
+    The integer path multiplies each tile's int8 ``(K, L)`` matrices with ``torch._int_mm`` (int32
+    accumulation: ``|S| <= L * 128**2 < 2**31``), which on a CPU runs about twice as fast as the float32
+    batched product, then sums the first ``count`` superdiagonals of the ``(K, K)`` product through a
+    strided view (row pitch ``K + 1``) masked to the band.
+    """
+    if not ws.integer:
+        return _superdiagonal_sums(x, y, count)
+    assert ws.prod is not None
+    b, k, _ = x.shape
+    prod = ws.prod
+    for t in range(b):
+        torch._int_mm(x[t], y[t].transpose(0, 1), out=prod[t])
+    band = prod.as_strided((b, k, count), (k * k, k + 1, 1), prod.storage_offset())
+    return (band * _band_mask(k, count, str(prod.device))).sum(dim=1)
 
 
 def _vario_gemm(z: Tensor, lags: VarioLags, directions: Sequence[int], ws: _GemmWorkspace) -> Tensor:
@@ -402,16 +473,13 @@ def _vario_gemm(z: Tensor, lags: VarioLags, directions: Sequence[int], ws: _Gemm
     """
     b, h, w = z.shape
     k, pad = ws.k, ws.pad
-    centre = ws.ns[:b, :h]
-    centre.copy_(z)
-    centre.sub_(centre.mean(dim=(1, 2), keepdim=True))
-    sq = torch.mul(centre, centre, out=ws.sq[:b])
+    centre, sq = _centre_and_squares(z, ws)
     count_d = lags.counts[2]
     if ws.diagonal and count_d:
         top, bottom, column_sums = _pair_row_sums(sq, ws.step_r, count_d)
     else:
         top, bottom, column_sums = sq, sq, sq.sum(dim=1)
-    out = z.new_empty(b, len(directions), lags.n_lags, dtype=ws.ns.dtype)
+    out = z.new_empty(b, len(directions), lags.n_lags, dtype=ws.out_dtype)
     for row, direction in enumerate(directions):
         count = lags.counts[direction]
         out[:, row, count:] = 0.0
@@ -420,21 +488,32 @@ def _vario_gemm(z: Tensor, lags: VarioLags, directions: Sequence[int], ws: _Gemm
         disp = lags.displacements[direction, :count]
         if direction == 0:
             x, y = _block_views(ws.ns[:b], k, ws.step_r, w, 0)
-            v = _axis_series(sq.sum(dim=2), _superdiagonal_sums(x, y, count), disp[:, 0].copy(), w)
+            v = _axis_series(sq.sum(dim=2), _lag_products(x, y, count, ws), disp[:, 0].copy(), w)
         elif direction == 1:
             assert ws.ew is not None
             ws.ew[:b, :w].copy_(centre.transpose(1, 2))
             x, y = _block_views(ws.ew[:b], w // ws.step_c, ws.step_c, h, 0)
-            v = _axis_series(column_sums, _superdiagonal_sums(x, y, count), disp[:, 1].copy(), h)
+            v = _axis_series(column_sums, _lag_products(x, y, count, ws), disp[:, 1].copy(), h)
         else:
             buf = ws.skew if direction == 2 else ws.flip
             assert buf is not None
             buf[:b, :h, pad:] = centre if direction == 2 else centre.flip(1)
-            x, y = _block_views(buf[:b], k, ws.step_r, pad + w, ws.step_c)
-            s = _superdiagonal_sums(x, y, count)
+            x, y = _block_views(buf[:b], k, ws.step_r, pad + w, ws.step_c, contiguous=ws.integer)
+            s = _lag_products(x, y, count, ws)
             v = _diagonal_series(top, bottom, s, disp, h, direction == 3)
         out[:, row, :count] = v
     return out
+
+
+def _integer_path(z: Tensor) -> bool:
+    """Whether the exact int8 product path applies: uint8 tiles on a CPU with ``torch._int_mm``."""
+    return (
+        z.dtype == torch.uint8 and z.device.type == "cpu" and INTEGER_PRODUCTS and hasattr(torch, "_int_mm")
+    )
+
+
+INTEGER_PRODUCTS = True
+"""Use int8 matrix products for uint8 tiles on a CPU (exact; set False to force the float path)."""
 
 
 def _worker_bounds(n: int, chunk_size: int, workers: int) -> list[tuple[int, int]]:
@@ -465,7 +544,9 @@ def _vario_range(
         zc = z[a:e]
         if mode == "float" and valid is None and lags.method == "345":
             if workspace is None:
-                workspace = _GemmWorkspace(min(chunk_size, stop - start), lags, directions, dtype, z.device)
+                work = torch.int8 if _integer_path(z) else dtype
+                size = min(chunk_size, stop - start)
+                workspace = _GemmWorkspace(size, lags, directions, work, z.device, dtype)
             parts.append(_vario_gemm(zc, lags, directions, workspace))
         else:
             parts.append(

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+import glaciermap.transforms.vario as vario_module
 from glaciermap.errors import ConfigError, InputError
 from glaciermap.transforms.vario import (
     DefaultRotateVario,
@@ -195,3 +196,41 @@ def test_worker_threads_give_the_same_result() -> None:
     )
     with pytest.raises(ConfigError, match="workers 0"):
         directional_vario(tiles, workers=0)
+
+
+@pytest.mark.parametrize("shape", [(201, 268), (268, 201), (30, 40)])
+def test_uint8_tiles_take_the_exact_int8_product_path(
+    shape: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uint8 tiles on a CPU go through int8 matrix products (``torch._int_mm``) and are exact."""
+    rng = np.random.default_rng(7)
+    tiles = rng.integers(0, 256, (3, *shape)).astype(np.uint8)
+    calls: list[int] = []
+    original = torch._int_mm
+
+    def counting(*args: torch.Tensor, **kwargs: torch.Tensor) -> torch.Tensor:
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "_int_mm", counting)
+    exact = directional_vario(torch.from_numpy(tiles), dtype=torch.float64, chunk_size=2)
+    assert len(calls) == 3 * 4  # one product per tile and direction
+    for i in range(3):
+        np.testing.assert_allclose(exact[i].numpy(), naive_vario(tiles[i], shape), rtol=1e-12, atol=1e-9)
+    calls.clear()
+    directional_vario(torch.from_numpy(tiles).float(), dtype=torch.float64)
+    assert calls == []  # float tiles keep the float path
+
+
+def test_int8_path_is_exact_on_smooth_bright_tiles(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bright low-contrast tile: the int8 path stays exact in float32, the mean-centred float32 path not."""
+    tile = np.full((201, 268), 230, dtype=np.uint8)
+    tile[::2] += 3
+    tile[:, ::5] -= 1
+    expected = naive_vario(tile, (201, 268))
+    fast = directional_vario(torch.from_numpy(tile))
+    assert fast.dtype == torch.float32
+    np.testing.assert_allclose(fast.numpy(), expected, rtol=1e-6, atol=1e-6)
+    monkeypatch.setattr(vario_module, "INTEGER_PRODUCTS", False)
+    float_path = directional_vario(torch.from_numpy(tile)).numpy()
+    assert not np.allclose(float_path, expected, rtol=1e-6, atol=1e-6)
