@@ -54,9 +54,14 @@ VarioRows = Literal["default", "all"]
 Sample = dict[str, Any]
 
 
-def _vario(image: Tensor, lag_threshold: float, mode: VarioMode, rows: VarioRows) -> Tensor:
+def _vario(image: Tensor, lag_threshold: float, mode: VarioMode, rows: VarioRows, integer: bool) -> Tensor:
+    """The vario features of a ``(1, H, W)`` image.
+
+    ``integer``: its values are whole numbers 0-255 (8-bit intensities), passed as uint8 so that the float
+    mode takes the exact int8 product path.
+    """
     tile = image[0]
-    if mode == "legacy_uint8":
+    if mode == "legacy_uint8" or integer:
         tile = tile.round().clamp(0, 255).to(torch.uint8)
     v = directional_vario(tile, lag_threshold, mode=mode).to(torch.float32)
     return v if rows == "all" else v[:3].flatten()
@@ -182,7 +187,8 @@ class SplitImageDataset(Dataset[Sample]):
             "bounds": torch.tensor([min(xs), min(ys), max(xs), max(ys)], dtype=torch.float64),
         }
         if self.vario:
-            sample["vario"] = _vario(image, self.lag_threshold, self.vario_mode, self.vario_rows)
+            integer = self.intensity == "uint8"
+            sample["vario"] = _vario(image, self.lag_threshold, self.vario_mode, self.vario_rows, integer)
         return self.transforms(sample) if self.transforms is not None else sample
 
     def __getstate__(self) -> dict[str, Any]:
@@ -251,7 +257,9 @@ class SplitImageFolder(Dataset[Sample]):
             "tile_id": torch.tensor(int(row["tile_id"]), dtype=torch.int64),
         }
         if self.vario:
-            sample["vario"] = _vario(image, self.lag_threshold, self.vario_mode, self.vario_rows)
+            sample["vario"] = _vario(
+                image, self.lag_threshold, self.vario_mode, self.vario_rows, True
+            )  # 8-bit grey
         return self.transforms(sample) if self.transforms is not None else sample
 
 

@@ -136,6 +136,20 @@ def test_uint8_intensities_and_legacy_statistics(tmp_path: Path) -> None:
     np.testing.assert_array_equal(sample["image"][0].numpy(), expected.numpy().astype(np.float32))
     legacy = directional_vario(expected, mode="legacy_uint8")
     torch.testing.assert_close(sample["vario"], vario_features(legacy))
+    # float mode on 8-bit intensities: the tile goes in as uint8 (exact int8 product path)
+    calls: list[int] = []
+    original = torch._int_mm
+
+    def counting(*args: torch.Tensor, **kwargs: torch.Tensor) -> torch.Tensor:
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch, "_int_mm", counting)
+        exact = SplitImageDataset(pan, index, intensity="uint8")[0]["vario"]
+    assert len(calls) == 4  # one product per direction of the one tile
+    reference = directional_vario(expected.to(torch.float64), dtype=torch.float64)
+    torch.testing.assert_close(exact, vario_features(reference).float(), rtol=1e-6, atol=1e-4)
 
 
 def test_folder_export_and_import_round_trip(tmp_path: Path) -> None:
