@@ -41,6 +41,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -84,13 +85,16 @@ def scenes(work: Path, which: list[tuple[str, int]], size: int) -> list[Path]:
     return out
 
 
+def merge_all(data: list[SceneCalibrationData]) -> SceneCalibrationData:
+    """The scenes' calibration data pooled into one."""
+    return functools.reduce(SceneCalibrationData.merge, data)
+
+
 def bundled_comparison(
     old: Any, held: list[SceneCalibrationData], report: CalibrationReport
 ) -> dict[str, Any]:
     """Held-out ECE_100 of the calibrator the bundled weights carried (``old``) and of the new fit, same maps."""
-    merged = held[0]
-    for d in held[1:]:
-        merged = merged.merge(d)
+    merged = merge_all(held)
     return {
         "heldout_raw": evaluate_calibrator(merged, None),
         "heldout_previous": evaluate_calibrator(merged, old),
@@ -120,10 +124,7 @@ def collect(
 
 def diagrams(held: list[SceneCalibrationData], report: CalibrationReport, tag: str) -> None:
     """Reliability diagrams of the held-out scenes before and after calibration."""
-    merged = held[0]
-    for d in held[1:]:
-        merged = merged.merge(d)
-    fine = merged.histogram()
+    fine = merge_all(held).histogram()
     before = reliability_table(fine.rebin(100), n_bins=10)
     after = reliability_table(fine.calibrated(report.calibrator, 100), n_bins=10)
     ece = report.ece["heldout"]
@@ -259,9 +260,7 @@ def compare_model(
     for kind, passes in (("softmax", 0), ("mc", mc_passes)):
         c, h, secs = collect(weights, cal, held, passes)
         reports = {m: calibrate_from_data(c, h, m, names) for m in METHODS}  # type: ignore[arg-type]
-        merged = h[0]
-        for d in h[1:]:
-            merged = merged.merge(d)
+        merged = merge_all(h)
         k = len(names) - 1  # the last class: glacier (binary) or debris-covered ice
         results[kind] = {
             "seconds": secs,
@@ -346,7 +345,8 @@ def main() -> None:
             args.json.write_text(json.dumps(results, indent=1))
         return
     weights = bundled_weights("synthetic_cpu")
-    class_names, previous = load_pretrained(weights).class_names, load_pretrained(weights).calibrator
+    bundled = load_pretrained(weights)
+    class_names, previous = bundled.class_names, bundled.calibrator
     if args.pearson_from is not None:
         load = os.getloadavg()
         r = pearson(weights, args.pearson_from, held, args.mc_passes, args.work_dir)

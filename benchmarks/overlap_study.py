@@ -209,13 +209,13 @@ def load_model(checkpoint: Path | None) -> tuple[Any, str]:
     return mapping, about
 
 
-def run(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Map every scene with every setting; one record per (scene, setting)."""
+def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], str]:
+    """Map every scene with every setting; one record per (scene, setting), and the model's description."""
     import rasterio
     import torch
 
     torch.manual_seed(0)
-    mapping, _ = load_model(args.checkpoint)
+    mapping, model = load_model(args.checkpoint)
     scenes = make_scenes(args.work_dir, args.scenes, args.size)
     warm = Setting(min(args.window_sizes), 0.0, "crop")
     map_probabilities(
@@ -233,7 +233,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 records.append(record)
                 print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()}))
                 sys.stdout.flush()
-    return records
+    return records, model
 
 
 def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -431,7 +431,7 @@ def main() -> None:
         saved = [json.loads(path.read_text()) for path in args.records]
     else:
         started, about = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), machine()
-        records = run(args)
+        records, model = run(args)
         command = "python benchmarks/overlap_study.py " + " ".join(sys.argv[1:])
         saved = [
             {
@@ -439,7 +439,7 @@ def main() -> None:
                 "machine": about,
                 "after": machine(),
                 "started": started,
-                "model": load_model(args.checkpoint)[1],
+                "model": model,
                 "records": records,
             }
         ]

@@ -258,8 +258,8 @@ class SplitImageFolder(Dataset[Sample]):
         }
         if self.vario:
             sample["vario"] = _vario(
-                image, self.lag_threshold, self.vario_mode, self.vario_rows, True
-            )  # 8-bit grey
+                image, self.lag_threshold, self.vario_mode, self.vario_rows, integer=True
+            )
         return self.transforms(sample) if self.transforms is not None else sample
 
 

@@ -458,7 +458,10 @@ def _lag_products(x: Tensor, y: Tensor, count: int, ws: _GemmWorkspace) -> Tenso
 
 
 def _vario_gemm(z: Tensor, lags: VarioLags, directions: Sequence[int], ws: _GemmWorkspace) -> Tensor:
-    """Fast float path for 3-4-5 tiles without nodata (module docstring). ``z``: (B, R, C).
+    """Fast path for 3-4-5 tiles without nodata (module docstring). ``z``: (B, R, C).
+
+    Float workspaces mean-centre the tiles and use batched float products; an int8 workspace (uint8 tiles on
+    a CPU) uses ``z - 128`` and exact integer products and sums (:func:`_lag_products`).
 
     The lag products ``S(d)`` become superdiagonals of one batched matrix product per direction, with both
     operands strided views of one zero-padded copy of the centred tiles (no gather):
