@@ -20,7 +20,9 @@ With ``--backends`` it measures instead the CPU inference backends (torch eager 
 ONNX Runtime, OpenVINO) at the anchor configuration (1152 x 1152 px at 10 m, 50 % overlap, Gaussian, 25 windows,
 fp32) and at lower overlaps with cosine blending, interleaved ``--repeats`` times, each in a fresh process, then
 GlaViTU's peak memory at batch 1 and 8 against scene height and width; it prints the machine, CPU flags, load and
-versions and replaces the ``## CPU backends`` and ``## Memory`` sections of RESULTS.md.
+versions and replaces the ``## CPU backends`` and ``## Memory`` sections of RESULTS.md. ``--large-size N`` adds
+an N x N scene at the authors' windows (1/2 overlap, Gaussian) and at this release's default (1/8, cosine)
+(``## CPU backends: large scene``); ``--glavitu-memory-sizes`` with no sizes keeps the saved memory section.
 
 Usage::
 
@@ -309,6 +311,33 @@ def run_backend_plan(args: argparse.Namespace, scene: Path) -> list[dict[str, An
     return results
 
 
+LARGE_SETTINGS = ((0.5, "gaussian"), (0.125, "cosine"))
+"""The large-scene plan: the authors' windows and blending, then this release's mapping default."""
+
+
+def run_large_plan(args: argparse.Namespace, scene: Path) -> list[dict[str, Any]]:
+    """``--large-configs`` on a ``--large-size`` scene at :data:`LARGE_SETTINGS`, interleaved ``--repeats`` times.
+
+    On a large scene the share of windows that 1/2 overlap adds approaches 4x (against 25 / 9 = 2.8x on the
+    1152 px anchor), so this is where the default overlap's saving shows.
+    """
+    import importlib.util
+
+    results: list[dict[str, Any]] = []
+    for rep in range(args.repeats):
+        for config in args.large_configs:
+            for overlap, window in LARGE_SETTINGS:
+                run = {**parse_config(config), "overlap": overlap, "window": window}
+                package = {"onnxruntime": "onnxruntime", "openvino": "openvino"}.get(run["backend"])
+                if package and importlib.util.find_spec(package) is None:
+                    continue
+                kwargs = {"model": "glavitu", "precision": "32", **run}
+                figures = child(scene, args.work_dir / "out", window_size=384, device="cpu", **kwargs)
+                results.append({**figures, "rep": rep})
+                (args.work_dir / "backends_large.json").write_text(json.dumps(results))
+    return results
+
+
 def run_memory_plan(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Peak RSS of GlaViTU mapping (torch, channels-last, fp32) at batch 1 and 8, no overlap, HxW scenes."""
     results = []
@@ -382,6 +411,45 @@ def backends_markdown(runs: list[dict[str, Any]], env: dict[str, str], date: str
             f"{_median([r['seconds'] for r in rs]):.1f} | {_median([r['setup_seconds'] for r in rs]):.1f} | "
             f"{_median([r['km2_per_s'] for r in rs]):.2f} | {_median([r['km2_per_s_steady'] for r in rs]):.2f} | "
             f"{ratio} | {_median([r['peak_rss_mb'] for r in rs]):.0f} | {loads} |"
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def large_markdown(runs: list[dict[str, Any]], date: str, command: str) -> str:
+    """The ``## CPU backends: large scene`` section: ratios to torch batch 1 at the authors' windows."""
+    r0 = runs[0]
+    km2 = r0["km2"]
+    lines = [
+        "## CPU backends: large scene",
+        "",
+        f'`{command}` on {date}, same machine and versions as "CPU backends". GlaViTU full size, fp32, 384 px '
+        f"windows, on a {r0['height']} x {r0['width']} px scene at 10 m ({km2:g} km2), each configuration in a "
+        "fresh process, all configurations once per repetition, in turn. The ratio is the median over the "
+        "repetitions of km2/s over that of torch batch 1 channels-last at 50 % overlap with Gaussian blending "
+        "(the authors' windows and blending) in the same repetition.",
+        "",
+        "| configuration | overlap, blending | windows | runs | wall s (median) | setup s | km2/s | steady km2/s "
+        "| ratio to torch b1 at 0.5, gaussian | peak RSS MB | load avg (1 min) before runs |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    groups: dict[tuple[str, float, str], list[dict[str, Any]]] = {}
+    for r in runs:
+        groups.setdefault((_label(r), r["overlap"], r["window"]), []).append(r)
+    base = {
+        r["rep"]: r
+        for r in runs
+        if _label(r) == "torch batch 1 channels-last" and r["overlap"] == 0.5 and r["window"] == "gaussian"
+    }
+    for (label, overlap, window), rs in groups.items():
+        ratios = [r["km2_per_s"] / base[r["rep"]]["km2_per_s"] for r in rs if r["rep"] in base]
+        loads = ", ".join(f"{r['load_before']:.1f}" for r in rs)
+        lines.append(
+            f"| {label} | {overlap:g}, {window} | {rs[0]['windows']} | {len(rs)} | "
+            f"{_median([r['seconds'] for r in rs]):.1f} | {_median([r['setup_seconds'] for r in rs]):.1f} | "
+            f"{_median([r['km2_per_s'] for r in rs]):.2f} | {_median([r['km2_per_s_steady'] for r in rs]):.2f} | "
+            f"{_median(ratios) if ratios else float('nan'):.2f} | {_median([r['peak_rss_mb'] for r in rs]):.0f} | "
+            f"{loads} |"
         )
     lines.append("")
     return "\n".join(lines)
@@ -559,6 +627,18 @@ def main() -> None:
     )
     p.add_argument("--glavitu-memory-sizes", nargs="*", default=["384x1152", "768x1152", "384x2304"])
     p.add_argument(
+        "--large-size",
+        type=int,
+        default=0,
+        help="with --backends: also a SIZE x SIZE scene with --large-configs at 0.5 Gaussian and 1/8 cosine",
+    )
+    p.add_argument("--large-configs", nargs="+", default=["torch-b1-cl", "torch-b8-cl", "openvino-b1"])
+    p.add_argument(
+        "--no-anchor",
+        action="store_true",
+        help="with --backends: skip the anchor plan (reuse its saved runs)",
+    )
+    p.add_argument(
         "--reuse", action="store_true", help="with --backends: rewrite the sections from saved runs"
     )
     p.add_argument(
@@ -618,6 +698,8 @@ def backends_main(args: argparse.Namespace) -> None:
         a for a in sys.argv[1:] if a not in ("--reuse", "--write-results")
     )
     saved = args.work_dir / "memory_glavitu.json"
+    saved_large = args.work_dir / "backends_large.json"
+    large: list[dict[str, Any]] = json.loads(saved_large.read_text()) if saved_large.is_file() else []
     if args.reuse:
         runs = json.loads((args.work_dir / "backends.json").read_text())
         memory = json.loads(saved.read_text())
@@ -628,10 +710,19 @@ def backends_main(args: argparse.Namespace) -> None:
         saved.write_text(json.dumps(memory))
     else:
         s = args.glavitu_size
-        runs = run_backend_plan(args, write_scene(args.work_dir / f"scene_{s}x{s}", s, s))
-        memory = run_memory_plan(args)
-        saved.write_text(json.dumps(memory))
-    sections = [backends_markdown(runs, env, args.date, command), memory_markdown(memory, args.date, command)]
+        if args.no_anchor:
+            runs = json.loads((args.work_dir / "backends.json").read_text())
+        else:
+            runs = run_backend_plan(args, write_scene(args.work_dir / f"scene_{s}x{s}", s, s))
+        if args.large_size:
+            n = args.large_size
+            large = run_large_plan(args, write_scene(args.work_dir / f"scene_{n}x{n}", n, n))
+        if args.glavitu_memory_sizes:  # none given: keep the saved memory plan
+            saved.write_text(json.dumps(run_memory_plan(args)))
+        memory = json.loads(saved.read_text()) if saved.is_file() else []
+    sections = [backends_markdown(runs, env, args.date, command)]
+    sections += [large_markdown(large, args.date, command)] if large else []
+    sections += [memory_markdown(memory, args.date, command)] if args.glavitu_memory_sizes and memory else []
     for section in sections:
         print(section)
         if args.write_results:

@@ -30,7 +30,7 @@ from typing import Any
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from glaciermap.errors import ConfigError
-from glaciermap.inference.bias_optimisation import Procedure, RegionVector, optimise_region
+from glaciermap.inference.bias_optimisation import FAST_LR_FLOOR, Procedure, RegionVector, optimise_region
 from glaciermap.inference.region_mapping import REGION_VECTOR_FILE, SUMMARY_KEY
 
 
@@ -49,6 +49,8 @@ class BiasOptimisation(Callback):
         seed: Seed of the window sample / crops.
         window_size: Window side (default: the mapping task's window size, else the model's training size).
         min_windows: Fewest valid windows a scene must have.
+        lr_floor: Fast: stop when rejected steps have halved the learning rate below this (default
+            :data:`~glaciermap.inference.bias_optimisation.FAST_LR_FLOOR`, 1e-3; 0: never).
 
     Attributes:
         vectors: ``{scene name: RegionVector}`` of the scenes optimised by this process.
@@ -63,6 +65,7 @@ class BiasOptimisation(Callback):
         seed: int = 0,
         window_size: int | None = None,
         min_windows: int = 2,
+        lr_floor: float = FAST_LR_FLOOR,
     ) -> None:
         super().__init__()
         self.procedure: Procedure = procedure
@@ -72,6 +75,7 @@ class BiasOptimisation(Callback):
         self.seed = seed
         self.window_size = window_size
         self.min_windows = min_windows
+        self.lr_floor = lr_floor
         self.vectors: dict[str, RegionVector] = {}
 
     def on_predict_batch_start(
@@ -113,6 +117,7 @@ class BiasOptimisation(Callback):
             seed=self.seed,
             window_size=self.window_size or getattr(options, "window_size", None),
             min_windows=self.min_windows,
+            lr_floor=self.lr_floor,
             device=pl_module.device,
         )
         self.vectors[scene.name] = vector

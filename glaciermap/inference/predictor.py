@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -234,6 +234,29 @@ def cpu_bf16_is_faster(min_speedup: float = 2.0) -> bool:
     return ratios[len(ratios) // 2] >= min_speedup
 
 
+CPU_BATCH_SIZE: Final[int] = 1
+"""Default windows per forward pass on a CPU: batch 1 mapped GlaViTU 1.09x faster than batch 8 on an idle 2-core
+machine (benchmarks/RESULTS.md, "CPU backends", 2026-12-01) and 1.06-1.09x on issue 20's runner, with 1.2 GB
+less peak memory; ONNX Runtime and OpenVINO gain nothing from batch 8 either."""
+
+GPU_BATCH_SIZE: Final[int] = 8
+"""Default windows per forward pass on a GPU, which needs batches to fill its cores."""
+
+
+def default_batch_size(device: torch.device) -> int:
+    """Windows per forward pass when the options leave it open.
+
+    :data:`CPU_BATCH_SIZE` on a CPU, else :data:`GPU_BATCH_SIZE`.
+
+    Args:
+        device: The resolved device.
+
+    Returns:
+        The batch size.
+    """
+    return CPU_BATCH_SIZE if device.type == "cpu" else GPU_BATCH_SIZE
+
+
 def auto_bf16(device: torch.device) -> bool:
     """Whether ``precision="auto"`` maps in bf16 on ``device``: on CUDA, and on CPUs where bf16 is faster."""
     return device.type == "cuda" or (device.type == "cpu" and cpu_bf16_is_faster())
@@ -280,7 +303,8 @@ class ScenePredictor:
             raise ConfigError(
                 f"window_size is {size}; the model {type(self.model).__name__} needs a multiple of {multiple}"
             )
-        self.options = replace(options, window_size=size)
+        self.batch_size = options.batch_size or default_batch_size(self.device)
+        self.options = replace(options, window_size=size, batch_size=self.batch_size)
         if options.mc_passes > 1 and not any(isinstance(m, MCDropout) for m in self.model.modules()):
             raise ConfigError(
                 f"mc_passes is {options.mc_passes} but {type(self.model).__name__} has no dropout layer for "
@@ -462,15 +486,11 @@ class ScenePredictor:
         channels = sum(len(b) for b in self.mapping.bands.values())
         classes = self.mapping.num_classes * (2 if self.options.mc_passes > 1 else 1)
         width = scene.width + 2 * size
-        need = (
-            4
-            * size
-            * (width * (channels + classes) + self.options.batch_size * size * (channels + 8 * classes))
-        )
+        need = 4 * size * (width * (channels + classes) + self.batch_size * size * (channels + 8 * classes))
         total = _physical_memory()
         if total and need > total // 2:
             raise ConfigError(
-                f"window_size {size} with batch_size {self.options.batch_size} needs about {need / 2**30:.1f} GiB "
+                f"window_size {size} with batch_size {self.batch_size} needs about {need / 2**30:.1f} GiB "
                 f"for a {scene.width} px wide scene, more than half of this machine's {total / 2**30:.1f} GiB; "
                 "use a smaller window or batch"
             )
@@ -597,8 +617,8 @@ class ScenePredictor:
                     ring.push(i, image, bad)
                     active = ring.active_windows()
                     stats["skipped_windows"] += grid.cols.count - len(active)
-                    for b0 in range(0, len(active), opts.batch_size):
-                        cols = active[b0 : b0 + opts.batch_size]
+                    for b0 in range(0, len(active), self.batch_size):
+                        cols = active[b0 : b0 + self.batch_size]
                         with torch.no_grad():
                             mean, var = self.predict_windows(ring.windows(cols), location(i, cols))
                             ring.add(i, cols, mean, var)

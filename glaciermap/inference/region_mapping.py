@@ -32,7 +32,7 @@ def optimise_for_map(predictor: ScenePredictor, scene_dir: str | os.PathLike[str
     """Optimise a scene's region vector with the map's settings (GlaViTU paper Eqs. 1-2).
 
     Args:
-        predictor: The scene predictor (its options give ``bo_windows``, ``bo_steps``, ``seed``, the window
+        predictor: The scene predictor (its options give ``bo_windows``, ``bo_steps``, ``bo_lr_floor``, ``seed``, the window
             size, batch size, device and precision).
         scene_dir: The scene folder.
 
@@ -50,9 +50,10 @@ def optimise_for_map(predictor: ScenePredictor, scene_dir: str | os.PathLike[str
         procedure="fast",
         windows=o.bo_windows,
         steps=o.bo_steps,
+        lr_floor=o.bo_lr_floor,
         seed=0 if o.seed is None else o.seed,
         window_size=o.window_size,
-        batch_size=o.batch_size,
+        batch_size=predictor.batch_size,
         device=predictor.device,
         precision=o.precision,
     )

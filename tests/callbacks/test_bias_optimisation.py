@@ -13,7 +13,7 @@ from lightning.pytorch import Trainer
 from glaciermap.callbacks import BiasOptimisation
 from glaciermap.datamodules.mapping import SceneMappingDataModule
 from glaciermap.errors import ConfigError
-from glaciermap.inference.bias_optimisation import load_region_vector, optimise_region
+from glaciermap.inference.bias_optimisation import FAST_LR_FLOOR, load_region_vector, optimise_region
 from glaciermap.inference.options import MapOptions
 from glaciermap.models.pretrained import load_pretrained
 from glaciermap.tasks.mapping import SceneMappingTask, ScenePredictionWriter
@@ -75,6 +75,30 @@ def test_callback_optimises_each_scene_and_maps_it_with_the_vector(tmp_path: Pat
         assert summary["location"]["region"] == "vector"
         assert summary["location"]["vector"] == pytest.approx(saved.probabilities, abs=1e-6)
     assert sorted(callback.vectors) == ["s0", "s1"]
+
+
+def test_callback_passes_its_lr_floor(tmp_path: Path) -> None:
+    scenes = tmp_path / "scenes"
+    write_scene(scenes / "s0", size=(64, 64), modalities=("optical", "dem"), labels=False)
+    ckpt = region_checkpoint(tmp_path / "region.ckpt", scenes / "s0")
+    callback = BiasOptimisation(windows=4, steps=20, seed=1, lr_floor=0.3)
+    predict(ckpt, scenes, tmp_path / "maps", callback)
+    expected = optimise_region(
+        load_pretrained(ckpt),
+        scenes / "s0",
+        windows=4,
+        steps=20,
+        seed=1,
+        lr_floor=0.3,
+        window_size=32,
+        device="cpu",
+    )
+    vector = callback.vectors["s0"]
+    assert vector.lr_floor == 0.3 and vector.stop_reason == expected.stop_reason
+    assert vector.lr_trace == expected.lr_trace and vector.logits == pytest.approx(
+        expected.logits, rel=1e-5, abs=1e-6
+    )
+    assert BiasOptimisation().lr_floor == FAST_LR_FLOOR
 
 
 def test_callback_errors_for_a_model_without_region_encoding_and_several_scenes_per_step(

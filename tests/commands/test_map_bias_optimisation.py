@@ -68,6 +68,26 @@ def test_bias_optimisation_writes_the_vector_and_its_trace(env: dict[str, Path],
     assert not list(out.glob(".*partial*"))
 
 
+def test_bo_lr_floor_reaches_the_optimisation_and_its_record(env: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "floor"
+    argv = ("--bias-optimisation", "--bo-windows", "4", "--bo-steps", "20", "--bo-lr-floor", "0.3")
+    assert _map(env, out, *argv) == 0
+    expected = optimise_region(
+        load_pretrained(env["ckpt"]),
+        env["scene"],
+        windows=4,
+        steps=20,
+        lr_floor=0.3,
+        window_size=32,
+        device="cpu",
+    )
+    saved = load_region_vector(out / "region_vector.json", ("ALP", "SVAL"))
+    assert saved.lr_floor == 0.3 and saved.logits == pytest.approx(expected.logits, rel=1e-5, abs=1e-6)
+    assert saved.stop_reason == expected.stop_reason and saved.lr_trace == expected.lr_trace
+    record = json.loads((out / "summary.json").read_text())["bias_optimisation"]
+    assert record["lr_floor"] == 0.3 and record["stop_reason"] == expected.stop_reason
+
+
 def test_region_vector_file_reproduces_the_map(env: dict[str, Path], tmp_path: Path) -> None:
     first, again = tmp_path / "bo", tmp_path / "again"
     assert _map(env, first, "--bias-optimisation", "--bo-windows", "4", "--bo-steps", "5") == 0
@@ -100,6 +120,8 @@ def test_a_plain_list_is_recorded_as_reused(env: dict[str, Path], tmp_path: Path
     [
         (("--region", "ALP"), "do not also give a region"),
         (("--window-size", "96"), "bias optimisation needs at least 2"),
+        (("--bo-lr-floor", "-1"), "bo_lr_floor is -1.0; expected a learning rate >= 0"),
+        (("--bo-lr-floor", "nan"), "bo_lr_floor is nan; expected a learning rate >= 0"),
     ],
 )
 def test_bad_bias_optimisation_requests_exit_2_writing_nothing(

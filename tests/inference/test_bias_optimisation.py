@@ -15,6 +15,7 @@ import torch
 from glaciermap.commands.map import read_region_vector
 from glaciermap.errors import ConfigError, InputError
 from glaciermap.inference.bias_optimisation import (
+    FAST_LR_FLOOR,
     RegionVector,
     SceneWindows,
     load_region_vector,
@@ -291,3 +292,7 @@ def test_rejected_steps_never_count_as_converged_but_the_lr_floor_stops() -> Non
     # floor 0 and a negative tolerance (the benchmark's fixed work): all 12 updates run
     fixed = optimise_region(model, windows, steps=12, tolerance=-1.0, lr_floor=0.0, **CPU)
     assert fixed.steps == 12 and fixed.stop_reason == "steps" and len(fixed.entropy_trace) == 13
+    # the mapping options (--bo-lr-floor) default to the same floor; the options module does not import torch
+    from glaciermap.inference.options import MapOptions
+
+    assert MapOptions().bo_lr_floor == FAST_LR_FLOOR

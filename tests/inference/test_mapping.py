@@ -15,7 +15,13 @@ from glaciermap.constants import RASTER_NODATA
 from glaciermap.errors import ConfigError, InputError
 from glaciermap.inference.confidence import entropy_confidence
 from glaciermap.inference.mapping import map_scene
-from glaciermap.inference.predictor import MapOptions, ScenePredictor
+from glaciermap.inference.predictor import (
+    CPU_BATCH_SIZE,
+    GPU_BATCH_SIZE,
+    MapOptions,
+    ScenePredictor,
+    default_batch_size,
+)
 from glaciermap.inference.source import SceneReader
 from glaciermap.models.pretrained import PretrainedModel
 from tests.data.checkpoints import (
@@ -350,6 +356,21 @@ def test_coordinate_encoding_gets_window_centres_in_degrees(scene: Path, tmp_pat
     x, y = stream.scene.transform @ (col, row)
     lon, lat = Transformer.from_crs(stream.scene.crs, "EPSG:4326", always_xy=True).transform(x, y)
     np.testing.assert_allclose(first[1].numpy(), [lat, lon], atol=1e-4)
+
+
+def test_batch_size_defaults_per_device(scene: Path, tmp_path: Path) -> None:
+    mapping = PretrainedModel.from_model(PointwiseModel(), scene_stats(scene))
+    cpu = ScenePredictor(mapping, MapOptions(window_size=64, overlap=0.5, device="cpu"))
+    assert cpu.batch_size == CPU_BATCH_SIZE == 1 and cpu.options.batch_size == 1
+    assert default_batch_size(torch.device("cuda")) == GPU_BATCH_SIZE == 8  # no GPU needed to resolve it
+    assert ScenePredictor(mapping, MapOptions(window_size=64, device="cpu", batch_size=3)).batch_size == 3
+    # one window per forward pass on the CPU, and the summary records the batch size used
+    model = PointwiseModel()
+    result = map_scene(
+        PretrainedModel.from_model(model, scene_stats(scene)), scene, tmp_path, window_size=64, **FAST
+    )  # type: ignore[arg-type]
+    assert result.summary["options"]["batch_size"] == 1
+    assert result.summary["windows"] == len(model.locations) > 1
 
 
 def test_region_encoding_location(scene: Path) -> None:
