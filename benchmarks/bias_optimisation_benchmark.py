@@ -216,7 +216,7 @@ def markdown(
     lines += [
         "",
         f"Projected for GlaViTU with {args.project_windows} windows x {args.project_steps} steps (the fast "
-        "procedure took 9 to 50 updates, rejected ones included, on the six held-out synthetic scenes of "
+        "procedure took 9 to 50 updates, rejected ones included, on the ten held-out synthetic scenes of "
         "docs/strategies.md) on this machine and a "
         "5,000 km2 scene (reading scaled by area, features by windows, steps by windows x steps): "
         f"{projected:,.0f} s. 's per window-step' is the steps' time over windows x steps; it includes the "
