@@ -9,6 +9,7 @@
   existing file where a folder is expected or the reverse, a path under a file, a read-only place) with one
   clear line, before any work is done; :func:`atomic_outputs` renames several files as one.
 * :func:`output_lock` keeps two runs from writing into one output folder at once.
+* :func:`default_cache_dir` is where generated data and exported graphs are cached (``$GLACIERMAP_CACHE``).
 * :func:`json_text` / :func:`write_json` write strict JSON (no ``NaN`` or ``Infinity``, which are not JSON):
   numpy scalars and arrays become numbers and lists, and a float that is not finite becomes ``null``.
 """
@@ -28,6 +29,12 @@ import rasterio
 from rasterio.errors import RasterioIOError
 
 from glaciermap.errors import InputError
+
+
+def default_cache_dir() -> Path:
+    """Where generated data and exported graphs are cached: ``$GLACIERMAP_CACHE`` or ``~/.cache/glaciermap``."""
+    env = os.environ.get("GLACIERMAP_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "glaciermap"
 
 
 @contextlib.contextmanager

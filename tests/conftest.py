@@ -8,6 +8,7 @@ beside the repository (``../shared/fixtures``) and their tests are skipped where
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,3 +32,18 @@ def keras_fixture() -> tuple[Path, Path]:
     if not (h5.is_file() and io.is_file()):
         pytest.skip(f"GlaViTU Keras fixtures not found in {d} (set GLACIERMAP_SHARED to the shared folder)")
     return h5, io
+
+
+@pytest.fixture(scope="session", autouse=True)
+def onnx_cache_of_the_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Exported ONNX graphs go to a folder of this session, not to the user's cache."""
+    from glaciermap.inference.onnx_cache import CACHE_ENV
+
+    folder = tmp_path_factory.mktemp("onnx-cache")
+    before = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = before

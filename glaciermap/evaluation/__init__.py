@@ -7,7 +7,7 @@ Markdown report (:mod:`~glaciermap.evaluation.markdown`). Without a reference it
 held-out scenes (:mod:`~glaciermap.evaluation.heldout`).
 """
 
-from glaciermap.evaluation.heldout import HELDOUT_SCENES, default_cache_dir, default_reference
+from glaciermap.evaluation.heldout import HELDOUT_SCENES, default_reference
 from glaciermap.evaluation.markdown import markdown_report, write_report
 from glaciermap.evaluation.plots import (
     plot_area_scatter,
@@ -35,6 +35,7 @@ from glaciermap.evaluation.tables import (
     per_size_class_table,
     pixel_table,
 )
+from glaciermap.io import default_cache_dir
 
 __all__ = [
     "HELDOUT_SCENES",

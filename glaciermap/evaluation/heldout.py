@@ -6,7 +6,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from glaciermap.io import write_json
+from glaciermap.io import default_cache_dir, write_json
 
 HELDOUT_SCENES: tuple[tuple[str, str, int], ...] = (
     ("heldout-karakoram", "karakoram", 90_001),
@@ -18,12 +18,6 @@ HELDOUT_SIZE: tuple[int, int] = (512, 512)
 """Size (rows, columns) of each held-out scene (10 m pixels)."""
 HELDOUT_VERSION = 1
 """Bump to regenerate cached held-out scenes after a generator change."""
-
-
-def default_cache_dir() -> Path:
-    """Where generated data is cached: ``$GLACIERMAP_CACHE`` or ``~/.cache/glaciermap``."""
-    env = os.environ.get("GLACIERMAP_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "glaciermap"
 
 
 def default_reference(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import numpy as np
@@ -142,3 +143,81 @@ def test_non_torch_backend_resolves_auto_to_the_cpu_in_float32() -> None:
     model = PretrainedModel.from_model(ConvModel(), None)
     predictor = ScenePredictor(model, MapOptions(backend="onnxruntime"))
     assert (predictor.device.type, predictor.precision, predictor.channels_last) == ("cpu", "32", False)
+
+
+def test_exported_graph_is_cached_by_network_and_window(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("onnxruntime")
+    from glaciermap.inference import onnx_cache
+    from glaciermap.models import onnx as onnx_module
+
+    folder = tmp_path / "cache"
+    monkeypatch.setenv(onnx_cache.CACHE_ENV, str(folder))
+    exports: list[int] = []
+    real = onnx_module.export_network
+
+    def counting(*args: object, **kwargs: object) -> Path:
+        exports.append(1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(onnx_module, "export_network", counting)
+    net = ConvModel().eval()
+    x = torch.randn(2, net.in_channels, 16, 16, generator=torch.Generator().manual_seed(1))
+
+    def run(network: ConvModel) -> torch.Tensor:
+        fn = backends.compile_backend(
+            "onnxruntime", network, size=16, channels=network.in_channels, location=None, precision="32"
+        )
+        return fn(x, None)
+
+    first = run(net)
+    assert len(exports) == 1 and len(list(folder.glob("*.onnx"))) == 1
+    torch.testing.assert_close(first.sum(dim=1), torch.ones(2, 16, 16))  # probabilities
+    again = run(net)  # same network and window: the cached graph, no export
+    assert len(exports) == 1
+    torch.testing.assert_close(again, first)
+    changed = run(ConvModel(seed=1).eval())  # other weights: another graph
+    assert len(exports) == 2 and not torch.allclose(changed, first)
+    # a damaged graph is never run: it is exported again, with the same probabilities
+    key = onnx_cache.graph_key(net, size=16, channels=net.in_channels, location=None, opset=onnx_module.OPSET)
+    graph = folder / f"{key}.onnx"
+    graph.write_bytes(graph.read_bytes()[:100])
+    torch.testing.assert_close(run(net), first)
+    assert len(exports) == 3 and onnx_cache.lookup(key, folder) == graph
+    # off: every call exports; a folder that cannot be written: still works, nothing stored
+    monkeypatch.setenv(onnx_cache.CACHE_ENV, "off")
+    run(net)
+    assert len(exports) == 4 and onnx_cache.cache_dir() is None
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv(onnx_cache.CACHE_ENV, str(blocker / "cache"))
+    torch.testing.assert_close(run(net), first)
+    assert len(exports) == 5 and blocker.read_text() == "not a folder"
+
+
+def test_cache_keeps_the_most_recent_graphs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from glaciermap.inference import onnx_cache
+
+    monkeypatch.setattr(onnx_cache, "MAX_ENTRIES", 2)
+    graph = tmp_path / "g.onnx"
+    graph.write_bytes(b"graph bytes")
+    folder = tmp_path / "cache"
+    for i, key in enumerate(("a", "b", "c")):
+        assert onnx_cache.store(graph, key, folder)
+        os.utime(folder / f"{key}.onnx", (1000 + i, 1000 + i))
+    onnx_cache.store(graph, "d", folder)  # evicts the two oldest
+    assert sorted(p.stem for p in folder.glob("*.onnx")) == ["c", "d"]
+    assert sorted(p.stem for p in folder.glob("*.json")) == ["c", "d"]
+    assert onnx_cache.lookup("c", folder) == folder / "c.onnx" and onnx_cache.lookup("a", folder) is None
+    (folder / "c.json").write_text("{not json")
+    assert onnx_cache.lookup("c", folder) is None
+    assert onnx_cache.store(graph, "e", None) is False and onnx_cache.lookup("e", None) is None
+    # the key sees the window size and every weight
+    net = ConvModel()
+    key = onnx_cache.graph_key(net, size=16, channels=8, location=None, opset=17)
+    assert key == onnx_cache.graph_key(ConvModel(), size=16, channels=8, location=None, opset=17)
+    assert key != onnx_cache.graph_key(net, size=32, channels=8, location=None, opset=17)
+    with torch.no_grad():
+        net.head.bias[0] += 1e-6
+    assert key != onnx_cache.graph_key(net, size=16, channels=8, location=None, opset=17)
