@@ -41,6 +41,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -285,8 +286,6 @@ def run_backend_plan(args: argparse.Namespace, scene: Path) -> list[dict[str, An
     (taken in turn: at 1152 px, 1/4 and 1/8 overlap give the same 4 x 4 grid). Crop-the-centre blending has
     the same windows, so the same cost.
     """
-    import importlib.util
-
     runs = []
     for rep in range(args.repeats):
         for config in args.anchor_configs:
@@ -298,6 +297,14 @@ def run_backend_plan(args: argparse.Namespace, scene: Path) -> list[dict[str, An
             overlap = args.low_overlaps[rep % len(args.low_overlaps)]
             for config in args.low_overlap_configs:
                 runs.append({**parse_config(config), "overlap": overlap, "window": "cosine", "rep": rep})
+    return _run_all(runs, scene, args.work_dir, "backends.json")
+
+
+def _run_all(runs: list[dict[str, Any]], scene: Path, work_dir: Path, saved: str) -> list[dict[str, Any]]:
+    """Run each configuration (with its repetition ``rep``) in a fresh process, skipping runtimes that are not
+    installed, and save the figures so far into ``work_dir / saved`` after each run."""
+    import importlib.util
+
     results = []
     for run in runs:
         package = {"onnxruntime": "onnxruntime", "openvino": "openvino"}.get(run["backend"])
@@ -305,9 +312,9 @@ def run_backend_plan(args: argparse.Namespace, scene: Path) -> list[dict[str, An
             continue
         rep = run.pop("rep")
         kwargs = {"model": "glavitu", "precision": "32", "channels_last": "no", **run}
-        figures = child(scene, args.work_dir / "out", window_size=384, device="cpu", **kwargs)
+        figures = child(scene, work_dir / "out", window_size=384, device="cpu", **kwargs)
         results.append({**figures, "rep": rep})
-        (args.work_dir / "backends.json").write_text(json.dumps(results))
+        (work_dir / saved).write_text(json.dumps(results))
     return results
 
 
@@ -321,21 +328,13 @@ def run_large_plan(args: argparse.Namespace, scene: Path) -> list[dict[str, Any]
     On a large scene the share of windows that 1/2 overlap adds approaches 4x (against 25 / 9 = 2.8x on the
     1152 px anchor), so this is where the default overlap's saving shows.
     """
-    import importlib.util
-
-    results: list[dict[str, Any]] = []
-    for rep in range(args.repeats):
-        for config in args.large_configs:
-            for overlap, window in LARGE_SETTINGS:
-                run = {**parse_config(config), "overlap": overlap, "window": window}
-                package = {"onnxruntime": "onnxruntime", "openvino": "openvino"}.get(run["backend"])
-                if package and importlib.util.find_spec(package) is None:
-                    continue
-                kwargs = {"model": "glavitu", "precision": "32", **run}
-                figures = child(scene, args.work_dir / "out", window_size=384, device="cpu", **kwargs)
-                results.append({**figures, "rep": rep})
-                (args.work_dir / "backends_large.json").write_text(json.dumps(results))
-    return results
+    runs = [
+        {**parse_config(config), "overlap": overlap, "window": window, "rep": rep}
+        for rep in range(args.repeats)
+        for config in args.large_configs
+        for overlap, window in LARGE_SETTINGS
+    ]
+    return _run_all(runs, scene, args.work_dir, "backends_large.json")
 
 
 def run_memory_plan(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -396,14 +395,22 @@ def backends_markdown(runs: list[dict[str, Any]], env: dict[str, str], date: str
         "| ratio to torch b1 | peak RSS MB | load avg (1 min) before runs |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    base = {(r["rep"], r["overlap"]): r for r in runs if _label(r) == "torch batch 1 channels-last"}
+    lines += _rows(runs, lambda r: base.get((r["rep"], r["overlap"])))
+    return "\n".join(lines)
+
+
+def _rows(
+    runs: list[dict[str, Any]], baseline: Callable[[dict[str, Any]], dict[str, Any] | None]
+) -> list[str]:
+    """One table row per (configuration, overlap, blending): medians over the repetitions, and the median ratio
+    of km2/s to ``baseline(run)`` (the run of the same repetition to compare with; ``None``: no ratio)."""
     groups: dict[tuple[str, float, str], list[dict[str, Any]]] = {}
     for r in runs:
         groups.setdefault((_label(r), r["overlap"], r["window"]), []).append(r)
-    base = {(r["rep"], r["overlap"]): r for r in runs if _label(r) == "torch batch 1 channels-last"}
+    lines = []
     for (label, overlap, window), rs in groups.items():
-        ratios = [
-            r["km2_per_s"] / base[(r["rep"], overlap)]["km2_per_s"] for r in rs if (r["rep"], overlap) in base
-        ]
+        ratios = [r["km2_per_s"] / b["km2_per_s"] for r in rs if (b := baseline(r)) is not None]
         ratio = f"{_median(ratios):.2f}" if ratios else "-"
         loads = ", ".join(f"{r['load_before']:.1f}" for r in rs)
         lines.append(
@@ -412,8 +419,7 @@ def backends_markdown(runs: list[dict[str, Any]], env: dict[str, str], date: str
             f"{_median([r['km2_per_s'] for r in rs]):.2f} | {_median([r['km2_per_s_steady'] for r in rs]):.2f} | "
             f"{ratio} | {_median([r['peak_rss_mb'] for r in rs]):.0f} | {loads} |"
         )
-    lines.append("")
-    return "\n".join(lines)
+    return [*lines, ""]
 
 
 def large_markdown(runs: list[dict[str, Any]], date: str, command: str) -> str:
@@ -433,25 +439,12 @@ def large_markdown(runs: list[dict[str, Any]], date: str, command: str) -> str:
         "| ratio to torch b1 at 0.5, gaussian | peak RSS MB | load avg (1 min) before runs |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    groups: dict[tuple[str, float, str], list[dict[str, Any]]] = {}
-    for r in runs:
-        groups.setdefault((_label(r), r["overlap"], r["window"]), []).append(r)
     base = {
         r["rep"]: r
         for r in runs
         if _label(r) == "torch batch 1 channels-last" and r["overlap"] == 0.5 and r["window"] == "gaussian"
     }
-    for (label, overlap, window), rs in groups.items():
-        ratios = [r["km2_per_s"] / base[r["rep"]]["km2_per_s"] for r in rs if r["rep"] in base]
-        loads = ", ".join(f"{r['load_before']:.1f}" for r in rs)
-        lines.append(
-            f"| {label} | {overlap:g}, {window} | {rs[0]['windows']} | {len(rs)} | "
-            f"{_median([r['seconds'] for r in rs]):.1f} | {_median([r['setup_seconds'] for r in rs]):.1f} | "
-            f"{_median([r['km2_per_s'] for r in rs]):.2f} | {_median([r['km2_per_s_steady'] for r in rs]):.2f} | "
-            f"{_median(ratios) if ratios else float('nan'):.2f} | {_median([r['peak_rss_mb'] for r in rs]):.0f} | "
-            f"{loads} |"
-        )
-    lines.append("")
+    lines += _rows(runs, lambda r: base.get(r["rep"]))
     return "\n".join(lines)
 
 
