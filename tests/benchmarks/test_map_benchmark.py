@@ -1,0 +1,74 @@
+"""``benchmarks/map_benchmark.py --backends --large-size``: the plans it runs and the tables it writes."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "map_benchmark.py"
+
+
+def _benchmark() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("map_benchmark", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_large_plan_runs_each_config_at_both_settings_and_reports_ratios(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bench = _benchmark()
+    seconds = {
+        ("torch", 0.5): 100.0,
+        ("torch", 0.125): 40.0,
+        ("onnxruntime", 0.5): 80.0,
+        ("onnxruntime", 0.125): 20.0,
+    }
+
+    def fake_child(scene: Path, out: Path, **kw: Any) -> dict[str, Any]:
+        s = seconds[(kw["backend"], kw["overlap"])]
+        return {
+            **kw,
+            "windows": 121 if kw["overlap"] == 0.5 else 49,
+            "seconds": s,
+            "setup_seconds": 0.0,
+            "km2": 530.8,
+            "km2_per_s": 530.8 / s,
+            "km2_per_s_steady": 530.8 / s,
+            "peak_rss_mb": 1800.0,
+            "load_before": 0.1,
+            "height": 2304,
+            "width": 2304,
+        }
+
+    monkeypatch.setattr(bench, "child", fake_child)
+    args = argparse.Namespace(repeats=2, large_configs=["torch-b1-cl", "onnxruntime-b1"], work_dir=tmp_path)
+    runs = bench.run_large_plan(args, tmp_path / "scene")
+    # 2 repetitions x 2 configurations x (authors' windows, the default), saved as it goes
+    assert len(runs) == 8 and json.loads((tmp_path / "backends_large.json").read_text()) == runs
+    assert {(r["overlap"], r["window"]) for r in runs} == {(0.5, "gaussian"), (0.125, "cosine")}
+    assert all(r["channels_last"] == ("yes" if r["backend"] == "torch" else "no") for r in runs)
+    table = bench.large_markdown(runs, "2026-12-01", "python benchmarks/map_benchmark.py ...")
+    rows = {
+        " | ".join(line.split(" | ")[:2]): line
+        for line in table.splitlines()
+        if line.startswith("| ") and "batch 1" in line
+    }
+    # ratios to torch batch 1 at 0.5, Gaussian of the same repetition: 100 s against 100, 40, 80 and 20 s
+    assert " | 1.00 | " in rows["| torch batch 1 channels-last | 0.5, gaussian"]
+    assert " | 2.50 | " in rows["| torch batch 1 channels-last | 0.125, cosine"]
+    assert " | 1.25 | " in rows["| onnxruntime batch 1 | 0.5, gaussian"]
+    assert " | 5.00 | " in rows["| onnxruntime batch 1 | 0.125, cosine"]
+    assert "2304 x 2304 px scene at 10 m (530.8 km2)" in table and table.startswith(
+        "## CPU backends: large scene"
+    )
