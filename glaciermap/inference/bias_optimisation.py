@@ -62,6 +62,7 @@ from glaciermap.inference.source import SceneReader
 from glaciermap.inference.windows import window_grid
 from glaciermap.io import atomic_output
 from glaciermap.models.base import SegmentationModel
+from glaciermap.models.folding import fold_for_inference
 from glaciermap.models.pretrained import PretrainedModel
 
 Procedure = Literal["fast", "authors"]
@@ -857,6 +858,7 @@ def _optimise_region(
     read_seconds = time.perf_counter() - start
     timings: dict[str, float] = {}
     run: _FastRun | None = None
+    net = fold_for_inference(net)  # a folded inference copy: the model itself is not moved or changed
     with frozen(net):
         net.to(dev)
         if channels_last:

@@ -44,7 +44,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 from pyproj import CRS, Transformer
-from torch import Tensor
+from torch import Tensor, nn
 
 from glaciermap.constants import UNSEEN
 from glaciermap.datasets.scene_folder import SceneInfo, check_value_ranges, inspect_scene
@@ -54,7 +54,9 @@ from glaciermap.inference.options import MapOptions
 from glaciermap.inference.source import Prefetcher, SceneReader
 from glaciermap.inference.tta import tta_predict
 from glaciermap.inference.windows import WindowGrid, window_grid
+from glaciermap.models.base import SegmentationModel
 from glaciermap.models.blocks import MCDropout
+from glaciermap.models.folding import fold_for_inference
 from glaciermap.models.pretrained import PretrainedModel
 
 DEFAULT_WINDOW = 384
@@ -315,6 +317,7 @@ class ScenePredictor:
         check_backend(self.backend, self.device, self.precision, options.mc_passes)
         self.channels_last = bool(options.channels_last) and self.backend == "torch"
         self._sessions: dict[tuple[Any, ...], WindowFunction] = {}
+        self._net: nn.Module | None = None
         if mapping.location_encoding == "region":
             self._check_region_vector()
         elif options.bias_optimisation:
@@ -400,7 +403,7 @@ class ScenePredictor:
             if key not in self._sessions:
                 self._sessions[key] = compile_backend(
                     self.backend,
-                    self.model,
+                    self.network(),
                     size=x.shape[-1],
                     channels=x.shape[1],
                     location=location,
@@ -412,7 +415,7 @@ class ScenePredictor:
         with torch.autocast(
             device_type=self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"
         ):
-            logits = self.model(x, location)["out"]
+            logits = self.network()(x, location)["out"]
         return torch.softmax(logits.float(), dim=1)
 
     def predict_windows(self, x: Tensor, location: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
@@ -541,35 +544,46 @@ class ScenePredictor:
 
     @contextlib.contextmanager
     def model_mode(self, mc: bool) -> Iterator[None]:
-        """The model on the compute device in inference mode for the duration, then as it was.
+        """A fresh inference copy of the model on the compute device for the duration.
 
-        Evaluation mode and, where asked, channels-last memory; with ``mc`` Monte-Carlo dropout on and torch's
-        generator seeded by the options' ``seed``. The model's training flag and dropout state are restored
-        on exit, also after an error.
+        The copy (:meth:`network`) is in evaluation mode with batch norm folded into the convolutions
+        (:func:`~glaciermap.models.folding.fold_for_inference`), channels-last where asked and Monte-Carlo
+        dropout switched on exactly when ``mc`` is (torch's generator then seeded by the options' ``seed``).
+        The model itself is never modified: not its device, mode, memory format nor dropout state.
 
         Args:
             mc: Switch Monte-Carlo dropout on.
 
         Yields:
-            Nothing; the model is ready inside the block.
+            Nothing; :meth:`network` is ready inside the block.
         """
-        dev = self.device
-        if dev.type == "cuda":
-            torch.cuda.set_device(dev)  # the mapping generator may run in a worker thread
-        was_training, was_mc = self.model.training, bool(getattr(self.model, "mc_dropout", False))
-        self.model.to(dev).eval()
-        if self.channels_last:
-            self.model.to(memory_format=torch.channels_last)
-        if mc:
-            self.model.set_mc_dropout(True)
-            if self.options.seed is not None:
-                torch.manual_seed(self.options.seed)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)  # the mapping generator may run in a worker thread
+        self._net = self._inference_copy(mc)
+        if mc and self.options.seed is not None:
+            torch.manual_seed(self.options.seed)
         try:
             yield
         finally:
-            if mc:
-                self.model.set_mc_dropout(was_mc)
-            self.model.train(was_training)
+            self._net = None
+
+    def network(self) -> nn.Module:
+        """The inference copy of the model that predicts the windows (see :meth:`model_mode`).
+
+        Inside :meth:`model_mode` the copy made on entry; outside it, one made on first use and kept, without
+        Monte-Carlo dropout.
+        """
+        if self._net is None:
+            self._net = self._inference_copy(mc=False)
+        return self._net
+
+    def _inference_copy(self, mc: bool) -> nn.Module:
+        net = fold_for_inference(self.model).to(self.device)
+        if self.channels_last:
+            net.to(memory_format=torch.channels_last)
+        if isinstance(net, SegmentationModel):
+            net.set_mc_dropout(mc)
+        return net
 
     def _locations(self, scene: SceneInfo, grid: WindowGrid) -> Callable[[int, list[int]], Tensor | None]:
         """The location input of the windows ``cols`` of window row ``i`` (coordinates or region vector)."""

@@ -8,6 +8,7 @@ padding of the 2x2 convolutions of the up-convolutions.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Mapping
 
@@ -16,6 +17,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from glaciermap.errors import ConfigError
+from glaciermap.models.folding import (
+    ConvLeakyReLU,
+    FoldedBatchNorm,
+    TransposedUpConv,
+    fold_conv_bn,
+)
 
 KERAS_BN_EPS = 1e-3
 """Keras ``BatchNormalization`` / ``LayerNormalization`` default epsilon, 1e-3 (torch's default is 1e-5)."""
@@ -133,6 +140,19 @@ class ConvBNActX2(nn.Module):
         x = self.act(self.bn1(self.conv1(x)))
         x = self.act(self.bn2(self.conv2(x)))
         return self.dropout(x)
+
+    def folded(self) -> ConvBNActX2:
+        """A copy with both batch norms folded into their convolutions and the activations fused to them.
+
+        For evaluation mode only (see :mod:`glaciermap.models.folding`).
+        """
+        out = copy.deepcopy(self).eval()
+        slope = self.act.negative_slope
+        out.conv1 = ConvLeakyReLU(fold_conv_bn(self.conv1, self.bn1), slope)  # type: ignore[assignment]
+        out.conv2 = ConvLeakyReLU(fold_conv_bn(self.conv2, self.bn2), slope)  # type: ignore[assignment]
+        out.bn1, out.bn2 = FoldedBatchNorm(), FoldedBatchNorm()  # type: ignore[assignment]
+        out.act = nn.Identity()  # type: ignore[assignment]  # applied by ConvLeakyReLU
+        return out
 
 
 class SqueezeExcitation(nn.Module):
@@ -266,6 +286,10 @@ class UpConv(nn.Module):
         """Upsample; see the class docstring for shapes."""
         x = F.interpolate(x, scale_factor=2.0, mode="nearest")
         return self.bn(self.conv(F.pad(x, (0, 1, 0, 1))))
+
+    def folded(self) -> TransposedUpConv:
+        """The same up-convolution as one transposed convolution with the batch norm folded in."""
+        return TransposedUpConv.from_upconv(self.conv, self.bn)
 
 
 def glorot_bound(fan_in: int, fan_out: int) -> float:

@@ -9,6 +9,7 @@ with no non-linearities.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 
 import torch
@@ -25,6 +26,7 @@ from glaciermap.models.blocks import (
     glorot_bound,
     init_keras_,
 )
+from glaciermap.models.folding import FoldedBatchNorm, fold_conv_bn
 
 DEFAULT_MODALITIES: dict[str, int] = {"optical": 6, "dem": 2}
 
@@ -231,6 +233,13 @@ class PUPDecoder(nn.Module):
                 x = upsample2x_bilinear(x)
         x = self.out(x)
         return upsample2x_bilinear(x) if self.final_upsample else x
+
+    def folded(self) -> PUPDecoder:
+        """A copy with the four batch norms folded into their convolutions (evaluation mode only)."""
+        out = copy.deepcopy(self).eval()
+        out.convs = nn.ModuleList([fold_conv_bn(c, b) for c, b in zip(self.convs, self.bns)])
+        out.bns = nn.ModuleList([FoldedBatchNorm() for _ in self.bns])
+        return out
 
 
 class SETR(nn.Module):

@@ -10,6 +10,7 @@ import pytest
 import rasterio
 import torch
 from pyproj import Transformer
+from torch import nn
 
 from glaciermap.constants import RASTER_NODATA
 from glaciermap.errors import ConfigError, InputError
@@ -24,10 +25,12 @@ from glaciermap.inference.predictor import (
 )
 from glaciermap.inference.source import SceneReader
 from glaciermap.models.pretrained import PretrainedModel
+from glaciermap.models.resunet import FusionResUNet
 from tests.data.checkpoints import (
     ConvModel,
     PointwiseModel,
     normalised_scene,
+    random_batch_norm_statistics,
     read,
     scene_stats,
     whole_scene_probabilities,
@@ -371,6 +374,28 @@ def test_batch_size_defaults_per_device(scene: Path, tmp_path: Path) -> None:
     )  # type: ignore[arg-type]
     assert result.summary["options"]["batch_size"] == 1
     assert result.summary["windows"] == len(model.locations) > 1
+
+
+def test_windows_are_predicted_by_a_folded_copy_and_the_model_is_left_as_it_was(
+    scene: Path, tmp_path: Path
+) -> None:
+    torch.manual_seed(0)
+    model = random_batch_norm_statistics(FusionResUNet(filters=4, depth=1))
+    model.train()  # e.g. mapping between training epochs: the model must come back in training mode
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    mapping = PretrainedModel.from_model(model, scene_stats(scene))
+    predictor = ScenePredictor(mapping, MapOptions(window_size=64, device="cpu"))
+    x = torch.rand(2, 8, 64, 64)
+    got, _ = predictor.predict_windows(x)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in predictor.network().modules())
+    model.eval()
+    with torch.no_grad():
+        want = torch.softmax(model(x)["out"], dim=1)
+    model.train()
+    assert torch.allclose(got, want, atol=1e-5)
+    map_scene(mapping, scene, tmp_path, window_size=64, **FAST)  # type: ignore[arg-type]
+    assert model.training and not model.mc_dropout
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
 def test_region_encoding_location(scene: Path) -> None:

@@ -31,6 +31,35 @@ from glaciermap.transforms.normalisation import Normalize, NormStats
 MODALITIES: dict[str, int] = {"optical": 6, "dem": 2}
 
 
+def random_batch_norm_statistics(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Give every batch norm of ``model`` non-trivial statistics and affine parameters, in place.
+
+    Fresh batch norms (mean 0, variance 1, weight 1, bias 0) are almost the identity, so folding them
+    into a convolution would pass a test even if the fold ignored them.
+    """
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d):
+                n = m.num_features
+                m.running_mean.copy_(torch.rand(n, generator=g) - 0.5)  # type: ignore[union-attr]
+                m.running_var.copy_(0.5 + 1.5 * torch.rand(n, generator=g))  # type: ignore[union-attr]
+                m.weight.copy_(0.5 + torch.rand(n, generator=g))
+                m.bias.copy_(0.4 * torch.rand(n, generator=g) - 0.2)
+    return model
+
+
+class CallLog(list[Tensor | None]):
+    """The location inputs a test model was called with, shared with its copies.
+
+    Mapping predicts with an inference copy of the model (``glaciermap.models.folding``); a deep copy of the
+    model keeps this same log, so the test reads the calls of the copy from the original.
+    """
+
+    def __deepcopy__(self, memo: dict[int, object]) -> CallLog:
+        return self
+
+
 class PointwiseModel(SegmentationModel):
     """``logits = W x + b`` per pixel, with fixed weights (seeded)."""
 
@@ -46,11 +75,9 @@ class PointwiseModel(SegmentationModel):
         with torch.no_grad():
             self.conv.weight.copy_(torch.randn(self.conv.weight.shape, generator=g))
             self.conv.bias.copy_(torch.randn(self.conv.bias.shape, generator=g))
-        self.calls = 0
-        self.locations: list[Tensor | None] = []
+        self.locations = CallLog()
 
     def forward(self, inputs: ModelInputs, location: Tensor | None = None) -> dict[str, Tensor]:
-        self.calls += 1
         self.locations.append(None if location is None else location.detach().cpu().clone())
         return {"out": self.conv(self.stack_inputs(inputs))}
 
