@@ -17,6 +17,7 @@ from glaciermap.models.api import (
 )
 from glaciermap.models.base import ModelInputs, SegmentationModel
 from glaciermap.models.deeplab import DeepLabV3Plus
+from glaciermap.models.folding import fold_for_inference
 from glaciermap.models.glavitu import (
     GLOBAL_REGION_CODES,
     GlaViTU,
@@ -61,6 +62,7 @@ __all__ = [
     "coordinate_vector",
     "count_trainable",
     "export_weights",
+    "fold_for_inference",
     "get_classifier",
     "get_model",
     "get_weight",

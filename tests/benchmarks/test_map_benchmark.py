@@ -72,3 +72,48 @@ def test_large_plan_runs_each_config_at_both_settings_and_reports_ratios(
     assert "2304 x 2304 px scene at 10 m (530.8 km2)" in table and table.startswith(
         "## CPU backends: large scene"
     )
+
+
+def test_nofold_configurations_are_labelled_and_become_the_ratio_baseline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bench = _benchmark()
+    assert bench.parse_config("torch-b1-cl-nofold") == {
+        "backend": "torch",
+        "batch_size": 1,
+        "channels_last": "yes",
+        "fold": "no",
+    }
+    assert bench.parse_config("openvino-b1")["fold"] == "yes"
+    seconds = {("torch", "no"): 30.0, ("torch", "yes"): 24.0, ("openvino", "yes"): 20.0}
+
+    def fake_child(scene: Path, out: Path, **kw: Any) -> dict[str, Any]:
+        s = seconds.get((kw["backend"], kw.get("fold", "yes")), 1.0)
+        return {
+            **kw,
+            "windows": 25,
+            "seconds": s,
+            "setup_seconds": 0.0,
+            "km2": 132.7,
+            "km2_per_s": 132.7 / s,
+            "km2_per_s_steady": 132.7 / s,
+            "peak_rss_mb": 1600.0,
+            "load_before": 0.1,
+        }
+
+    monkeypatch.setattr(bench, "child", fake_child)
+    args = argparse.Namespace(
+        repeats=1,
+        anchor_configs=["torch-b1-cl-nofold", "torch-b1-cl", "openvino-b1"],
+        low_overlaps=[],
+        work_dir=tmp_path,
+    )
+    runs = bench.run_backend_plan(args, tmp_path / "scene")
+    env = dict.fromkeys(("machine", "memory", "flags", "python", "versions", "threads"), "x")
+    table = bench.backends_markdown(runs, env, "2026-12-01", "python benchmarks/map_benchmark.py ...")
+    rows = {line.split(" | ")[0]: line for line in table.splitlines() if "batch 1" in line}
+    # ratios to the unfolded network: 30 s against 30, 24 and 20 s
+    assert " | 1.00 | " in rows["| torch batch 1 channels-last unfolded"]
+    assert " | 1.25 | " in rows["| torch batch 1 channels-last"]
+    assert " | 1.50 | " in rows["| openvino batch 1"]
+    assert "ratios to torch batch 1 channels-last unfolded" in table

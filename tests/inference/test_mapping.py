@@ -382,19 +382,21 @@ def test_windows_are_predicted_by_a_folded_copy_and_the_model_is_left_as_it_was(
     torch.manual_seed(0)
     model = random_batch_norm_statistics(FusionResUNet(filters=4, depth=1))
     model.train()  # e.g. mapping between training epochs: the model must come back in training mode
+    model.set_mc_dropout(True)  # on in the model but not asked for by the options: the windows ignore it
     before = {k: v.clone() for k, v in model.state_dict().items()}
     mapping = PretrainedModel.from_model(model, scene_stats(scene))
     predictor = ScenePredictor(mapping, MapOptions(window_size=64, device="cpu"))
     x = torch.rand(2, 8, 64, 64)
     got, _ = predictor.predict_windows(x)
+    assert torch.equal(predictor.predict_windows(x)[0], got)  # no dropout sampling
     assert not any(isinstance(m, nn.BatchNorm2d) for m in predictor.network().modules())
-    model.eval()
+    model.eval().set_mc_dropout(False)
     with torch.no_grad():
         want = torch.softmax(model(x)["out"], dim=1)
-    model.train()
+    model.train().set_mc_dropout(True)
     assert torch.allclose(got, want, atol=1e-5)
     map_scene(mapping, scene, tmp_path, window_size=64, **FAST)  # type: ignore[arg-type]
-    assert model.training and not model.mc_dropout
+    assert model.training and model.mc_dropout
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
