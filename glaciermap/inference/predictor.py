@@ -17,6 +17,10 @@ blended class probabilities, top to bottom. The scene is processed one row of wi
 Peak memory is therefore ``O(S x width x (C + K))``, independent of the scene's height; a
 20,000-pixel-wide scene with 8 input channels, 2 classes and ``S = 384`` needs about 0.5 GB of buffers.
 
+The windows are predicted by an inference copy of the model made for each scene
+(:func:`~glaciermap.models.folding.fold_for_inference`: batch norm folded into the convolutions, the same
+function with less work); the model itself is not moved or switched to evaluation mode.
+
 On CUDA the model runs under ``torch.autocast(dtype=torch.bfloat16)``, on the CPU in float32 (bf16 on
 request); tensors are channels-last by default (measured faster on the CPU too). Probabilities and the
 accumulator are float32 on every device, so CPU and GPU give the same numbers up to the precision of the
