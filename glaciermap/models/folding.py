@@ -151,7 +151,8 @@ class ConvLeakyReLU(nn.Module):
 
 def _tracing() -> bool:
     """Whether the forward pass is being recorded (ONNX export, TorchScript, torch.compile): keep plain ops."""
-    return bool(torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling())
+    tracing = torch.jit.is_tracing()  # type: ignore[attr-defined]  # public, not re-exported for mypy
+    return bool(tracing or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling())
 
 
 def _conv_leaky_relu(x: Tensor, conv: nn.Conv2d, slope: float) -> Tensor:
