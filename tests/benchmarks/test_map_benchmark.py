@@ -84,8 +84,8 @@ def test_nofold_configurations_are_labelled_and_become_the_ratio_baseline(
         "channels_last": "yes",
         "fold": "no",
     }
-    assert bench.parse_config("openvino-b1")["fold"] == "yes"
-    seconds = {("torch", "no"): 30.0, ("torch", "yes"): 24.0, ("openvino", "yes"): 20.0}
+    assert bench.parse_config("onnxruntime-b1")["fold"] == "yes"
+    seconds = {("torch", "no"): 30.0, ("torch", "yes"): 24.0, ("onnxruntime", "yes"): 20.0}
 
     def fake_child(scene: Path, out: Path, **kw: Any) -> dict[str, Any]:
         s = seconds.get((kw["backend"], kw.get("fold", "yes")), 1.0)
@@ -104,7 +104,7 @@ def test_nofold_configurations_are_labelled_and_become_the_ratio_baseline(
     monkeypatch.setattr(bench, "child", fake_child)
     args = argparse.Namespace(
         repeats=1,
-        anchor_configs=["torch-b1-cl-nofold", "torch-b1-cl", "openvino-b1"],
+        anchor_configs=["torch-b1-cl-nofold", "torch-b1-cl", "onnxruntime-b1"],
         low_overlaps=[],
         work_dir=tmp_path,
     )
@@ -115,5 +115,5 @@ def test_nofold_configurations_are_labelled_and_become_the_ratio_baseline(
     # ratios to the unfolded network: 30 s against 30, 24 and 20 s
     assert " | 1.00 | " in rows["| torch batch 1 channels-last unfolded"]
     assert " | 1.25 | " in rows["| torch batch 1 channels-last"]
-    assert " | 1.50 | " in rows["| openvino batch 1"]
+    assert " | 1.50 | " in rows["| onnxruntime batch 1"]
     assert "ratios to torch batch 1 channels-last unfolded" in table
