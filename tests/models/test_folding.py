@@ -142,6 +142,9 @@ def test_conv_leaky_relu_fuses_on_the_cpu_and_falls_back_for_gradients_and_autoc
     xg = x.clone().requires_grad_(True)
     block(xg).sum().backward()
     assert xg.grad is not None and len(calls) == (2 if folding.fused_cpu_convolution() else 0)
+    with torch.no_grad():  # float64 (e.g. a numerical check) takes the plain ops
+        assert block.double()(x.double()).dtype == torch.float64
+        block.float()
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         assert block(x).dtype == torch.bfloat16  # autocast's bf16 convolution, not the float32 fused one
     assert len(calls) == (2 if folding.fused_cpu_convolution() else 0)
