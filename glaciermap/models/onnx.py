@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from glaciermap.errors import ConfigError, InputError
 from glaciermap.io import atomic_output
+from glaciermap.models.folding import fold_for_inference
 from glaciermap.models.pretrained import PretrainedModel
 
 OPSET = 17
@@ -123,7 +124,10 @@ def fixed_size(model: PretrainedModel) -> int | None:
 def export_onnx(
     model: PretrainedModel, out: str | os.PathLike[str], *, size: int | None = None, opset: int = OPSET
 ) -> Path:
-    """Write the model as ONNX (atomically).
+    """Write the model as ONNX (atomically), from its inference copy with batch norm folded.
+
+    The graph is that of :func:`~glaciermap.models.folding.fold_for_inference` (no batch-norm nodes, the
+    up-convolutions as transposed convolutions): the same probabilities with less work for ONNX Runtime.
 
     Args:
         model: The pretrained model (normalisation included in the graph).
@@ -146,7 +150,7 @@ def export_onnx(
             f"size {size}: this model's position embedding fixes the input to {fixed} x {fixed}"
         )
     channels = sum(len(b) for b in model.bands.values())
-    model = model.eval().cpu()
+    model = fold_for_inference(model).cpu()  # batch norm folded; the caller's model is not touched
     wrapper = _Probabilities(model).eval()
     image = torch.rand(1, channels, side, side)
     args: tuple[Any, ...] = (image,)
