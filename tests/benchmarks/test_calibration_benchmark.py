@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -11,18 +10,9 @@ from types import ModuleType
 import pytest
 
 from glaciermap.inference.options import MapOptions
+from tests.data.benchmarks import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "benchmarks" / "calibration_benchmark.py"
-
-
-def _benchmark() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("calibration_benchmark", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _run(module: ModuleType, work: Path, monkeypatch: pytest.MonkeyPatch, *extra: str) -> dict[str, float]:
@@ -39,7 +29,7 @@ def _run(module: ModuleType, work: Path, monkeypatch: pytest.MonkeyPatch, *extra
 
 
 def test_overlap_and_window_reach_every_map(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    module = _benchmark()
+    module = load_benchmark("calibration_benchmark")
     defaults = MapOptions()
     # without the options: the maps use glaciermap map's defaults
     for options in _run(module, tmp_path / "default", monkeypatch).values():

@@ -3,31 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "map_benchmark.py"
-
-
-def _benchmark() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("map_benchmark", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+from tests.data.benchmarks import load_benchmark
 
 
 def test_large_plan_runs_each_config_at_both_settings_and_reports_ratios(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    bench = _benchmark()
+    bench = load_benchmark("map_benchmark")
     seconds = {
         ("torch", 0.5): 100.0,
         ("torch", 0.125): 40.0,
@@ -77,7 +65,7 @@ def test_large_plan_runs_each_config_at_both_settings_and_reports_ratios(
 def test_nofold_configurations_are_labelled_and_become_the_ratio_baseline(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    bench = _benchmark()
+    bench = load_benchmark("map_benchmark")
     assert bench.parse_config("torch-b1-cl-nofold") == {
         "backend": "torch",
         "batch_size": 1,

@@ -2,31 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from tests.data.benchmarks import load_benchmark
 from tests.data.checkpoints import save_tiny_checkpoint, scene_stats
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "overlap_study.py"
-
-
-def _study() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("overlap_study", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclass looks its module up while it is defined
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_checkpoint_option_maps_with_that_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    study = _study()
+    study = load_benchmark("overlap_study")
     scenes = study.make_scenes(tmp_path / "work", ["karakoram:401"], 96)
     ckpt = save_tiny_checkpoint(tmp_path / "tiny.ckpt", scene_stats(scenes[0]))  # binary, untrained
     out, results = tmp_path / "study.json", tmp_path / "RESULTS.md"
@@ -55,7 +43,7 @@ def test_checkpoint_option_maps_with_that_model(tmp_path: Path, monkeypatch: pyt
 
 
 def test_default_model_is_the_bundled_one() -> None:
-    mapping, about = _study().load_model(None)
+    mapping, about = load_benchmark("overlap_study").load_model(None)
     assert about.startswith("bundled `synthetic_cpu`") and mapping.class_names == (
         "background",
         "clean_ice",
@@ -64,7 +52,7 @@ def test_default_model_is_the_bundled_one() -> None:
 
 
 def test_a_metric_that_was_not_scored_does_not_decide() -> None:
-    study = _study()
+    study = load_benchmark("overlap_study")
     nan = math.nan
     base = {"size": 32, "scenes": 2, "seam_ratio": 1.0, "debris_iou": nan}
     ref = {**base, "overlap": 0.5, "blend": "gaussian", "layout": "compact"}
