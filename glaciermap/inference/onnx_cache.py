@@ -27,13 +27,12 @@ import json
 import os
 import shutil
 import sys
-import uuid
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
-from glaciermap.io import default_cache_dir
+from glaciermap.io import atomic_output, default_cache_dir, write_json
 
 __all__ = ["CACHE_ENV", "MAX_ENTRIES", "cache_dir", "graph_key", "lookup", "store"]
 
@@ -141,20 +140,12 @@ def store(graph: Path, key: str, folder: Path | None) -> bool:
     """
     if folder is None:
         return False
-    tag = uuid.uuid4().hex[:8]
-    parts = [(folder / f".{key}.{tag}.onnx", folder / f"{key}.onnx")]
-    parts.append((folder / f".{key}.{tag}.json", folder / f"{key}.json"))
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(graph, parts[0][0])
-        meta = {"bytes": parts[0][0].stat().st_size, "sha256": _digest(parts[0][0])}
-        parts[1][0].write_text(json.dumps(meta))
-        for tmp, final in parts:
-            os.replace(tmp, final)
+    try:  # the graph first: until its record is renamed in too, lookup() finds no entry
+        with atomic_output(folder / f"{key}.onnx") as tmp:
+            shutil.copyfile(graph, tmp)
+            meta = {"bytes": tmp.stat().st_size, "sha256": _digest(tmp)}
+        write_json(folder / f"{key}.json", meta, indent=None)
     except OSError:
-        for tmp, _ in parts:
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
         return False
     _evict(folder)
     return True
