@@ -393,6 +393,7 @@ def _baseline(runs: list[dict[str, Any]]) -> str:
 
 def backends_markdown(runs: list[dict[str, Any]], env: dict[str, str], date: str, command: str) -> str:
     """The ``## CPU backends`` section: medians over interleaved repetitions and ratios to torch batch 1."""
+    base_label = _baseline(runs)
     lines = [
         "## CPU backends",
         "",
@@ -406,14 +407,13 @@ def backends_markdown(runs: list[dict[str, Any]], env: dict[str, str], date: str
         "prediction, blending, COG writing, quick-look, summary), including the one-off ONNX export and "
         'compilation of the non-torch backends ("setup"); "steady" leaves the setup out (what a large '
         "scene approaches). Medians over the repetitions; the ratio is the median of the per-repetition "
-        f"ratios to {_baseline(runs)} at the same overlap of the same repetition. 'unfolded': the network as "
+        f"ratios to {base_label} at the same overlap of the same repetition. 'unfolded': the network as "
         "it is, without the inference copy with batch norm folded (the mapping path before it existed).",
         "",
         "| configuration | overlap, blending | windows | runs | wall s (median) | setup s | km2/s | steady km2/s "
         "| ratio to torch b1 | peak RSS MB | load avg (1 min) before runs |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    base_label = _baseline(runs)
     base = {(r["rep"], r["overlap"]): r for r in runs if _label(r) == base_label}
     lines += _rows(runs, lambda r: base.get((r["rep"], r["overlap"])))
     return "\n".join(lines)
@@ -445,20 +445,20 @@ def large_markdown(runs: list[dict[str, Any]], date: str, command: str) -> str:
     """The ``## CPU backends: large scene`` section: ratios to torch batch 1 at the authors' windows."""
     r0 = runs[0]
     km2 = r0["km2"]
+    base_label = _baseline(runs)
     lines = [
         "## CPU backends: large scene",
         "",
         f'`{command}` on {date}, same machine and versions as "CPU backends". GlaViTU full size, fp32, 384 px '
         f"windows, on a {r0['height']} x {r0['width']} px scene at 10 m ({km2:g} km2), each configuration in a "
         "fresh process, all configurations once per repetition, in turn. The ratio is the median over the "
-        f"repetitions of km2/s over that of {_baseline(runs)} at 50 % overlap with Gaussian blending "
+        f"repetitions of km2/s over that of {base_label} at 50 % overlap with Gaussian blending "
         "(the authors' windows and blending) in the same repetition.",
         "",
         "| configuration | overlap, blending | windows | runs | wall s (median) | setup s | km2/s | steady km2/s "
         "| ratio to torch b1 at 0.5, gaussian | peak RSS MB | load avg (1 min) before runs |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    base_label = _baseline(runs)
     base = {
         r["rep"]: r
         for r in runs
