@@ -40,10 +40,6 @@ def onnx_cache_of_the_session(tmp_path_factory: pytest.TempPathFactory) -> Itera
     from glaciermap.inference.onnx_cache import CACHE_ENV
 
     folder = tmp_path_factory.mktemp("onnx-cache")
-    before = os.environ.get(CACHE_ENV)
-    os.environ[CACHE_ENV] = str(folder)
-    yield folder
-    if before is None:
-        os.environ.pop(CACHE_ENV, None)
-    else:
-        os.environ[CACHE_ENV] = before
+    with pytest.MonkeyPatch.context() as patch:  # restores the variable (or its absence) afterwards
+        patch.setenv(CACHE_ENV, str(folder))
+        yield folder
