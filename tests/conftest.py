@@ -43,3 +43,14 @@ def onnx_cache_of_the_session(tmp_path_factory: pytest.TempPathFactory) -> Itera
     with pytest.MonkeyPatch.context() as patch:  # restores the variable (or its absence) afterwards
         patch.setenv(CACHE_ENV, str(folder))
         yield folder
+
+
+@pytest.fixture(scope="session", autouse=True)
+def float32_on_every_cpu() -> Iterator[None]:
+    """``precision="auto"`` stays float32 on a CPU with native bf16 too, so results do not depend on the machine
+    (tests of the bf16 choice set the variable or patch the probe themselves)."""
+    from glaciermap.inference.predictor import CPU_BF16_ENV
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(CPU_BF16_ENV, "off")
+        yield

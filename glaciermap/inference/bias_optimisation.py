@@ -62,6 +62,7 @@ from glaciermap.inference.source import SceneReader
 from glaciermap.inference.windows import window_grid
 from glaciermap.io import atomic_output
 from glaciermap.models.base import SegmentationModel
+from glaciermap.models.cpu_bf16 import guard_cpu_bf16
 from glaciermap.models.folding import fold_for_inference
 from glaciermap.models.pretrained import PretrainedModel
 
@@ -859,6 +860,8 @@ def _optimise_region(
     timings: dict[str, float] = {}
     run: _FastRun | None = None
     net = fold_for_inference(net)  # a folded inference copy: the model itself is not moved or changed
+    if bf16 and dev.type == "cpu":
+        guard_cpu_bf16(net)  # convolutions this CPU gets wrong in bf16 run in float32
     with frozen(net):
         net.to(dev)
         if channels_last:

@@ -21,8 +21,8 @@ The windows are predicted by an inference copy of the model made for each scene
 (:func:`~glaciermap.models.folding.fold_for_inference`: batch norm folded into the convolutions, the same
 function with less work); the model itself is not moved or switched to evaluation mode.
 
-On CUDA the model runs under ``torch.autocast(dtype=torch.bfloat16)``, on the CPU in float32 (bf16 on
-request); tensors are channels-last by default (measured faster on the CPU too). Probabilities and the
+On CUDA the model runs under ``torch.autocast(dtype=torch.bfloat16)``; on a CPU in float32, or in bf16 where the
+CPU computes it natively and a short probe finds it clearly faster (:func:`auto_bf16`), or on request; tensors are channels-last by default (measured faster on the CPU too). Probabilities and the
 accumulator are float32 on every device, so CPU and GPU give the same numbers up to the precision of the
 model's arithmetic.
 
@@ -60,6 +60,7 @@ from glaciermap.inference.tta import tta_predict
 from glaciermap.inference.windows import WindowGrid, window_grid
 from glaciermap.models.base import SegmentationModel
 from glaciermap.models.blocks import MCDropout
+from glaciermap.models.cpu_bf16 import guard_cpu_bf16
 from glaciermap.models.folding import fold_for_inference
 from glaciermap.models.pretrained import PretrainedModel
 
@@ -205,17 +206,21 @@ def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
 
 
 @functools.cache
-def cpu_bf16_is_faster(min_speedup: float = 2.0) -> bool:
-    """A short probe: is bf16 autocast clearly faster than float32 on this CPU?
+def cpu_bf16_is_faster(channels_last: bool = True, min_speedup: float = 2.0) -> bool:
+    """A short probe: is bf16 autocast clearly faster than float32 on this CPU, in the layout mapping uses?
 
     Checked only where the CPU flags promise native bf16 (:func:`cpu_has_native_bf16`): flags alone are not
     enough (a virtual machine may expose AVX-512 BF16 and still run bf16 convolutions slower than float32, as
-    measured on the project's runner). Two small convolutions on a 96 x 96 batch, run alternately in float32
-    and bf16 seven times; bf16 is chosen only when the median ratio of their times reaches ``min_speedup``
-    (native bf16 hardware is several times faster, so a noisy, loaded machine does not flip the choice).
-    Once per process, about half a second.
+    measured on the project's runner). Two small convolutions on a 96 x 96 batch, in the memory layout the
+    network will run in, run alternately in float32 and bf16 seven times; bf16 is chosen only when the median
+    ratio of their times reaches ``min_speedup`` (native bf16 hardware is several times faster, so a noisy,
+    loaded machine does not flip the choice). The layout matters: on a CPU with AMX the probe measured 4.3x in
+    channels-last but only 1.7x in the contiguous layout, while GlaViTU mapped 2.5x faster in bf16
+    (channels-last, ``benchmarks/RESULTS.md``, "Precision on a CPU with AMX"). Once per process and layout,
+    about a quarter of a second.
 
     Args:
+        channels_last: Probe with channels-last tensors (the mapping default) instead of contiguous ones.
         min_speedup: Smallest median ratio of float32 to bf16 time that selects bf16.
 
     Returns:
@@ -228,6 +233,9 @@ def cpu_bf16_is_faster(min_speedup: float = 2.0) -> bool:
         torch.nn.Conv2d(32, 64, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(64, 64, 3, padding=1)
     ).eval()
     x = torch.randn(2, 32, 96, 96, generator=gen)
+    if channels_last:
+        net.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
 
     def timed(bf16: bool) -> float:
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
@@ -263,9 +271,36 @@ def default_batch_size(device: torch.device) -> int:
     return CPU_BATCH_SIZE if device.type == "cpu" else GPU_BATCH_SIZE
 
 
-def auto_bf16(device: torch.device) -> bool:
-    """Whether ``precision="auto"`` maps in bf16 on ``device``: on CUDA, and on CPUs where bf16 is faster."""
-    return device.type == "cuda" or (device.type == "cpu" and cpu_bf16_is_faster())
+FLOAT32_LAYERS_KEY: Final[str] = "float32_layers"
+"""``summary.json`` key: the convolutions mapped in float32 because this CPU computes their shape wrongly in bf16
+(:mod:`glaciermap.models.cpu_bf16`); absent when there are none."""
+
+CPU_BF16_ENV: Final[str] = "GLACIERMAP_CPU_BF16"
+"""Environment variable: ``off`` keeps ``precision="auto"`` in float32 on every CPU (maps identical across
+machines, as the test suite needs); ``auto`` (the default) lets :func:`cpu_bf16_is_faster` decide."""
+
+
+def auto_bf16(device: torch.device, channels_last: bool = True) -> bool:
+    """Whether ``precision="auto"`` maps in bf16 on ``device``: on CUDA, and on CPUs where bf16 is faster.
+
+    Args:
+        device: The resolved device.
+        channels_last: Whether the network runs on channels-last tensors (the layout the CPU probe uses).
+
+    Returns:
+        Whether to use bf16 autocast.
+
+    Raises:
+        ConfigError: If ``$GLACIERMAP_CPU_BF16`` is neither ``auto`` nor ``off``.
+    """
+    if device.type == "cuda":
+        return True
+    setting = os.environ.get(CPU_BF16_ENV, "auto").strip().lower() or "auto"
+    if setting not in ("auto", "off"):
+        raise ConfigError(
+            f"{CPU_BF16_ENV} is {setting!r}; expected 'auto' (probe the CPU) or 'off' (float32)"
+        )
+    return device.type == "cpu" and setting == "auto" and cpu_bf16_is_faster(channels_last)
 
 
 def default_window_size(mapping: PretrainedModel) -> int:
@@ -316,12 +351,18 @@ class ScenePredictor:
                 f"mc_passes is {options.mc_passes} but {type(self.model).__name__} has no dropout layer for "
                 "Monte-Carlo dropout; use mc_passes 0"
             )
-        auto = options.precision == "auto" and self.backend == "torch" and auto_bf16(self.device)
+        self.channels_last = bool(options.channels_last) and self.backend == "torch"
+        auto = (
+            options.precision == "auto"
+            and self.backend == "torch"
+            and auto_bf16(self.device, self.channels_last)
+        )
         self.precision = "bf16" if options.precision == "bf16" or auto else "32"
         check_backend(self.backend, self.device, self.precision, options.mc_passes)
-        self.channels_last = bool(options.channels_last) and self.backend == "torch"
         self._sessions: dict[tuple[Any, ...], WindowFunction] = {}
         self._net: nn.Module | None = None
+        self.float32_layers: list[str] = []
+        """Convolutions of the inference copy run in float32 under CPU bf16 (:func:`guard_cpu_bf16`)."""
         if mapping.location_encoding == "region":
             self._check_region_vector()
         elif options.bias_optimisation:
@@ -583,6 +624,8 @@ class ScenePredictor:
 
     def _inference_copy(self, mc: bool) -> nn.Module:
         net = fold_for_inference(self.model).to(self.device)
+        if self.device.type == "cpu" and self.precision == "bf16":
+            self.float32_layers = guard_cpu_bf16(net)  # convolutions this CPU gets wrong in bf16
         if self.channels_last:
             net.to(memory_format=torch.channels_last)
         if isinstance(net, SegmentationModel):
@@ -631,6 +674,8 @@ class ScenePredictor:
         chunks = Prefetcher(reader.chunks(bounds), opts.prefetch)
         try:
             with self.model_mode(mc):
+                if self.float32_layers:
+                    stream.extra_summary[FLOAT32_LAYERS_KEY] = list(self.float32_layers)
                 for i, (image, bad) in enumerate(chunks):
                     ring.push(i, image, bad)
                     active = ring.active_windows()

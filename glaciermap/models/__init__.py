@@ -16,6 +16,7 @@ from glaciermap.models.api import (
     list_weights,
 )
 from glaciermap.models.base import ModelInputs, SegmentationModel
+from glaciermap.models.cpu_bf16 import guard_cpu_bf16
 from glaciermap.models.deeplab import DeepLabV3Plus
 from glaciermap.models.folding import fold_for_inference
 from glaciermap.models.glavitu import (
@@ -66,6 +67,7 @@ __all__ = [
     "get_classifier",
     "get_model",
     "get_weight",
+    "guard_cpu_bf16",
     "list_classifiers",
     "list_models",
     "list_weights",

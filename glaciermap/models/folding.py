@@ -9,7 +9,7 @@ activations less per batch norm; on a CPU, GlaViTU's batch norms take 9 % of a f
 Where a folded convolution is followed by a leaky ReLU (GlaViTU's and the residual U-Net's
 :class:`~glaciermap.models.blocks.ConvBNActX2`), :class:`ConvLeakyReLU` computes both in one oneDNN call on a
 CPU (a convolution with an activation post-op, the call torch.compile's CPU backend emits for the same
-pattern); elsewhere, with gradients or under autocast it runs the two ops as before.
+pattern), in float32 or under bf16 autocast; elsewhere, or with gradients, it runs the two ops as before.
 
 The up-convolution of the residual U-Net (nearest x2 upsampling, then a 2x2 convolution padded bottom/right,
 :class:`~glaciermap.models.blocks.UpConv`) is rewritten as the one stride-2 transposed 3x3 convolution it
@@ -110,10 +110,12 @@ class ConvLeakyReLU(nn.Module):
     """``leaky_relu(conv(x), slope)``, in one oneDNN call on a CPU when no gradient is needed.
 
     The fused call (``torch.ops.mkldnn._convolution_pointwise`` with a ``leaky_relu`` post-op) is used when
-    :func:`fused_cpu_convolution` finds it works in this torch build, input and weight are float32 on the
-    CPU, autocast is off, nothing asks for a gradient and the pass is not being
-    recorded (ONNX export, TorchScript, torch.compile see the two plain ops); otherwise the two ops run one
-    after the other. Both give the same numbers up to float32 rounding (tested to 1e-5).
+    :func:`fused_cpu_convolution` finds it works in this torch build for the dtype at hand, the weight is
+    float32 on the CPU, the input is float32 with autocast off or the pass runs under CPU bf16 autocast (then
+    input, weight and bias are cast to bf16 first, as autocast casts them for the convolution), nothing asks
+    for a gradient and the pass is not being recorded (ONNX export, TorchScript, torch.compile see the two
+    plain ops); otherwise the two ops run one after the other. Both give the same numbers up to float32
+    rounding (tested to 1e-5), or bf16 rounding under autocast.
 
     Args:
         conv: The convolution (zero padding, integer padding).
@@ -132,16 +134,15 @@ class ConvLeakyReLU(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Convolve and activate; see the class docstring."""
         conv = self.conv
+        dtype = _fused_dtype(x, conv.weight)
         if (
-            self._fusable
-            and x.device.type == "cpu"
-            and x.dtype == conv.weight.dtype == torch.float32
-            and not torch.is_autocast_enabled("cpu")
+            dtype is not None
+            and self._fusable
             and not (torch.is_grad_enabled() and (x.requires_grad or conv.weight.requires_grad))
             and not _tracing()
-            and fused_cpu_convolution()
+            and fused_cpu_convolution(dtype)
         ):
-            return _conv_leaky_relu(x, conv, self.slope)
+            return _conv_leaky_relu(x, conv, self.slope, dtype)
         return F.leaky_relu(conv(x), self.slope)
 
     def extra_repr(self) -> str:
@@ -155,12 +156,26 @@ def _tracing() -> bool:
     return bool(tracing or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling())
 
 
-def _conv_leaky_relu(x: Tensor, conv: nn.Conv2d, slope: float) -> Tensor:
+def _fused_dtype(x: Tensor, weight: Tensor) -> torch.dtype | None:
+    """The dtype the fused call computes in: float32, bf16 under CPU bf16 autocast, else ``None`` (no fusion)."""
+    if x.device.type != "cpu" or weight.device.type != "cpu" or weight.dtype != torch.float32:
+        return None
+    if not torch.is_autocast_enabled("cpu"):
+        return torch.float32 if x.dtype == torch.float32 else None
+    autocast_dtype = torch.get_autocast_dtype("cpu")
+    if autocast_dtype == torch.bfloat16 and x.dtype in (torch.float32, torch.bfloat16):
+        return torch.bfloat16
+    return None
+
+
+def _conv_leaky_relu(x: Tensor, conv: nn.Conv2d, slope: float, dtype: torch.dtype = torch.float32) -> Tensor:
+    """The fused call in ``dtype``: input, weight and bias cast as autocast would cast them for the convolution."""
     padding = [int(p) for p in conv.padding]  # type: ignore[union-attr]
+    bias = conv.bias
     return torch.ops.mkldnn._convolution_pointwise(  # type: ignore[no-any-return]
-        x,
-        conv.weight,
-        conv.bias,
+        x.to(dtype),
+        conv.weight.to(dtype),
+        None if bias is None else bias.to(dtype),
         padding,
         list(conv.stride),
         list(conv.dilation),
@@ -171,23 +186,31 @@ def _conv_leaky_relu(x: Tensor, conv: nn.Conv2d, slope: float) -> Tensor:
     )
 
 
-@functools.cache
-def fused_cpu_convolution() -> bool:
-    """Whether this torch build's fused CPU convolution + leaky ReLU runs and agrees with the two ops.
+def fused_cpu_convolution(dtype: torch.dtype = torch.float32) -> bool:
+    """Whether this torch build's fused CPU convolution + leaky ReLU runs in ``dtype`` and agrees with the two ops.
 
-    Checked once per process on a small random input (channels-last and not), so a torch build without
-    oneDNN, or one whose internal op has changed, falls back to the unfused ops instead of failing.
+    Checked once per process and dtype on a small random input (channels-last and not), against the plain ops
+    (under bf16 autocast for ``torch.bfloat16``, within bf16 rounding), so a torch build without oneDNN, or one
+    whose internal op has changed, falls back to the unfused ops instead of failing.
     """
+    return _probe_fused(dtype)
+
+
+@functools.cache
+def _probe_fused(dtype: torch.dtype) -> bool:
     try:
         if not torch.backends.mkldnn.is_available():
             return False
         g = torch.Generator().manual_seed(0)
         conv, x = nn.Conv2d(3, 4, 3, padding=1), torch.randn(2, 3, 9, 7, generator=g)
-        with torch.no_grad():
-            want = F.leaky_relu(conv(x), 0.2)
+        bf16 = dtype == torch.bfloat16
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            want = F.leaky_relu(conv(x), 0.2).float()
             for layout in (torch.contiguous_format, torch.channels_last):
-                got = _conv_leaky_relu(x.contiguous(memory_format=layout), conv.to(memory_format=layout), 0.2)
-                if not torch.allclose(got, want, atol=1e-5):
+                got = _conv_leaky_relu(
+                    x.contiguous(memory_format=layout), conv.to(memory_format=layout), 0.2, dtype
+                )
+                if got.dtype != dtype or not torch.allclose(got.float(), want, atol=3e-2 if bf16 else 1e-5):
                     return False
     except (AttributeError, RuntimeError, TypeError):
         return False

@@ -204,7 +204,9 @@ def test_batching_channels_last_and_reading_each_row_once(
     np.testing.assert_allclose(outs[0], outs[2], atol=1e-5)
 
 
-def test_bf16_autocast_is_close_to_float32(scene: Path, tmp_path: Path) -> None:
+def test_bf16_autocast_is_close_to_float32(
+    scene: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """CPU bf16 autocast stands in for the GPU path: same numbers up to bf16 precision."""
     stats = scene_stats(scene)
     model = ConvModel(symmetric=False)
@@ -221,10 +223,28 @@ def test_bf16_autocast_is_close_to_float32(scene: Path, tmp_path: Path) -> None:
         )
         assert result.summary["precision"] == precision
         probs[precision] = read(tmp_path / precision / "probabilities.tif")[0]
+        assert "float32_layers" not in result.summary  # every shape is right on this CPU
     valid = probs["32"] != RASTER_NODATA
     diff = np.abs(probs["32"][valid] - probs["bf16"][valid])
     assert diff.max() < 3e-2
     assert diff.max() > 0  # bf16 really was used
+    # a convolution whose bf16 kernel this CPU gets wrong runs in float32, and the summary says which
+    from glaciermap.models import cpu_bf16
+
+    monkeypatch.setattr(cpu_bf16, "bf16_convolution_is_exact", lambda *shape: shape[:2] != (8, 2))
+    result = map_scene(
+        PretrainedModel.from_model(model, stats),
+        scene,
+        tmp_path / "guarded",
+        window_size=32,
+        precision="bf16",
+        write_probabilities=True,
+        **FAST,  # type: ignore[arg-type]
+    )
+    assert result.summary["float32_layers"] == ["head"]
+    guarded = read(tmp_path / "guarded" / "probabilities.tif")[0]
+    assert 0 < np.abs(probs["32"][valid] - guarded[valid]).max() < 3e-2
+    assert not np.array_equal(guarded, probs["bf16"])  # the head really ran in float32
 
 
 def test_tta_of_an_equivariant_model_equals_no_tta_and_changes_others(scene: Path, tmp_path: Path) -> None:
@@ -573,18 +593,47 @@ def test_glavitu_with_region_encoding_maps_a_scene(tmp_path: Path) -> None:
     np.testing.assert_allclose(probs[:, valid].sum(axis=0), 1.0, atol=1e-5)
 
 
-def test_auto_precision_uses_bf16_only_where_the_cpu_has_it(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_precision_uses_bf16_only_where_the_cpu_has_it(
+    scene: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from glaciermap.inference import predictor
 
     avx2 = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n"
     amx = "processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
     assert not predictor.cpu_has_native_bf16(avx2) and predictor.cpu_has_native_bf16(amx)
-    monkeypatch.setattr(predictor, "cpu_bf16_is_faster", lambda min_speedup=2.0: False)
+    monkeypatch.setenv(predictor.CPU_BF16_ENV, "auto")  # the suite keeps it off (tests/conftest.py)
+    monkeypatch.setattr(predictor, "cpu_bf16_is_faster", lambda channels_last=True, min_speedup=2.0: False)
     assert not predictor.auto_bf16(torch.device("cpu")) and predictor.auto_bf16(torch.device("cuda"))
-    monkeypatch.setattr(predictor, "cpu_bf16_is_faster", lambda min_speedup=2.0: True)
-    assert predictor.auto_bf16(torch.device("cpu"))
+    # the predictor probes in the layout its network runs in (bf16 here only where channels-last)
+    probed: list[bool] = []
+
+    def faster_in_channels_last(channels_last: bool = True, min_speedup: float = 2.0) -> bool:
+        probed.append(channels_last)
+        return channels_last
+
+    monkeypatch.setattr(predictor, "cpu_bf16_is_faster", faster_in_channels_last)
+    mapping = PretrainedModel.from_model(PointwiseModel(), scene_stats(scene))
+    assert ScenePredictor(mapping, MapOptions(window_size=64, device="cpu")).precision == "bf16"
+    assert (
+        ScenePredictor(mapping, MapOptions(window_size=64, device="cpu", channels_last=False)).precision
+        == "32"
+    )
+    assert ScenePredictor(mapping, MapOptions(window_size=64, device="cpu", precision="32")).precision == "32"
+    assert probed == [True, False]
+    monkeypatch.setenv(predictor.CPU_BF16_ENV, "off")
+    assert ScenePredictor(mapping, MapOptions(window_size=64, device="cpu")).precision == "32"
+    assert predictor.auto_bf16(torch.device("cuda")) and probed == [True, False]
+    monkeypatch.setenv(predictor.CPU_BF16_ENV, "maybe")
+    with pytest.raises(ConfigError, match="GLACIERMAP_CPU_BF16 is 'maybe'; expected 'auto'"):
+        ScenePredictor(mapping, MapOptions(window_size=64, device="cpu"))
     monkeypatch.undo()
+    # the probe itself: skipped without the CPU flags, else timed in either layout against the threshold
     monkeypatch.setattr(predictor, "cpu_has_native_bf16", lambda cpuinfo=None: False)
     predictor.cpu_bf16_is_faster.cache_clear()
     assert predictor.cpu_bf16_is_faster() is False  # no flags: no probe, float32
+    monkeypatch.setattr(predictor, "cpu_has_native_bf16", lambda cpuinfo=None: True)
+    predictor.cpu_bf16_is_faster.cache_clear()
+    for channels_last in (True, False):
+        assert predictor.cpu_bf16_is_faster(channels_last, min_speedup=0.0) is True
+        assert predictor.cpu_bf16_is_faster(channels_last, min_speedup=1e9) is False
     predictor.cpu_bf16_is_faster.cache_clear()

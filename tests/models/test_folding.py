@@ -54,6 +54,11 @@ def test_glavitu_folded_computes_the_same_logits_and_leaves_the_model_untouched(
     with torch.inference_mode():  # the split used by bias optimisation survives the copy
         split = folded.forward_head(folded.forward_features(x))
     assert torch.allclose(split["out"], got["out"], atol=1e-6)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):  # the CPU bf16 path, fused
+        want_bf16, got_bf16 = model(x)["out"].float(), folded(x)["out"].float()
+    assert (
+        _relative(want_bf16, got_bf16) < 0.1
+    )  # bf16 rounding (against float32: tests/models/test_cpu_bf16.py)
 
 
 @pytest.mark.parametrize(("height", "width"), [(5, 7), (8, 8), (1, 3)])
@@ -119,7 +124,7 @@ def test_fold_conv_bn_checks_its_arguments() -> None:
     assert conv.bias is None  # the inputs are not modified
 
 
-def test_conv_leaky_relu_fuses_on_the_cpu_and_falls_back_for_gradients_and_autocast(
+def test_conv_leaky_relu_fuses_on_the_cpu_in_float32_and_bf16_and_falls_back_for_gradients(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from glaciermap.models import folding
@@ -145,6 +150,20 @@ def test_conv_leaky_relu_fuses_on_the_cpu_and_falls_back_for_gradients_and_autoc
     with torch.no_grad():  # float64 (e.g. a numerical check) takes the plain ops
         assert block.double()(x.double()).dtype == torch.float64
         block.float()
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-        assert block(x).dtype == torch.bfloat16  # autocast's bf16 convolution, not the float32 fused one
-    assert len(calls) == (2 if folding.fused_cpu_convolution() else 0)
+    bf16_fused = folding.fused_cpu_convolution(torch.bfloat16)  # probed once, before counting calls
+    calls.clear()
+    with (
+        torch.no_grad(),
+        torch.autocast("cpu", dtype=torch.bfloat16),
+    ):  # bf16 autocast: the fused call in bf16
+        got = block(x)
+        with monkeypatch.context() as patch:
+            patch.setattr(folding, "fused_cpu_convolution", lambda dtype=torch.float32: False)
+            plain = block(x)
+    assert got.dtype == plain.dtype == torch.bfloat16
+    assert len(calls) == (1 if bf16_fused else 0)
+    assert _relative(plain.float(), got.float()) < 1e-2  # bf16 rounding
+    assert _relative(want, got.float()) < 2e-2
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.float16):  # other autocast dtypes: plain ops
+        assert block(x).dtype == torch.float16
+    assert len(calls) == (1 if bf16_fused else 0)
