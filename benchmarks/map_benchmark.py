@@ -273,10 +273,11 @@ def environment() -> dict[str, str]:
 
 
 def parse_config(text: str) -> dict[str, Any]:
-    """``torch-b1-cl`` -> ``{"backend": "torch", "batch_size": 1, "channels_last": "yes", "fold": "yes"}``.
+    """``torch-b1-cl`` -> ``{"backend": "torch", "batch_size": 1, "channels_last": "yes", "fold": "yes", ...}``.
 
     A ``-nofold`` suffix maps with the network as it is instead of the inference copy with batch norm folded
-    (:func:`glaciermap.models.folding.fold_for_inference`): the mapping path before that copy existed.
+    (:func:`glaciermap.models.folding.fold_for_inference`): the mapping path before that copy existed. A
+    ``-bf16`` suffix maps in bf16 (PyTorch: autocast; OpenVINO: its bf16 inference precision), else float32.
     """
     parts = text.split("-")
     return {
@@ -284,6 +285,7 @@ def parse_config(text: str) -> dict[str, Any]:
         "batch_size": int(parts[1].lstrip("b")),
         "channels_last": "yes" if "cl" in parts[2:] else "no",
         "fold": "no" if "nofold" in parts[2:] else "yes",
+        "precision": "bf16" if "bf16" in parts[2:] else "32",
     }
 
 
@@ -381,7 +383,8 @@ def _label(r: dict[str, Any]) -> str:
         return "no network (band-ratio rule): reading, blending, writing"
     cl = " channels-last" if r.get("channels_last") and r["backend"] == "torch" else ""
     unfolded = " unfolded" if r.get("fold") == "no" else ""
-    return f"{r['backend']} batch {r['batch_size']}{cl}{unfolded}"
+    bf16 = " bf16" if r.get("precision") == "bf16" else ""
+    return f"{r['backend']} batch {r['batch_size']}{cl}{unfolded}{bf16}"
 
 
 def _baseline(runs: list[dict[str, Any]]) -> str:

@@ -11,7 +11,8 @@ PyTorch on GlaViTU, tested to 1e-4).
   the cache of :mod:`glaciermap.inference.onnx_cache`, so later runs of the same network skip the export) and
   run by ONNX Runtime's CPU execution provider, float32. Needs the ``onnx`` extra.
 * ``"openvino"``: the same ONNX graph compiled by OpenVINO for the CPU, float32 (``precision="bf16"``: its
-  bf16 inference precision). Needs the ``openvino`` extra.
+  bf16 inference precision, checked against float32 on one window first, :func:`check_bf16_session`). Needs
+  the ``openvino`` extra.
 
 Both non-PyTorch backends run on the CPU with ``torch.get_num_threads()`` threads, in evaluation mode (no
 Monte-Carlo dropout). Measured speeds are in ``benchmarks/RESULTS.md`` ("CPU backends").
@@ -34,7 +35,15 @@ from glaciermap.errors import ConfigError
 from glaciermap.inference import onnx_cache
 from glaciermap.inference.options import Backend
 
-__all__ = ["BACKEND_PACKAGES", "Backend", "WindowFunction", "check_backend", "compile_backend"]
+__all__ = [
+    "BACKEND_PACKAGES",
+    "BF16_CHECK_TOLERANCE",
+    "Backend",
+    "WindowFunction",
+    "check_backend",
+    "check_bf16_session",
+    "compile_backend",
+]
 
 BACKEND_PACKAGES: dict[str, tuple[str, str]] = {
     "onnxruntime": ("onnxruntime", "onnx"),
@@ -122,17 +131,68 @@ def compile_backend(
     folder = onnx_cache.cache_dir()
     key = onnx_cache.graph_key(network, size=size, channels=channels, location=location, opset=OPSET)
     cached = onnx_cache.lookup(key, folder)
+    run: WindowFunction | None = None
     if cached is not None:
         try:
-            return _session(backend, cached, threads, precision)
+            run = _session(backend, cached, threads, precision)
         except Exception:  # a graph the runtime cannot load is exported again
             with contextlib.suppress(OSError):
                 cached.unlink(missing_ok=True)
-    with tempfile.TemporaryDirectory(prefix="glaciermap-backend-") as tmp:
-        path = Path(tmp) / "network.onnx"
-        export_network(network, path, size=size, channels=channels, location=location)
-        onnx_cache.store(path, key, folder)
-        return _session(backend, path, threads, precision)
+    if run is None:
+        with tempfile.TemporaryDirectory(prefix="glaciermap-backend-") as tmp:
+            path = Path(tmp) / "network.onnx"
+            export_network(network, path, size=size, channels=channels, location=location)
+            onnx_cache.store(path, key, folder)
+            run = _session(backend, path, threads, precision)
+    if precision == "bf16":
+        check_bf16_session(run, network, size=size, channels=channels, location=location, backend=backend)
+    return run
+
+
+BF16_CHECK_TOLERANCE = 0.2
+"""Largest probability difference between a bf16 session and the float32 network on the check window
+(:func:`check_bf16_session`); bf16 rounding moves GlaViTU's probabilities by about 0.02."""
+
+
+def check_bf16_session(
+    run: WindowFunction,
+    network: nn.Module,
+    *,
+    size: int,
+    channels: int,
+    location: Tensor | None,
+    backend: str,
+) -> None:
+    """Refuse a bf16 session whose probabilities differ from the float32 network's beyond bf16 rounding.
+
+    OpenVINO's bf16 kernels are wrong for some layer shapes on CPUs with AMX (measured 2026-12-01: small GlaViTU,
+    whose 16-channel patch embedding also trips oneDNN's bf16 convolution in PyTorch, mapped with probabilities
+    up to 0.93 off and half the labels changed; ``benchmarks/RESULTS.md``, "Precision on a CPU with AMX"). One
+    seeded standard-normal window (the scale of normalised bands) runs through the session and through the
+    float32 network.
+
+    Args:
+        run: The bf16 window function.
+        network: The network it was compiled from (float32, CPU).
+        size: Window side.
+        channels: Input channels.
+        location: Example location input, or ``None``.
+        backend: The backend's name, for the message.
+
+    Raises:
+        ConfigError: When the largest difference exceeds :data:`BF16_CHECK_TOLERANCE`.
+    """
+    x = torch.randn(1, channels, size, size, generator=torch.Generator().manual_seed(0))
+    where = None if location is None else location[:1].detach().cpu().float()
+    with torch.no_grad(), torch.autocast("cpu", enabled=False):
+        want = torch.softmax(network(x, where)["out"].float(), dim=1)
+    diff = float((run(x, where) - want).abs().max())
+    if not diff <= BF16_CHECK_TOLERANCE:
+        raise ConfigError(
+            f"{backend} bf16 on this CPU: probabilities of a test window differ from float32 by {diff:.2f} "
+            f"(expected at most {BF16_CHECK_TOLERANCE}: a bf16 kernel of this CPU is wrong for a layer of this "
+            "network); use precision 32 or the torch backend"
+        )
 
 
 def _session(backend: Backend, path: Path, threads: int, precision: str) -> WindowFunction:

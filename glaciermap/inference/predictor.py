@@ -624,7 +624,7 @@ class ScenePredictor:
 
     def _inference_copy(self, mc: bool) -> nn.Module:
         net = fold_for_inference(self.model).to(self.device)
-        if self.device.type == "cpu" and self.precision == "bf16":
+        if self.device.type == "cpu" and self.precision == "bf16" and self.backend == "torch":
             self.float32_layers = guard_cpu_bf16(net)  # convolutions this CPU gets wrong in bf16
         if self.channels_last:
             net.to(memory_format=torch.channels_last)

@@ -71,8 +71,10 @@ def test_nofold_configurations_are_labelled_and_become_the_ratio_baseline(
         "batch_size": 1,
         "channels_last": "yes",
         "fold": "no",
+        "precision": "32",
     }
     assert bench.parse_config("onnxruntime-b1")["fold"] == "yes"
+    assert bench.parse_config("openvino-b1-bf16")["precision"] == "bf16"
     seconds = {("torch", "no"): 30.0, ("torch", "yes"): 24.0, ("onnxruntime", "yes"): 20.0}
 
     def fake_child(scene: Path, out: Path, **kw: Any) -> dict[str, Any]:

@@ -221,3 +221,42 @@ def test_cache_keeps_the_most_recent_graphs(tmp_path: Path, monkeypatch: pytest.
     with torch.no_grad():
         net.head.bias[0] += 1e-6
     assert key != onnx_cache.graph_key(net, size=16, channels=8, location=None, opset=17)
+
+
+def test_a_bf16_session_is_checked_against_float32(scene: Path) -> None:
+    """A bf16 session whose probabilities stray beyond bf16 rounding is refused with a one-line error."""
+    torch.manual_seed(0)
+    net = ConvModel(symmetric=False).eval()
+    channels = net.in_channels
+
+    def exact(x: torch.Tensor, location: torch.Tensor | None) -> torch.Tensor:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):  # bf16 rounding: accepted
+            return torch.softmax(net(x)["out"].float(), dim=1)
+
+    def wrong(x: torch.Tensor, location: torch.Tensor | None) -> torch.Tensor:
+        return exact(x, location).flip(1)  # the classes swapped: a kernel computing nonsense
+
+    kw = {"size": 32, "channels": channels, "location": None, "backend": "openvino"}
+    backends.check_bf16_session(exact, net, **kw)  # type: ignore[arg-type]
+    with pytest.raises(
+        ConfigError, match=r"openvino bf16 on this CPU: probabilities .* differ from float32 by"
+    ):
+        backends.check_bf16_session(wrong, net, **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="openvino not installed")
+def test_openvino_bf16_maps_close_to_float32_or_refuses(
+    glavitu: PretrainedModel, scene: Path, tmp_path: Path
+) -> None:
+    """On a CPU whose bf16 kernels are right, OpenVINO bf16 maps within bf16 rounding of float32; where a
+    kernel is wrong for this network (small GlaViTU on a CPU with AMX), the check refuses it before mapping."""
+    kw = {"window_size": 32, "overlap": 0.5}
+    expected = _probabilities(glavitu, scene, tmp_path / "torch", **kw)
+    try:
+        got = _probabilities(glavitu, scene, tmp_path / "bf16", backend="openvino", precision="bf16", **kw)
+    except ConfigError as error:
+        assert "differ from float32" in str(error)
+        assert not (tmp_path / "bf16" / "probabilities.tif").exists()  # nothing half-written
+        return
+    valid = expected[0] != RASTER_NODATA
+    assert float(np.abs(got[:, valid] - expected[:, valid]).max()) < backends.BF16_CHECK_TOLERANCE
