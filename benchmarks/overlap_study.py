@@ -108,8 +108,11 @@ def make_scenes(work: Path, specs: list[str], size: int) -> list[Path]:
     return folders
 
 
-def map_probabilities(mapping: Any, scene: Path, setting: Setting) -> dict[str, Any]:
-    """Stream a scene through the model; the blended probabilities, the grid and the timing."""
+def map_probabilities(
+    mapping: Any, scene: Path, setting: Setting, precision: str = "32", batch_size: int = 8
+) -> dict[str, Any]:
+    """Stream a scene through the model; the blended probabilities, the grid, the timing and the summary
+    items of the stream (``float32_layers`` under CPU bf16)."""
     from glaciermap.inference import MapOptions, ScenePredictor
 
     options = MapOptions(
@@ -118,8 +121,8 @@ def map_probabilities(mapping: Any, scene: Path, setting: Setting) -> dict[str, 
         window=setting.blend,  # type: ignore[arg-type]
         layout=setting.layout,  # type: ignore[arg-type]
         device="cpu",
-        precision="32",
-        batch_size=8,
+        precision=precision,  # type: ignore[arg-type]
+        batch_size=batch_size,
     )
     predictor = ScenePredictor(mapping, options)
     start = time.perf_counter()
@@ -138,6 +141,7 @@ def map_probabilities(mapping: Any, scene: Path, setting: Setting) -> dict[str, 
         "grid": stream.grid,
         "seconds": seconds,
         "stats": stream.stats,
+        "extra": dict(stream.extra_summary),
     }
 
 

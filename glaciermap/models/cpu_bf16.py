@@ -1,9 +1,9 @@
 """Convolutions whose bf16 result this CPU gets wrong run in float32 instead.
 
 On a CPU with AMX (Intel Xeon 4th generation and later), the bf16 convolutions of the oneDNN that torch 2.14.1
-ships (v3.12) return wrong numbers for some shapes. Measured on 2026-12-01 on such a CPU: a convolution with 4
-to 24 input channels and a kernel of 4 pixels or more differs from float32 by 75-145 % of its largest output,
-for example small GlaViTU's 16 x 16 patch embedding over 16 channels (``filters=16``), while full GlaViTU's
+ships (v3.12) return wrong numbers for some shapes. Measured on 2026-12-01 on such a CPU: 41 of 462 shapes, all
+with 4 to 24 input channels and kernels of 4, 8 or 16 pixels, differed from float32 by 78-144 % of their largest
+output, for example small GlaViTU's 16 x 16 patch embedding over 16 channels (``filters=16``), while full GlaViTU's
 convolutions (2, 6 and 64 or more input channels) agree to bf16 rounding. With AMX switched off
 (``ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16``) every shape tested agrees (``benchmarks/RESULTS.md``, "Precision on
 a CPU with AMX").

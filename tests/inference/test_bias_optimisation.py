@@ -296,3 +296,26 @@ def test_rejected_steps_never_count_as_converged_but_the_lr_floor_stops() -> Non
     from glaciermap.inference.options import MapOptions
 
     assert MapOptions().bo_lr_floor == FAST_LR_FLOOR
+
+
+def test_auto_precision_follows_the_cpu_probe_in_the_layout_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``precision="auto"``: bf16 (channels-last by default) where the CPU probe finds bf16 faster."""
+    from glaciermap.inference import predictor
+
+    monkeypatch.setenv(predictor.CPU_BF16_ENV, "auto")  # the suite keeps it off (tests/conftest.py)
+    layouts: list[bool] = []
+
+    def faster_in_channels_last(channels_last: bool = True, min_speedup: float = 2.0) -> bool:
+        layouts.append(channels_last)
+        return channels_last
+
+    monkeypatch.setattr(predictor, "cpu_bf16_is_faster", faster_in_channels_last)
+    model, windows = tiny_model(), tiny_windows()
+    auto = optimise_region(model, windows, steps=3, **CPU)
+    contiguous = optimise_region(model, windows, steps=3, channels_last=False, **CPU)
+    asked = optimise_region(model, windows, steps=3, precision="32", **CPU)
+    assert (auto.precision, contiguous.precision, asked.precision) == ("bf16", "32", "32")
+    assert layouts == [True, False]
+    assert auto.entropy == pytest.approx(asked.entropy, abs=0.02)  # bf16 rounding only
+    monkeypatch.setenv(predictor.CPU_BF16_ENV, "off")
+    assert optimise_region(model, windows, steps=3, **CPU).precision == "32" and layouts == [True, False]
