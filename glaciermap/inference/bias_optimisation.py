@@ -802,8 +802,8 @@ def optimise_region(
         init: Fast: start from the uniform vector (``"uniform"``, as the authors) or from logit
             :data:`UNSEEN_INIT` on the "unseen" slot (``"unseen"``: almost its one-hot), so the result is
             never worse on the sampled windows than that start.
-        channels_last: Channels-last tensors (default: on CUDA, and on a CPU in bf16, where GlaViTU took 1.1-1.2
-            s per window-step against 3.0-3.3 s contiguous and 4.9-5.6 s in float32 on a CPU with AMX; in float32
+        channels_last: Channels-last tensors (default: on CUDA, and on a CPU in bf16, where GlaViTU took 1.1-1.3
+            s per window-step against 3.0-3.3 s contiguous and 4.9-5.9 s in float32 on a CPU with AMX; in float32
             on the CPU they were measured several times slower for this small-batch workload).
         lr_floor: Fast: stop when rejected steps have halved the learning rate below this
             (:data:`FAST_LR_FLOOR`; 0: never, e.g. for a fixed amount of work); ``steps`` counts rejected
