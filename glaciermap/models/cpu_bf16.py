@@ -11,12 +11,13 @@ a CPU with AMX").
 Such a wrong map would still exit 0, so before a network runs in bf16 on a CPU, :func:`guard_cpu_bf16` checks
 each distinct convolution shape once per process (:func:`bf16_convolution_is_exact`: a bf16 convolution of
 random numbers against float32 arithmetic on the same bf16-rounded numbers) and wraps every convolution that
-fails in :class:`Float32Only`, which runs it in float32 with autocast off. The rest of the network keeps bf16.
+fails (:func:`float32_only`) to run in float32 with autocast off. The rest of the network keeps bf16.
 """
 
 from __future__ import annotations
 
 import functools
+import types
 from typing import Any
 
 import torch
@@ -25,29 +26,47 @@ from torch import Tensor, nn
 
 from glaciermap.models.folding import ConvLeakyReLU
 
-__all__ = ["BF16_TOLERANCE", "Float32Only", "bf16_convolution_is_exact", "guard_cpu_bf16"]
+__all__ = [
+    "BF16_TOLERANCE",
+    "FLOAT32_ONLY",
+    "bf16_convolution_is_exact",
+    "float32_only",
+    "guard_cpu_bf16",
+    "is_float32_only",
+    "wrong_bf16_convolutions",
+]
+
+FLOAT32_ONLY = "_glaciermap_float32_only"
+"""Instance attribute that marks a module run in float32 by :func:`float32_only`."""
 
 BF16_TOLERANCE = 2e-2
 """Largest error of a bf16 convolution, relative to its largest output, that counts as bf16 rounding (a correct
 kernel stays below 5e-3; the wrong ones measured 0.75 and more)."""
 
 
-class Float32Only(nn.Module):
-    """Runs ``module`` in float32 with autocast off (its tensor inputs cast to float32); returns float32.
+def float32_only(module: nn.Module) -> None:
+    """Make ``module`` run in float32 with autocast off (its tensor inputs cast to float32); returns float32.
+
+    The module's own ``forward`` is replaced on the instance, so its class, parameters and ``state_dict`` keys
+    stay as they were (a trained model's checkpoints still load) and copies made with ``copy.deepcopy`` keep
+    the replacement. Works under autocast (``bf16-mixed``); the module's weights must be float32.
 
     Args:
-        module: The module, typically a convolution whose bf16 kernel is wrong on this CPU.
+        module: The module, typically a convolution whose bf16 kernel is wrong on this CPU; modified in place.
     """
+    module.__dict__["forward"] = types.MethodType(_float32_forward, module)
+    module.__dict__[FLOAT32_ONLY] = True
 
-    def __init__(self, module: nn.Module) -> None:
-        super().__init__()
-        self.module = module
 
-    def forward(self, *args: Any) -> Any:
-        """``module(*args)`` in float32; see the class docstring."""
-        floats = [a.float() if isinstance(a, Tensor) and a.is_floating_point() else a for a in args]
-        with torch.autocast("cpu", enabled=False):
-            return self.module(*floats)
+def is_float32_only(module: nn.Module) -> bool:
+    """Whether :func:`float32_only` was applied to ``module``."""
+    return bool(module.__dict__.get(FLOAT32_ONLY, False))
+
+
+def _float32_forward(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
+    floats = [a.float() if isinstance(a, Tensor) and a.is_floating_point() else a for a in args]
+    with torch.autocast("cpu", enabled=False):
+        return type(self).forward(self, *floats, **kwargs)
 
 
 @functools.cache
@@ -112,25 +131,49 @@ def _exact(conv: nn.Module) -> bool:
 
 
 def guard_cpu_bf16(net: nn.Module) -> list[str]:
-    """Wrap, in place, each convolution of ``net`` whose bf16 kernel is wrong on this CPU in :class:`Float32Only`.
+    """Run, in place, each convolution of ``net`` whose bf16 kernel is wrong on this CPU in float32.
 
-    Meant for an inference copy (:func:`~glaciermap.models.folding.fold_for_inference`) about to run under CPU
-    bf16 autocast; covers ``nn.Conv2d``, ``nn.ConvTranspose2d`` and :class:`ConvLeakyReLU` (as a whole, so its
-    fused call runs in float32 too). Elsewhere (other modules, functional convolutions) nothing changes.
+    Meant for a network about to run under CPU bf16 autocast (an inference copy from
+    :func:`~glaciermap.models.folding.fold_for_inference`, or a model trained with ``bf16-mixed``); covers
+    ``nn.Conv2d``, ``nn.ConvTranspose2d`` and :class:`ConvLeakyReLU` (as a whole, so its fused call runs in
+    float32 too) through :func:`float32_only`. Elsewhere (other modules, functional convolutions) nothing
+    changes. Applying it twice changes nothing more.
 
     Args:
-        net: The network; modified in place.
+        net: The network; modified in place (not its parameters or ``state_dict`` keys).
 
     Returns:
-        The names of the wrapped modules, in ``named_modules`` order (empty where every shape is right).
+        The names of the modules now run in float32, in ``named_modules`` order (empty where every shape is
+        right), including those guarded before.
     """
-    wrapped: list[str] = []
-    for parent_name, parent in list(net.named_modules()):
-        if isinstance(parent, ConvLeakyReLU | Float32Only):
-            continue  # a ConvLeakyReLU's convolution is judged with it, as one module
-        for name, child in list(parent.named_children()):
-            conv = child.conv if isinstance(child, ConvLeakyReLU) else child
-            if not _exact(conv):
-                setattr(parent, name, Float32Only(child))
-                wrapped.append(f"{parent_name}.{name}" if parent_name else name)
-    return wrapped
+    wrong = wrong_bf16_convolutions(net)
+    for name, module in net.named_modules():
+        if name in wrong and not is_float32_only(module):
+            float32_only(module)
+    return [name for name, module in net.named_modules() if is_float32_only(module)]
+
+
+def wrong_bf16_convolutions(net: nn.Module) -> list[str]:
+    """The convolutions of ``net`` whose bf16 kernel this CPU gets wrong (what :func:`guard_cpu_bf16` guards).
+
+    A :class:`ConvLeakyReLU` is judged by its convolution and named as a whole; modules already run in float32
+    are left out.
+
+    Args:
+        net: The network; not modified.
+
+    Returns:
+        Module names in ``named_modules`` order.
+    """
+    wrong: list[str] = []
+    judged_with_parent: set[str] = set()
+    for name, module in net.named_modules():
+        if name in judged_with_parent:
+            continue
+        conv = module
+        if isinstance(module, ConvLeakyReLU):
+            conv = module.conv
+            judged_with_parent.add(f"{name}.conv" if name else "conv")
+        if not is_float32_only(module) and not _exact(conv):
+            wrong.append(name)
+    return wrong

@@ -5,9 +5,11 @@
 * :mod:`~glaciermap.tasks.schedules`: the learning-rate schedules, stepped every batch.
 * :mod:`~glaciermap.tasks.classification`: split-image crevasse classification (VarioMLP, ResNet-18, VarioNet).
 * :mod:`~glaciermap.tasks.mapping`: ``glaciermap predict``: whole scenes mapped under DDP, each written once.
+* :mod:`~glaciermap.tasks.cpu_precision`: bf16 on a CPU without wrongly computed convolutions.
 """
 
 from glaciermap.tasks.classification import SplitImageClassificationTask, load_submodel_weights
+from glaciermap.tasks.cpu_precision import guard_trainer_bf16
 from glaciermap.tasks.losses import (
     CrossEntropyLoss,
     DeepSupervisionLoss,
@@ -35,6 +37,7 @@ __all__ = [
     "SplitImageClassificationTask",
     "build_loss",
     "build_schedule",
+    "guard_trainer_bf16",
     "load_submodel_weights",
     "resolve_mapping_model",
 ]

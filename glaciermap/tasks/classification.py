@@ -29,6 +29,7 @@ from glaciermap.errors import ConfigError
 from glaciermap.io import load_error_detail
 from glaciermap.models import get_classifier
 from glaciermap.models.vario import VarioNet
+from glaciermap.tasks.cpu_precision import guard_trainer_bf16
 
 ClassScheme = Literal["v2", "v1"]
 """The 11-class v2 scheme or the 6-class v1 scheme (:mod:`glaciermap.datasets.crevasse_classes`)."""
@@ -123,6 +124,10 @@ class SplitImageClassificationTask(LightningModule):
                 for s in ("val_", "test_")
             }
         )
+
+    def setup(self, stage: str) -> None:
+        """Under bf16 on a CPU, run the convolutions that the CPU computes wrongly in bf16 in float32."""
+        guard_trainer_bf16(self._trainer, self.model)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """Adam over the trainable parameters (stage 1: fusion weights and head only for VarioNet)."""

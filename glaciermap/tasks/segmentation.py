@@ -45,6 +45,7 @@ from glaciermap.errors import ConfigError
 from glaciermap.io import load_error_detail
 from glaciermap.models import get_model
 from glaciermap.models.base import SegmentationModel
+from glaciermap.tasks.cpu_precision import guard_trainer_bf16
 from glaciermap.tasks.losses import DeepSupervisionLoss, LossName, build_loss
 from glaciermap.tasks.schedules import PLATEAU_MONITOR, ScheduleName, build_plateau, build_schedule
 from glaciermap.transforms.augmentation import GeometricAugmentation, PhotometricAugmentation
@@ -263,8 +264,10 @@ class SegmentationTask(LightningModule):
         data module's so that results do not depend on which scenes the user has at hand.
 
         The data module reads the task's :meth:`preprocessing` through the trainer in its own ``setup``
-        (which Lightning calls first); the task never calls into a data module's class.
+        (which Lightning calls first); the task never calls into a data module's class. Under bf16 on a CPU,
+        convolutions that the CPU computes wrongly in bf16 run in float32 (:func:`guard_trainer_bf16`).
         """
+        guard_trainer_bf16(self._trainer, self.model)  # bf16 on a CPU: no convolution computed wrongly
         dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         if dm is None or self.hparams.get("norm_stats") is not None:
             return

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import Tensor, nn
@@ -34,10 +36,14 @@ def test_flagged_convolutions_run_in_float32_and_the_rest_in_bf16(monkeypatch: p
     with torch.no_grad():
         reference = net(x)
     guarded = fold_for_inference(net)
+    keys = list(guarded.state_dict())
     assert guard.guard_cpu_bf16(guarded) == ["1", "2.0"]
-    assert isinstance(guarded[1], guard.Float32Only) and isinstance(guarded[1].module, ConvLeakyReLU)
-    assert isinstance(guarded[2][0], guard.Float32Only) and isinstance(guarded[0], nn.Conv2d)
-    assert guard.guard_cpu_bf16(guarded) == []  # nothing is wrapped twice
+    assert guard.is_float32_only(guarded[1]) and guard.is_float32_only(guarded[2][0])
+    assert not guard.is_float32_only(guarded[0]) and not guard.is_float32_only(guarded[1].conv)
+    assert list(guarded.state_dict()) == keys and isinstance(guarded[1], ConvLeakyReLU)  # nothing renamed
+    assert guard.guard_cpu_bf16(guarded) == ["1", "2.0"]  # applying it again changes nothing
+    guarded = copy.deepcopy(guarded)  # copies keep it (inference copies are deep copies)
+    assert guard.is_float32_only(guarded[1]) and guarded[1].forward.__self__ is guarded[1]
     seen: dict[str, torch.dtype] = {}
     for name in ("0", "1", "2"):
         guarded.get_submodule(name).register_forward_hook(
