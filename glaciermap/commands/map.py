@@ -194,6 +194,14 @@ def main(args: argparse.Namespace) -> int:
             console.print(
                 f"{s['scene']}: glacier {s['glacier_area_km2']:.3f} km2 of {s['scene_area_km2']:.3f} km2, "
                 f"mean confidence {conf if conf is None else round(conf, 3)}{extra}, {s['seconds']:.1f} s "
-                f"({s['km2_per_s']} km2/s) -> {result.out_dir}"
+                f"({s['km2_per_s']} km2/s, {'bf16' if s.get('precision') == 'bf16' else 'float32'}) "
+                f"-> {result.out_dir}"
             )
+            if s.get("float32_layers"):
+                names = s["float32_layers"]
+                more = f" and {len(names) - 3} more (summary.json)" if len(names) > 3 else ""
+                console.print(
+                    f"{s['scene']}: {', '.join(names[:3])}{more} ran in float32: this CPU computes their shape "
+                    "wrongly in bf16 (docs/mapping.md, 'Precision on a CPU')"
+                )
     return 0

@@ -151,3 +151,27 @@ def test_corrupt_checkpoint(synthetic: Path, tmp_path: Path, capsys: pytest.Capt
         == 2
     )
     assert "not a readable PyTorch checkpoint" in capsys.readouterr().err
+
+
+def test_bf16_run_names_its_precision_and_the_layers_kept_in_float32(
+    checkpoint: Path,
+    synthetic: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from glaciermap.models import cpu_bf16
+
+    monkeypatch.setattr(cpu_bf16, "bf16_convolution_is_exact", lambda *shape: False)  # every kernel "wrong"
+    out = tmp_path / "out"
+    argv = ["map", "--checkpoint", str(checkpoint), "--scene", str(synthetic), "--out", str(out)]
+    assert cli.main([*argv, "--window-size", "32", "--device", "cpu", "--precision", "bf16"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["precision"] == "bf16" and summary["float32_layers"]
+    printed = " ".join(capsys.readouterr().out.split())  # the console wraps long lines
+    names = summary["float32_layers"]
+    assert "km2/s, bf16)" in printed and len(names) > 3
+    assert (
+        f"karakoram: {', '.join(names[:3])} and {len(names) - 3} more (summary.json) ran in float32"
+        in printed
+    )
