@@ -22,8 +22,8 @@ The windows are predicted by an inference copy of the model made for each scene
 function with less work); the model itself is not moved or switched to evaluation mode.
 
 On CUDA the model runs under ``torch.autocast(dtype=torch.bfloat16)``; on a CPU in float32, or in bf16 where the
-CPU computes it natively and a short probe finds it clearly faster (:func:`auto_bf16`), or on request; tensors are channels-last by default (measured faster on the CPU too). Probabilities and the
-accumulator are float32 on every device, so CPU and GPU give the same numbers up to the precision of the
+CPU computes it natively and a short probe finds it clearly faster (:func:`auto_bf16`), or on request; tensors
+are channels-last by default (measured faster on the CPU too). Probabilities and the accumulator are float32 on every device, so CPU and GPU give the same numbers up to the precision of the
 model's arithmetic.
 
 Monte-Carlo dropout (``mc_passes = N > 1``): every window is predicted ``N`` times with dropout switched on
@@ -215,7 +215,7 @@ def cpu_bf16_is_faster(channels_last: bool = True, min_speedup: float = 2.0) -> 
     network will run in, run alternately in float32 and bf16 seven times; bf16 is chosen only when the median
     ratio of their times reaches ``min_speedup`` (native bf16 hardware is several times faster, so a noisy,
     loaded machine does not flip the choice). The layout matters: on a CPU with AMX the probe measured 4.3x in
-    channels-last but only 1.7x in the contiguous layout, while GlaViTU mapped 2.5x faster in bf16
+    channels-last but only 1.7x in the contiguous layout, while GlaViTU mapped 2.3-3.0x faster in bf16
     (channels-last, ``benchmarks/RESULTS.md``, "Precision on a CPU with AMX"). Once per process and layout,
     about a quarter of a second.
 
