@@ -23,8 +23,8 @@ function with less work); the model itself is not moved or switched to evaluatio
 
 On CUDA the model runs under ``torch.autocast(dtype=torch.bfloat16)``; on a CPU in float32, or in bf16 where the
 CPU computes it natively and a short probe finds it clearly faster (:func:`auto_bf16`), or on request; tensors
-are channels-last by default (measured faster on the CPU too). Probabilities and the accumulator are float32 on every device, so CPU and GPU give the same numbers up to the precision of the
-model's arithmetic.
+are channels-last by default (measured faster on the CPU too). Probabilities and the accumulator are float32
+on every device, so CPU and GPU give the same numbers up to the precision of the model's arithmetic.
 
 Monte-Carlo dropout (``mc_passes = N > 1``): every window is predicted ``N`` times with dropout switched on
 (:meth:`~glaciermap.models.base.SegmentationModel.set_mc_dropout`); the mean of the ``N`` softmax outputs
