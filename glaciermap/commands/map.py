@@ -148,6 +148,7 @@ def main(args: argparse.Namespace) -> int:
     from glaciermap.errors import ConfigError
     from glaciermap.inference.mapping import map_scene, map_scenes
     from glaciermap.inference.options import from_arguments
+    from glaciermap.inference.predictor import FLOAT32_LAYERS_KEY
     from glaciermap.tasks.mapping import resolve_mapping_model
 
     if args.band_ratio_thresholds is not None and args.model != BAND_RATIO:
@@ -197,8 +198,8 @@ def main(args: argparse.Namespace) -> int:
                 f"({s['km2_per_s']} km2/s, {'bf16' if s.get('precision') == 'bf16' else 'float32'}) "
                 f"-> {result.out_dir}"
             )
-            if s.get("float32_layers"):
-                names = s["float32_layers"]
+            if s.get(FLOAT32_LAYERS_KEY):
+                names = s[FLOAT32_LAYERS_KEY]
                 more = f" and {len(names) - 3} more (summary.json)" if len(names) > 3 else ""
                 console.print(
                     f"{s['scene']}: {', '.join(names[:3])}{more} ran in float32: this CPU computes their shape "

@@ -146,9 +146,9 @@ def guard_cpu_bf16(net: nn.Module) -> list[str]:
         The names of the modules now run in float32, in ``named_modules`` order (empty where every shape is
         right), including those guarded before.
     """
-    wrong = wrong_bf16_convolutions(net)
+    wrong = set(wrong_bf16_convolutions(net))  # leaves out modules already run in float32
     for name, module in net.named_modules():
-        if name in wrong and not is_float32_only(module):
+        if name in wrong:
             float32_only(module)
     return [name for name, module in net.named_modules() if is_float32_only(module)]
 
