@@ -24,6 +24,11 @@ versions and replaces the ``## CPU backends`` and ``## Memory`` sections of RESU
 an N x N scene at the authors' windows (1/2 overlap, Gaussian) and at this release's default (1/8, cosine)
 (``## CPU backends: large scene``); ``--glavitu-memory-sizes`` with no sizes keeps the saved memory section.
 
+``--isa avx2`` emulates a runner without AVX-512 (issue 20's) on a newer CPU: the child processes run with the
+instruction sets of oneDNN (torch's and OpenVINO's), ATen and MKL capped at AVX2 (:data:`EMULATED_ISAS`); each
+run records the instruction set its runtimes report, the report names it in the section titles, and the saved
+runs go to ``--work-dir``/isa-avx2. ONNX Runtime has no such cap, so its configurations are left out.
+
 Usage::
 
     python benchmarks/map_benchmark.py --write-results                 # about 15 min on 2 CPU cores
@@ -54,6 +59,11 @@ BIG_SCENE_KM2 = (20_000 * PIXEL_M / 1000) ** 2
 CRS = "EPSG:32643"
 ORIGIN = (600_000.0, 3_960_000.0)
 STRIP = 512
+EMULATED_ISAS: dict[str, dict[str, str]] = {
+    "avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"},
+}
+"""``--isa``: the environment that caps the instruction sets of the child processes (oneDNN reads
+``ONEDNN_MAX_CPU_ISA``, also inside OpenVINO; ATen its kernels' ``ATEN_CPU_CAPABILITY``; MKL its GEMMs')."""
 
 
 def write_scene(folder: Path, height: int, width: int, seed: int = 0) -> Path:
@@ -169,6 +179,7 @@ def run_child(args: argparse.Namespace) -> None:
     )
     wall = time.perf_counter() - t0
     s = result.summary
+    isa = effective_isa(args.backend)  # after the timing: its small test layers run outside it
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     peak_gpu_mb = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
     print(
@@ -198,9 +209,60 @@ def run_child(args: argparse.Namespace) -> None:
                 "km2_per_s": round(s["scene_area_km2"] / wall, 3),
                 "peak_rss_mb": round(peak_mb, 1),
                 "peak_gpu_mb": None if peak_gpu_mb is None else round(peak_gpu_mb, 1),
+                "isa": isa,
             }
         )
     )
+
+
+def effective_isa(backend: str) -> str:
+    """The instruction sets this process's runtimes use: ATen's kernels, oneDNN's (from its verbose log of a
+    channels-last convolution) and, for ``backend="openvino"``, the kernel OpenVINO picks for a convolution."""
+    import re
+    import tempfile
+
+    import torch
+
+    conv = torch.nn.Conv2d(32, 32, 3).to(memory_format=torch.channels_last)
+    x = torch.randn(1, 32, 32, 32).contiguous(memory_format=torch.channels_last)
+    sys.stdout.flush()
+    with tempfile.TemporaryFile() as log:  # oneDNN writes its log to the process's standard output
+        saved = os.dup(1)
+        os.dup2(log.fileno(), 1)
+        try:
+            with torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON), torch.no_grad():
+                conv(x)
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+        log.seek(0)
+        text = log.read().decode(errors="replace")
+    onednn = re.search(r"isa:([^\n]+)", text)
+    parts = [
+        f"ATen {torch.backends.cpu.get_cpu_capability()}",
+        f"oneDNN {onednn.group(1).strip() if onednn else 'unknown'}",
+    ]
+    if backend == "openvino":
+        parts.append(f"OpenVINO convolution kernel {_openvino_conv_kernel(conv, x)}")
+    return ", ".join(parts)
+
+
+def _openvino_conv_kernel(conv: Any, x: Any) -> str:
+    """The primitive OpenVINO's CPU plugin compiles ``conv`` to (its name carries the instruction set)."""
+    import tempfile
+
+    import openvino as ov
+    import torch
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "conv.onnx"
+        torch.onnx.export(conv, (x.contiguous(),), str(path), dynamo=False)
+        core = ov.Core()
+        compiled = core.compile_model(core.read_model(str(path)), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    kinds = {
+        op.get_rt_info()["primitiveType"].astype(str) for op in compiled.get_runtime_model().get_ordered_ops()
+    }
+    return ", ".join(sorted(k for k in kinds if "conv" in k)) or "unknown"
 
 
 def child(scene: Path, out: Path, **kwargs: Any) -> dict[str, Any]:
@@ -394,15 +456,37 @@ def _baseline(runs: list[dict[str, Any]]) -> str:
     return unfolded if any(_label(r) == unfolded for r in runs) else "torch batch 1 channels-last"
 
 
-def backends_markdown(runs: list[dict[str, Any]], env: dict[str, str], date: str, command: str) -> str:
+def isa_title(isa: str) -> str:
+    """What a section title adds for ``--isa``: nothing for the native instruction sets."""
+    return "" if isa == "native" else f", {isa.upper()} emulated"
+
+
+def _isa_line(runs: list[dict[str, Any]], isa: str) -> list[str]:
+    """The instruction sets the runs reported, under ``--isa`` (older saved runs carry none)."""
+    if isa == "native":
+        return []
+    seen = sorted({r["isa"] for r in runs if r.get("isa")})
+    capped = ", ".join(f"{k}={v}" for k, v in EMULATED_ISAS[isa].items())
+    return [
+        f"Emulated runner without AVX-512: every run's process had {capped}; the runtimes reported "
+        + ("; ".join(seen) if seen else "nothing")
+        + ". ONNX Runtime cannot be capped and is left out.",
+        "",
+    ]
+
+
+def backends_markdown(
+    runs: list[dict[str, Any]], env: dict[str, str], date: str, command: str, isa: str = "native"
+) -> str:
     """The ``## CPU backends`` section: medians over interleaved repetitions and ratios to torch batch 1."""
     base_label = _baseline(runs)
     lines = [
-        "## CPU backends",
+        "## CPU backends" + isa_title(isa),
         "",
         f"`{command}` on {date}. Machine: {env['machine']}; {env['memory']}; CPU flags: {env['flags']}; "
         f"Python {env['python']}; {env['versions']}; {env['threads']}.",
         "",
+        *_isa_line(runs, isa),
         "GlaViTU full size (10.0 M parameters, random weights: speed does not depend on them), fp32, 384 px "
         "windows, Optical+DEM, on a 1152 x 1152 px scene at 10 m (132.7 km2). Each configuration runs in a fresh "
         "process; every repetition runs all configurations once, in turn (interleaved), so slow phases of the "
@@ -444,15 +528,16 @@ def _rows(
     return [*lines, ""]
 
 
-def large_markdown(runs: list[dict[str, Any]], date: str, command: str) -> str:
+def large_markdown(runs: list[dict[str, Any]], date: str, command: str, isa: str = "native") -> str:
     """The ``## CPU backends: large scene`` section: ratios to torch batch 1 at the authors' windows."""
     r0 = runs[0]
     km2 = r0["km2"]
     base_label = _baseline(runs)
     lines = [
-        "## CPU backends: large scene",
+        "## CPU backends: large scene" + isa_title(isa),
         "",
-        f'`{command}` on {date}, same machine and versions as "CPU backends". GlaViTU full size, fp32, 384 px '
+        *_isa_line(runs, isa),
+        f'`{command}` on {date}, same machine and versions as "CPU backends{isa_title(isa)}". GlaViTU full size, fp32, 384 px '
         f"windows, on a {r0['height']} x {r0['width']} px scene at 10 m ({km2:g} km2), each configuration in a "
         "fresh process, all configurations once per repetition, in turn. The ratio is the median over the "
         f"repetitions of km2/s over that of {base_label} at 50 % overlap with Gaussian blending "
@@ -659,11 +744,21 @@ def main() -> None:
         "--reuse", action="store_true", help="with --backends: rewrite the sections from saved runs"
     )
     p.add_argument(
+        "--isa",
+        choices=("native", *EMULATED_ISAS),
+        default="native",
+        help="with --backends: cap the instruction sets of the runs (avx2: a runner without AVX-512)",
+    )
+    p.add_argument(
         "--memory-only",
         action="store_true",
         help="with --backends: run only the memory plan and add it to the saved one (speed runs reused)",
     )
     args = p.parse_args()
+    if args.isa != "native":
+        if not args.backends:
+            p.error("--isa needs --backends")
+        emulate_isa(args)
     if args.backends:
         backends_main(args)
         return
@@ -707,6 +802,17 @@ def main() -> None:
         write_results(section, Path(__file__).with_name("RESULTS.md"))
 
 
+def emulate_isa(args: argparse.Namespace) -> None:
+    """``--isa``: cap the instruction sets of the child processes (they inherit this environment), keep their
+    runs apart from the native ones and leave out ONNX Runtime, which cannot be capped."""
+    os.environ.update(EMULATED_ISAS[args.isa])
+    args.work_dir = args.work_dir / f"isa-{args.isa}"
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("anchor_configs", "low_overlap_configs", "large_configs"):
+        setattr(args, name, [c for c in getattr(args, name) if not c.startswith("onnxruntime")])
+    args.glavitu_memory_sizes = []  # memory does not depend on the instruction set
+
+
 def backends_main(args: argparse.Namespace) -> None:
     """``--backends``: run (or, with ``--reuse``, reload) the backend and memory plans and report them."""
     env = environment()
@@ -737,8 +843,8 @@ def backends_main(args: argparse.Namespace) -> None:
         if args.glavitu_memory_sizes:  # none given: keep the saved memory plan
             saved.write_text(json.dumps(run_memory_plan(args)))
         memory = json.loads(saved.read_text()) if saved.is_file() else []
-    sections = [backends_markdown(runs, env, args.date, command)]
-    sections += [large_markdown(large, args.date, command)] if large else []
+    sections = [backends_markdown(runs, env, args.date, command, args.isa)]
+    sections += [large_markdown(large, args.date, command, args.isa)] if large else []
     sections += [memory_markdown(memory, args.date, command)] if args.glavitu_memory_sizes and memory else []
     for section in sections:
         print(section)

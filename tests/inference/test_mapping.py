@@ -637,3 +637,32 @@ def test_auto_precision_uses_bf16_only_where_the_cpu_has_it(
         assert predictor.cpu_bf16_is_faster(channels_last, min_speedup=0.0) is True
         assert predictor.cpu_bf16_is_faster(channels_last, min_speedup=1e9) is False
     predictor.cpu_bf16_is_faster.cache_clear()
+
+
+def test_bf16_probe_stops_at_the_first_timing_where_bf16_is_emulated(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CPU flags that promise bf16 over kernels that emulate it (oneDNN capped at AVX2: 9x slower) cost one
+    pair of timings, not seven."""
+    from glaciermap.inference import predictor
+
+    clock = [0.0]
+    reads: list[bool] = []
+
+    def perf_counter() -> float:  # bf16 passes take 10x as long as float32 ones
+        bf16 = torch.is_autocast_enabled("cpu")
+        reads.append(bf16)
+        clock[0] += 5.0 if bf16 else 0.5
+        return clock[0]
+
+    monkeypatch.setattr(predictor, "cpu_has_native_bf16", lambda cpuinfo=None: True)
+    monkeypatch.setattr(predictor.time, "perf_counter", perf_counter)
+    predictor.cpu_bf16_is_faster.cache_clear()
+    try:
+        assert predictor.cpu_bf16_is_faster() is False
+        # warm-up pair and one timed pair, two clock reads per pass
+        assert reads == [False, False, True, True] * 2
+        predictor.cpu_bf16_is_faster.cache_clear()
+        reads.clear()
+        assert predictor.cpu_bf16_is_faster(min_speedup=0.05) is True  # 0.1x still passes so low a bar
+        assert len(reads) == 4 * 8
+    finally:
+        predictor.cpu_bf16_is_faster.cache_clear()
