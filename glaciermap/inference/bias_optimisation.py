@@ -57,6 +57,7 @@ import torch
 from torch import Tensor
 
 from glaciermap.errors import ConfigError, InputError
+from glaciermap.inference.heap import retained_heap
 from glaciermap.inference.predictor import DEFAULT_WINDOW, auto_bf16, resolve_device
 from glaciermap.inference.source import SceneReader
 from glaciermap.inference.windows import window_grid
@@ -818,7 +819,8 @@ def optimise_region(
             windows with at least ``min_valid`` valid pixels.
     """
     # Lightning runs prediction hooks under inference mode: gradients (w.r.t. r only) must be re-enabled.
-    with torch.inference_mode(False), torch.enable_grad():
+    # Freed activations stay in the heap for the next step (glaciermap.inference.heap; host memory only).
+    with torch.inference_mode(False), torch.enable_grad(), retained_heap():
         return _optimise_region(
             model,
             scene,

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from glaciermap.datasets.scene_folder import scene_pixels
 from glaciermap.distributed import rank_and_world_size
 from glaciermap.errors import ConfigError
+from glaciermap.inference.heap import retained_heap
 from glaciermap.inference.options import MapOptions, with_overrides
 from glaciermap.inference.outputs import MapResult, row_areas_km2, write_outputs
 from glaciermap.inference.predictor import ScenePredictor
@@ -93,6 +94,20 @@ def map_scene(
 
 
 def _map_one(
+    predictor: ScenePredictor,
+    scene_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    write_probabilities: bool,
+    quicklook: bool,
+    progress: bool | MappingProgress,
+    start: float,
+) -> MapResult:
+    # on a CPU, freed activations stay in the heap for the next window (glaciermap.inference.heap)
+    with retained_heap(predictor.device.type == "cpu"):
+        return _map_stream(predictor, scene_dir, out_dir, write_probabilities, quicklook, progress, start)
+
+
+def _map_stream(
     predictor: ScenePredictor,
     scene_dir: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],

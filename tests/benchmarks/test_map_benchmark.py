@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
-from tests.data.benchmarks import load_benchmark
+from tests.data.benchmarks import BENCHMARKS, load_benchmark
 
 
 def test_large_plan_runs_each_config_at_both_settings_and_reports_ratios(
@@ -72,8 +76,10 @@ def test_nofold_configurations_are_labelled_and_become_the_ratio_baseline(
         "channels_last": "yes",
         "fold": "no",
         "precision": "32",
+        "heap": "retain",
     }
     assert bench.parse_config("onnxruntime-b1")["fold"] == "yes"
+    assert bench.parse_config("torch-b1-cl-nofold-sysheap")["heap"] == "system"
     assert bench.parse_config("openvino-b1-bf16")["precision"] == "bf16"
     seconds = {("torch", "no"): 30.0, ("torch", "yes"): 24.0, ("onnxruntime", "yes"): 20.0}
 
@@ -107,3 +113,90 @@ def test_nofold_configurations_are_labelled_and_become_the_ratio_baseline(
     assert " | 1.25 | " in rows["| torch batch 1 channels-last"]
     assert " | 1.50 | " in rows["| onnxruntime batch 1"]
     assert "ratios to torch batch 1 channels-last unfolded" in table
+
+
+def test_isa_emulation_caps_the_runs_and_names_itself_in_the_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bench = load_benchmark("map_benchmark")
+    for key in bench.EMULATED_ISAS["avx2"]:
+        monkeypatch.setenv(key, "unset")  # restored after the test
+    args = argparse.Namespace(
+        isa="avx2",
+        work_dir=tmp_path,
+        anchor_configs=["torch-b1-cl", "onnxruntime-b1", "openvino-b1"],
+        low_overlap_configs=["onnxruntime-b1"],
+        large_configs=["torch-b1-cl-nofold", "onnxruntime-b8"],
+        glavitu_memory_sizes=["384x1152"],
+    )
+    bench.emulate_isa(args)
+    assert {k: os.environ[k] for k in bench.EMULATED_ISAS["avx2"]} == {
+        "ONEDNN_MAX_CPU_ISA": "AVX2",
+        "ATEN_CPU_CAPABILITY": "avx2",
+        "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+    }
+    # runs saved apart from the native ones; ONNX Runtime (no cap) and the memory plan left out
+    assert args.work_dir == tmp_path / "isa-avx2" and args.work_dir.is_dir()
+    assert args.anchor_configs == ["torch-b1-cl", "openvino-b1"] and args.low_overlap_configs == []
+    assert args.large_configs == ["torch-b1-cl-nofold"] and args.glavitu_memory_sizes == []
+    run = {
+        "model": "glavitu",
+        "backend": "torch",
+        "batch_size": 1,
+        "channels_last": True,
+        "fold": "yes",
+        "overlap": 0.5,
+        "window": "gaussian",
+        "rep": 0,
+        "windows": 25,
+        "seconds": 60.0,
+        "setup_seconds": 0.0,
+        "km2": 132.7,
+        "km2_per_s": 2.2,
+        "km2_per_s_steady": 2.2,
+        "peak_rss_mb": 1600.0,
+        "load_before": 0.1,
+        "height": 1152,
+        "width": 1152,
+        "isa": "ATen AVX2, oneDNN Intel AVX2",
+    }
+    env = dict.fromkeys(("machine", "memory", "flags", "python", "versions", "threads"), "x")
+    table = bench.backends_markdown(
+        [run], env, "2026-12-01", "python benchmarks/map_benchmark.py ...", "avx2"
+    )
+    assert table.startswith("## CPU backends, AVX2 emulated\n")
+    assert "ONEDNN_MAX_CPU_ISA=AVX2" in table and "reported ATen AVX2, oneDNN Intel AVX2." in table
+    large = bench.large_markdown([run], "2026-12-01", "python benchmarks/map_benchmark.py ...", "avx2")
+    assert large.startswith("## CPU backends: large scene, AVX2 emulated\n")
+    native = bench.backends_markdown([run], env, "2026-12-01", "python benchmarks/map_benchmark.py ...")
+    assert native.startswith("## CPU backends\n") and "ONEDNN_MAX_CPU_ISA" not in native
+
+
+def test_effective_isa_reads_what_the_runtimes_use() -> None:
+    bench = load_benchmark("map_benchmark")
+    here = bench.effective_isa("torch")
+    assert here.startswith(f"ATen {torch.backends.cpu.get_cpu_capability()}, oneDNN ")
+    if torch.backends.mkldnn.is_available():
+        assert "unknown" not in here
+    # in a process with the AVX2 cap (what --isa avx2 gives its runs) both runtimes report it
+    capability = torch.backends.cpu.get_cpu_capability()
+    if capability not in ("AVX2", "AVX512"):
+        pytest.skip(f"this CPU's capability is {capability}: AVX2 cannot be emulated")
+    code = f"import sys; sys.path.insert(0, {str(BENCHMARKS)!r}); import map_benchmark as m; print(m.effective_isa('torch'))"
+    env = {**os.environ, **bench.EMULATED_ISAS["avx2"]}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "ATen AVX2, oneDNN Intel AVX2"
+
+
+def test_ratios_are_taken_to_the_unfolded_network_with_the_system_heap_where_measured() -> None:
+    bench = load_benchmark("map_benchmark")
+
+    def run(config: str) -> dict[str, Any]:
+        return {"model": "glavitu", "channels_last": True, **bench.parse_config(config)}
+
+    plain = [run("torch-b1-cl"), run("torch-b1-cl-nofold")]
+    assert bench._baseline(plain) == "torch batch 1 channels-last unfolded"
+    assert bench._baseline([*plain, run("torch-b1-cl-nofold-sysheap")]) == (
+        "torch batch 1 channels-last unfolded system heap"
+    )
+    assert bench._baseline([run("torch-b1-cl-sysheap")]) == "torch batch 1 channels-last"
