@@ -30,6 +30,7 @@ from glaciermap.models.glavitu import GlaViTU
 from glaciermap.models.light_region import LightRegionResUNet
 from glaciermap.models.pretrained import PretrainedModel
 from tests.data.checkpoints import PointwiseModel, scene_stats
+from tests.data.heap import RESTORE_CALLS, RETAIN_CALLS, recording_libc
 from tests.data.scenes import write_scene
 
 CODES = ("ALP", "SVAL")
@@ -319,3 +320,14 @@ def test_auto_precision_follows_the_cpu_probe_in_the_layout_used(monkeypatch: py
     assert auto.entropy == pytest.approx(asked.entropy, abs=0.02)  # bf16 rounding only
     monkeypatch.setenv(predictor.CPU_BF16_ENV, "off")
     assert optimise_region(model, windows, steps=3, **CPU).precision == "32" and layouts == [True, False]
+
+
+def test_the_optimisation_runs_inside_the_retained_heap(monkeypatch: pytest.MonkeyPatch) -> None:
+    libc = recording_libc(monkeypatch)
+    model, windows = tiny_model(), tiny_windows()
+    seen: list[int] = []
+    for module in model.modules():  # the optimisation calls the network's parts, not its forward
+        module.register_forward_pre_hook(lambda module, args: seen.append(len(libc.calls)))
+    optimise_region(model, windows, steps=2, **CPU)
+    assert seen and set(seen) == {len(RETAIN_CALLS)}
+    assert libc.calls == RETAIN_CALLS + RESTORE_CALLS

@@ -36,6 +36,7 @@ from tests.data.checkpoints import (
     whole_scene_probabilities,
     write_constant_scene,
 )
+from tests.data.heap import RESTORE_CALLS, RETAIN_CALLS, recording_libc
 from tests.data.scenes import write_scene
 
 FAST = {"device": "cpu", "quicklook": False, "progress": False}
@@ -666,3 +667,21 @@ def test_bf16_probe_stops_at_the_first_timing_where_bf16_is_emulated(monkeypatch
         assert len(reads) == 4 * 8
     finally:
         predictor.cpu_bf16_is_faster.cache_clear()
+
+
+def test_a_cpu_map_predicts_inside_the_retained_heap_and_restores_it(
+    scene: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    libc = recording_libc(monkeypatch)
+    model = PointwiseModel()
+    seen: list[int] = []
+    model.register_forward_pre_hook(lambda module, args: seen.append(len(libc.calls)))
+    mapping = PretrainedModel.from_model(model, scene_stats(scene))
+    map_scene(mapping, scene, tmp_path / "a", window_size=64, **FAST)  # type: ignore[arg-type]
+    # every window ran with the heap retained (the hook is copied into the folded inference copy)
+    assert seen and set(seen) == {len(RETAIN_CALLS)}
+    assert libc.calls == RETAIN_CALLS + RESTORE_CALLS
+    libc.calls.clear()
+    monkeypatch.setenv("GLACIERMAP_CPU_HEAP", "system")
+    map_scene(mapping, scene, tmp_path / "b", window_size=64, **FAST)  # type: ignore[arg-type]
+    assert libc.calls == []
