@@ -128,6 +128,7 @@ def run_child(args: argparse.Namespace) -> None:
     import torch
 
     import glaciermap.inference.predictor as predictor_module
+    from glaciermap.inference.heap import CPU_HEAP_ENV
     from glaciermap.inference.mapping import map_scene
     from glaciermap.models import get_model
     from glaciermap.models.pretrained import PretrainedModel
@@ -146,7 +147,7 @@ def run_child(args: argparse.Namespace) -> None:
     predictor_module.compile_backend = timed_compile  # type: ignore[assignment]
     if args.fold == "no":  # the network as it is: the mapping path before batch-norm folding
         predictor_module.fold_for_inference = lambda model: copy.deepcopy(model).eval()  # type: ignore[assignment]
-    os.environ["GLACIERMAP_CPU_HEAP"] = args.heap
+    os.environ[CPU_HEAP_ENV] = args.heap
     torch.manual_seed(0)
     load_before = os.getloadavg()[0]
     if args.model == "glavitu":

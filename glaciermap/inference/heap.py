@@ -4,14 +4,14 @@ A GlaViTU forward pass on a 384 px window allocates about 0.6-0.9 GB of activati
 glibc's ``malloc`` serves a request above its mmap threshold (which it raises by itself to 32 MB at most) with
 fresh pages from ``mmap`` and gives them back with ``munmap`` when the tensor is freed, so every window starts
 again from unmapped memory: 140,000-225,000 page faults per window, each one a page the kernel has to zero.
-Measured on 2 cores (``benchmarks/RESULTS.md``, "Page faults"): a 1.2-2.4 s window spends 0.2-0.5 s on them,
-while OpenVINO, which plans its own memory, spends none.
+Measured on 2 cores (``benchmarks/RESULTS.md``, "Page faults: the retained heap"): a 1.2-2.4 s window spent
+0.2-0.5 s on them, while OpenVINO, which plans its own memory, had about 8,000 faults per window.
 
 :func:`retained_heap` sets two of glibc's ``mallopt`` parameters for its duration: ``M_MMAP_MAX = 0`` (serve
 large requests from the heap, not from ``mmap``) and a ``M_TRIM_THRESHOLD`` high enough that freed memory
 stays in the heap, where the next window's tensors reuse it without a fault. On leaving, it restores glibc's
 start values (``M_MMAP_MAX`` 65,536, ``M_TRIM_THRESHOLD`` 128 KiB) and hands the retained memory back to the
-system with ``malloc_trim(0)``. Peak memory grows by about a tenth (the heap's fragmentation); the memory the
+system with ``malloc_trim(0)``. Peak memory grew by 13-15 % (the heap's fragmentation); the memory the
 process holds between windows stays at that peak instead of falling back.
 
 ``GLACIERMAP_CPU_HEAP=system`` leaves the allocator as it is. On other C libraries (macOS, Windows, musl) and

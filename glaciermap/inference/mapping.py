@@ -104,44 +104,32 @@ def _map_one(
 ) -> MapResult:
     # on a CPU, freed activations stay in the heap for the next window (glaciermap.inference.heap)
     with retained_heap(predictor.device.type == "cpu"):
-        return _map_stream(predictor, scene_dir, out_dir, write_probabilities, quicklook, progress, start)
-
-
-def _map_stream(
-    predictor: ScenePredictor,
-    scene_dir: str | os.PathLike[str],
-    out_dir: str | os.PathLike[str],
-    write_probabilities: bool,
-    quicklook: bool,
-    progress: bool | MappingProgress,
-    start: float,
-) -> MapResult:
-    stream = scene_stream(predictor, scene_dir)
-    extra: dict[str, Any] = {
-        "options": {**predictor.options.summary(), "write_probabilities": write_probabilities}
-    }
-    if isinstance(progress, MappingProgress):
-        bar, own = progress, False
-    else:
-        bar, own = MappingProgress(enabled=bool(progress)), True
-    try:
-        if own:
-            bar.__enter__()
-        bar.start_scene(stream.scene.name, float(row_areas_km2(stream.scene).sum() * stream.scene.width))
-        return write_outputs(
-            stream,
-            predictor.mapping,
-            out_dir,
-            write_probabilities=write_probabilities,
-            quicklook=quicklook,
-            progress=bar.advance,
-            extra_summary=extra,
-            start_time=start,
-        )
-    finally:
-        stream.close()
-        if own:
-            bar.__exit__(None, None, None)
+        stream = scene_stream(predictor, scene_dir)
+        extra: dict[str, Any] = {
+            "options": {**predictor.options.summary(), "write_probabilities": write_probabilities}
+        }
+        if isinstance(progress, MappingProgress):
+            bar, own = progress, False
+        else:
+            bar, own = MappingProgress(enabled=bool(progress)), True
+        try:
+            if own:
+                bar.__enter__()
+            bar.start_scene(stream.scene.name, float(row_areas_km2(stream.scene).sum() * stream.scene.width))
+            return write_outputs(
+                stream,
+                predictor.mapping,
+                out_dir,
+                write_probabilities=write_probabilities,
+                quicklook=quicklook,
+                progress=bar.advance,
+                extra_summary=extra,
+                start_time=start,
+            )
+        finally:
+            stream.close()
+            if own:
+                bar.__exit__(None, None, None)
 
 
 def shard_scenes(
