@@ -12,7 +12,9 @@ large requests from the heap, not from ``mmap``) and a ``M_TRIM_THRESHOLD`` high
 stays in the heap, where the next window's tensors reuse it without a fault. On leaving, it restores glibc's
 start values (``M_MMAP_MAX`` 65,536, ``M_TRIM_THRESHOLD`` 128 KiB) and hands the retained memory back to the
 system with ``malloc_trim(0)``. Peak memory grew by 13-15 % (the heap's fragmentation); the memory the
-process holds between windows stays at that peak instead of falling back.
+process holds between windows stays at that peak instead of falling back. Setting a parameter also ends
+glibc's own adjustment of its mmap and trim thresholds for the rest of the process (it cannot be switched
+back on); the restored start values then stay fixed.
 
 ``GLACIERMAP_CPU_HEAP=system`` leaves the allocator as it is. On other C libraries (macOS, Windows, musl) and
 under a preloaded allocator such as jemalloc the function does nothing.
