@@ -16,6 +16,11 @@ process holds between windows stays at that peak instead of falling back. Settin
 glibc's own adjustment of its mmap and trim thresholds for the rest of the process (it cannot be switched
 back on); the restored start values then stay fixed.
 
+Only the main thread's heap is kept: glibc gives every other thread a heap of its own whose pieces are at most
+64 MB, so larger tensors allocated there are mapped and unmapped whatever these parameters say. Mapping
+therefore runs the network in the calling thread and writes in a background one
+(:class:`~glaciermap.inference.source.Consumer`).
+
 ``GLACIERMAP_CPU_HEAP=system`` leaves the allocator as it is. On other C libraries (macOS, Windows, musl) and
 under a preloaded allocator such as jemalloc the function does nothing.
 """

@@ -58,7 +58,7 @@ from glaciermap.datasets.scene_folder import SceneInfo
 from glaciermap.errors import InputError
 from glaciermap.inference.confidence import entropy_confidence
 from glaciermap.inference.predictor import QUICKLOOK_SIDE, SceneStream, Strip
-from glaciermap.inference.source import Prefetcher
+from glaciermap.inference.source import Consumer
 from glaciermap.inference.writers import StreamingRaster
 from glaciermap.io import atomic_output, check_output_dir, json_text, output_lock, write_vector
 from glaciermap.models.pretrained import PretrainedModel
@@ -450,14 +450,18 @@ class SceneWriter:
         sinks: dict[str, StreamingRaster],
         progress: ProgressCallback | None,
     ) -> None:
-        """Write every strip (prediction runs in a background thread meanwhile).
+        """Write every strip in a background thread while the next ones are predicted in this one.
+
+        The network runs in the calling thread (on glibc, the main thread's heap is the one
+        :func:`~glaciermap.inference.heap.retained_heap` keeps: see :class:`Consumer`); ``progress`` is called
+        here too, as strips finish writing.
 
         Raises:
             InputError: If the scene turned out to have no valid pixel.
         """
         scene, areas = self.scene, self.areas
-        strips = stack.enter_context(Prefetcher(iter(self.stream), depth=2))
-        for strip in strips:
+
+        def write(strip: Strip) -> float:
             _write_strip(
                 strip,
                 sinks,
@@ -467,8 +471,14 @@ class SceneWriter:
                 self.nodata,
                 self.stream.uncertain_below,
             )
-            if progress is not None:
-                progress(float(areas[strip.row : strip.row + strip.invalid.shape[0]].sum() * scene.width))
+            return float(areas[strip.row : strip.row + strip.invalid.shape[0]].sum() * scene.width)
+
+        writer = stack.enter_context(Consumer(write, depth=2, name="glaciermap-writer"))
+        done: list[float] = []
+        for strip in self.stream:
+            done += writer.put(strip)
+            _report(progress, done)
+        _report(progress, writer.finish())
         if self.tally.valid_pixels == 0:
             files_list = ", ".join(info.path.name for info in scene.rasters.values())
             raise InputError(
@@ -723,6 +733,14 @@ def _calibrate_strip(
         probs = np.nan_to_num(probs, nan=1.0 / probs.shape[0])
     out = apply(probs, axis=0) if apply is not None else calibrator(confidence)
     return np.clip(np.asarray(out, dtype=np.float32), 0.0, 1.0)
+
+
+def _report(progress: ProgressCallback | None, done: list[float]) -> None:
+    """Hand the areas of the strips written so far to ``progress`` (in order), and forget them."""
+    if progress is not None:
+        for area in done:
+            progress(area)
+    done.clear()
 
 
 def _write_strip(

@@ -8,7 +8,9 @@ modality is NaN, the file's nodata value or -9999), normalises with the model's 
 value, exactly as :class:`~glaciermap.datasets.scene.SceneDataset` does for training windows.
 
 :class:`Prefetcher` runs an iterator in a background thread with a small queue, so the next rows are read while
-the model works on the current ones.
+the model works on the current ones. :class:`Consumer` is its mirror: it hands items to a function that runs in
+a background thread (mapping writes its output strips there while the model predicts the next ones in the
+calling thread).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
@@ -277,6 +279,106 @@ class Prefetcher(Generic[T]):
         self._thread.join()
 
     def __enter__(self) -> Prefetcher[T]:
+        """Return self."""
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """Stop the thread."""
+        self.close()
+
+
+R = TypeVar("R")
+
+
+class Consumer(Generic[T, R]):
+    """Apply ``fn`` to items in a background thread, in the order they are put, at most ``depth`` waiting.
+
+    The mirror of :class:`Prefetcher`: the calling thread produces, the background thread consumes. Mapping
+    uses it so that the network runs in the calling thread. On glibc that matters on a CPU: the main thread
+    allocates from the main heap, which :func:`~glaciermap.inference.heap.retained_heap` keeps, while another
+    thread's heap serves every tensor above 64 MB with fresh ``mmap`` pages (page faults on every window).
+
+    The first exception ``fn`` raises is re-raised in the calling thread by the next :meth:`put` or by
+    :meth:`finish`; the items after it are dropped. Use as a context manager (or call :meth:`close`) so the
+    thread stops when the producer fails.
+
+    Args:
+        fn: Applied to every item in the background thread; its results are handed back in order.
+        depth: Items that may wait in the queue (>= 1) before :meth:`put` blocks.
+        name: Name of the thread.
+    """
+
+    def __init__(self, fn: Callable[[T], R], depth: int = 2, name: str = "glaciermap-consumer") -> None:
+        self._fn = fn
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
+        self._results: queue.Queue[R] = queue.Queue()
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _DONE or self._stop.is_set():
+                return
+            try:
+                self._results.put(self._fn(item))
+            except BaseException as err:  # handed to the producer
+                self._error = err
+                self._stop.set()
+                return
+
+    def _collect(self) -> list[R]:
+        if self._error is not None:
+            raise self._error
+        out: list[R] = []
+        with contextlib.suppress(queue.Empty):
+            while True:
+                out.append(self._results.get_nowait())
+        return out
+
+    def put(self, item: T) -> list[R]:
+        """Queue ``item`` (blocks while ``depth`` items wait); return the results finished since the last call.
+
+        Raises:
+            BaseException: The error ``fn`` raised on an earlier item.
+        """
+        self._offer(item)
+        return self._collect()
+
+    def _offer(self, item: Any) -> None:
+        """Queue ``item`` unless the thread has stopped (after an error: it no longer takes items)."""
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.05)
+                return
+            except queue.Full:
+                continue
+
+    def finish(self) -> list[R]:
+        """Wait until every queued item is done; return the results not yet returned.
+
+        Raises:
+            BaseException: The error ``fn`` raised, if any.
+        """
+        self._offer(_DONE)
+        self._thread.join()
+        return self._collect()
+
+    def close(self) -> None:
+        """Stop the thread without doing the items still waiting, and wait for the current one."""
+        self._stop.set()
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._queue.get_nowait()
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(_DONE)  # wakes the thread if it waits for an item
+        self._thread.join()
+
+    def __enter__(self) -> Consumer[T, R]:
         """Return self."""
         return self
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -23,6 +25,7 @@ from glaciermap.inference.predictor import (
     ScenePredictor,
     default_batch_size,
 )
+from glaciermap.inference.progress import MappingProgress
 from glaciermap.inference.source import SceneReader
 from glaciermap.models.pretrained import PretrainedModel
 from glaciermap.models.resunet import FusionResUNet
@@ -685,3 +688,44 @@ def test_a_cpu_map_predicts_inside_the_retained_heap_and_restores_it(
     monkeypatch.setenv("GLACIERMAP_CPU_HEAP", "system")
     map_scene(mapping, scene, tmp_path / "b", window_size=64, **FAST)  # type: ignore[arg-type]
     assert libc.calls == []
+
+
+def test_the_network_runs_in_the_calling_thread_and_strips_are_written_in_another(
+    scene: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On glibc only the calling (main) thread's heap is kept by the retained heap: the network must run there."""
+    from glaciermap.inference import outputs
+
+    here = threading.current_thread().name
+    model = PointwiseModel()
+    network_threads: set[str] = set()
+    model.register_forward_pre_hook(lambda module, args: network_threads.add(threading.current_thread().name))
+    writer_threads: set[str] = set()
+    write_strip = outputs._write_strip
+
+    def recording_write_strip(*args: Any, **kwargs: Any) -> None:
+        writer_threads.add(threading.current_thread().name)
+        write_strip(*args, **kwargs)
+
+    class RecordingProgress(MappingProgress):
+        def __init__(self) -> None:
+            super().__init__(enabled=False)
+            self.total, self.calls = 0.0, list[tuple[str, float]]()
+
+        def start_scene(self, name: str, total_km2: float) -> None:
+            self.total = total_km2
+            super().start_scene(name, total_km2)
+
+        def advance(self, km2: float) -> None:
+            self.calls.append((threading.current_thread().name, km2))
+            super().advance(km2)
+
+    monkeypatch.setattr(outputs, "_write_strip", recording_write_strip)
+    bar = RecordingProgress()
+    mapping = PretrainedModel.from_model(model, scene_stats(scene))
+    map_scene(mapping, scene, tmp_path / "out", window_size=64, **{**FAST, "progress": bar})  # type: ignore[arg-type]
+    assert network_threads == {here}
+    assert writer_threads == {"glaciermap-writer"}
+    # progress is reported in the calling thread, one call per strip, and adds up to the scene's area
+    assert {name for name, _ in bar.calls} == {here} and len(bar.calls) >= 2
+    assert sum(km2 for _, km2 in bar.calls) == pytest.approx(bar.total, rel=1e-9)
