@@ -474,10 +474,8 @@ class SceneWriter:
             return float(areas[strip.row : strip.row + strip.invalid.shape[0]].sum() * scene.width)
 
         writer = stack.enter_context(Consumer(write, depth=2, name="glaciermap-writer"))
-        done: list[float] = []
         for strip in self.stream:
-            done += writer.put(strip)
-            _report(progress, done)
+            _report(progress, writer.put(strip))
         _report(progress, writer.finish())
         if self.tally.valid_pixels == 0:
             files_list = ", ".join(info.path.name for info in scene.rasters.values())
@@ -736,11 +734,10 @@ def _calibrate_strip(
 
 
 def _report(progress: ProgressCallback | None, done: list[float]) -> None:
-    """Hand the areas of the strips written so far to ``progress`` (in order), and forget them."""
+    """Hand the areas of the strips just written to ``progress``, in order."""
     if progress is not None:
         for area in done:
             progress(area)
-    done.clear()
 
 
 def _write_strip(

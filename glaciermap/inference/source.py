@@ -211,6 +211,26 @@ class _Failure:
 _DONE = object()
 
 
+def _put_unless_stopped(q: queue.Queue[Any], item: Any, stop: threading.Event) -> bool:
+    """Put ``item`` into ``q``, waiting while it is full, unless ``stop`` is set first; whether it was put."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.05)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _drain(q: queue.Queue[Any]) -> list[Any]:
+    """Take every item ``q`` holds now, without waiting."""
+    out: list[Any] = []
+    with contextlib.suppress(queue.Empty):
+        while True:
+            out.append(q.get_nowait())
+    return out
+
+
 class Prefetcher(Generic[T]):
     """Iterate ``items`` in a background thread, keeping at most ``depth`` items ready.
 
@@ -230,13 +250,7 @@ class Prefetcher(Generic[T]):
         self._thread.start()
 
     def _put(self, item: Any) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return _put_unless_stopped(self._queue, item, self._stop)
 
     def _run(self) -> None:
         try:
@@ -271,11 +285,7 @@ class Prefetcher(Generic[T]):
     def close(self) -> None:
         """Stop the thread and wait for it."""
         self._stop.set()
-        while True:
-            try:
-                self._queue.get_nowait()
-            except queue.Empty:
-                break
+        _drain(self._queue)
         self._thread.join()
 
     def __enter__(self) -> Prefetcher[T]:
@@ -334,11 +344,7 @@ class Consumer(Generic[T, R]):
     def _collect(self) -> list[R]:
         if self._error is not None:
             raise self._error
-        out: list[R] = []
-        with contextlib.suppress(queue.Empty):
-            while True:
-                out.append(self._results.get_nowait())
-        return out
+        return _drain(self._results)
 
     def put(self, item: T) -> list[R]:
         """Queue ``item`` (blocks while ``depth`` items wait); return the results finished since the last call.
@@ -346,17 +352,8 @@ class Consumer(Generic[T, R]):
         Raises:
             BaseException: The error ``fn`` raised on an earlier item.
         """
-        self._offer(item)
+        _put_unless_stopped(self._queue, item, self._stop)  # after an error the thread takes no more items
         return self._collect()
-
-    def _offer(self, item: Any) -> None:
-        """Queue ``item`` unless the thread has stopped (after an error: it no longer takes items)."""
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.05)
-                return
-            except queue.Full:
-                continue
 
     def finish(self) -> list[R]:
         """Wait until every queued item is done; return the results not yet returned.
@@ -364,16 +361,14 @@ class Consumer(Generic[T, R]):
         Raises:
             BaseException: The error ``fn`` raised, if any.
         """
-        self._offer(_DONE)
+        _put_unless_stopped(self._queue, _DONE, self._stop)
         self._thread.join()
         return self._collect()
 
     def close(self) -> None:
         """Stop the thread without doing the items still waiting, and wait for the current one."""
         self._stop.set()
-        with contextlib.suppress(queue.Empty):
-            while True:
-                self._queue.get_nowait()
+        _drain(self._queue)
         with contextlib.suppress(queue.Full):
             self._queue.put_nowait(_DONE)  # wakes the thread if it waits for an item
         self._thread.join()
