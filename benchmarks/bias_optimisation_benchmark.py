@@ -294,17 +294,20 @@ def projections(args: argparse.Namespace, rows: list[dict[str, Any]]) -> dict[st
     """Seconds for GlaViTU with the projection's windows and steps on a 5,000 km2 scene, per precision and
     heap: reading grows with the area, features with the windows, steps with windows x steps (medians over
     the repetitions)."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r["model"] == "glavitu":
+            groups.setdefault(f"{r['precision']}, {r['heap']} heap", []).append(r)
     projected: dict[str, float] = {}
-    for key in dict.fromkeys(f"{r['precision']}, {r['heap']} heap" for r in rows if r["model"] == "glavitu"):
-        runs = [r for r in rows if r["model"] == "glavitu" and f"{r['precision']}, {r['heap']} heap" == key]
-
-        def median(field: str, runs: list[dict[str, Any]] = runs) -> float:
-            return statistics.median(float(r[field]) for r in runs)
-
+    for key, runs in groups.items():
+        read, cache, step = (
+            statistics.median(float(r[field]) for r in runs)
+            for field in ("read_seconds", "cache_seconds", "window_step_seconds")
+        )
         projected[key] = (
-            median("read_seconds") * 5000.0 / runs[0]["area_km2"]
-            + median("cache_seconds") * args.project_windows / runs[0]["windows"]
-            + median("window_step_seconds") * args.project_windows * args.project_steps
+            read * 5000.0 / runs[0]["area_km2"]
+            + cache * args.project_windows / runs[0]["windows"]
+            + step * args.project_windows * args.project_steps
         )
     return projected
 
