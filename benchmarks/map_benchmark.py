@@ -178,6 +178,7 @@ def run_child(args: argparse.Namespace) -> None:
         device=args.device,
         precision=args.precision,
         channels_last=args.channels_last != "no",
+        convolution=args.convolution,
         progress=False,
     )
     wall = time.perf_counter() - t0
@@ -201,6 +202,7 @@ def run_child(args: argparse.Namespace) -> None:
                 "device": s["device"],
                 "precision": s["precision"],
                 "channels_last": s["channels_last"],
+                "convolution": s["convolution"],
                 "height": s["height"],
                 "width": s["width"],
                 "overlap": args.overlap,
@@ -347,7 +349,9 @@ def parse_config(text: str) -> dict[str, Any]:
     (:func:`glaciermap.models.folding.fold_for_inference`): the mapping path before that copy existed. A
     ``-bf16`` suffix maps in bf16 (PyTorch: autocast; OpenVINO: its bf16 inference precision), else float32.
     A ``-sysheap`` suffix maps with ``GLACIERMAP_CPU_HEAP=system``: glibc's allocator as it is, without the
-    retained heap of :mod:`glaciermap.inference.heap` (the mapping path before it existed).
+    retained heap of :mod:`glaciermap.inference.heap` (the mapping path before it existed). ``-direct`` and
+    ``-wino`` map with option ``convolution`` ``"direct"`` (the mapping path before Winograd convolutions) and
+    ``"winograd"`` (:mod:`glaciermap.models.winograd`); without either, ``"auto"``, the default.
     """
     parts = text.split("-")
     return {
@@ -357,6 +361,7 @@ def parse_config(text: str) -> dict[str, Any]:
         "fold": "no" if "nofold" in parts[2:] else "yes",
         "precision": "bf16" if "bf16" in parts[2:] else "32",
         "heap": "system" if "sysheap" in parts[2:] else "retain",
+        "convolution": "winograd" if "wino" in parts[2:] else "direct" if "direct" in parts[2:] else "auto",
     }
 
 
@@ -456,7 +461,8 @@ def _label(r: dict[str, Any]) -> str:
     unfolded = " unfolded" if r.get("fold") == "no" else ""
     bf16 = " bf16" if r.get("precision") == "bf16" else ""
     heap = " system heap" if r.get("heap") == "system" else ""
-    return f"{r['backend']} batch {r['batch_size']}{cl}{unfolded}{bf16}{heap}"
+    wino = " Winograd" if r.get("convolution") == "winograd" else ""
+    return f"{r['backend']} batch {r['batch_size']}{cl}{wino}{unfolded}{bf16}{heap}"
 
 
 def _baseline(runs: list[dict[str, Any]]) -> str:
@@ -697,6 +703,7 @@ def main() -> None:
         p.add_argument("--backend", default="torch")
         p.add_argument("--window", default="gaussian")
         p.add_argument("--heap", choices=("retain", "system"), default="retain")
+        p.add_argument("--convolution", choices=("auto", "direct", "winograd"), default="auto")
         run_child(p.parse_args())
         return
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -47,10 +47,13 @@ def onnx_cache_of_the_session(tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 @pytest.fixture(scope="session", autouse=True)
 def float32_on_every_cpu() -> Iterator[None]:
-    """``precision="auto"`` stays float32 on a CPU with native bf16 too, so results do not depend on the machine
-    (tests of the bf16 choice set the variable or patch the probe themselves)."""
+    """``precision="auto"`` stays float32 on a CPU with native bf16 too, and ``convolution="auto"`` direct on a CPU
+    without AVX-512, so results do not depend on the machine (tests of these choices set the variables or patch
+    the probes themselves)."""
     from glaciermap.inference.predictor import CPU_BF16_ENV
+    from glaciermap.models.winograd import WINOGRAD_ENV
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(CPU_BF16_ENV, "off")
+        patch.setenv(WINOGRAD_ENV, "off")
         yield

@@ -16,11 +16,25 @@ from typing import Any, Literal, get_args
 from glaciermap.errors import ConfigError
 from glaciermap.inference.windows import BlendWindow, GridLayout
 
-__all__ = ["Backend", "MapOptions", "Precision", "add_arguments", "from_arguments", "with_overrides"]
+__all__ = [
+    "Backend",
+    "Convolution",
+    "MapOptions",
+    "Precision",
+    "add_arguments",
+    "from_arguments",
+    "with_overrides",
+]
 
 Precision = Literal["auto", "32", "bf16"]
 """Arithmetic of the model: ``"auto"`` (bf16 autocast on CUDA and on CPUs with native bf16 (AMX / AVX-512
 BF16), float32 elsewhere), ``"32"`` or ``"bf16"``."""
+
+Convolution = Literal["auto", "direct", "winograd"]
+"""How the 3x3 convolutions of the torch backend are computed on a CPU in float32: ``"direct"`` (oneDNN's
+kernels), ``"winograd"`` (NNPACK's Winograd kernels, :mod:`glaciermap.models.winograd`; contiguous tensors) or
+``"auto"`` (Winograd where the CPU has no AVX-512, :func:`glaciermap.models.winograd.cpu_prefers_winograd`;
+direct elsewhere, on a GPU and in bf16)."""
 
 Backend = Literal["torch", "onnxruntime", "openvino"]
 """Runtime of the model's windows (:mod:`glaciermap.inference.backends`): ``"torch"`` (default, any device),
@@ -75,6 +89,8 @@ class MapOptions:
         device: ``"auto"`` (CUDA if available, else CPU) or a torch device string.
         precision: See :data:`Precision`.
         channels_last: Use channels-last tensors (default; measured faster on CPU and the usual choice on GPU).
+            Winograd convolutions (``convolution``) run on contiguous tensors instead.
+        convolution: See :data:`Convolution` (``"auto"`` by default).
         backend: See :data:`Backend` (``"torch"`` by default).
         region: Region code for region-encoding models (default: the scene's ``region`` if the model knows
             it, else ``"unseen"``).
@@ -139,6 +155,12 @@ class MapOptions:
     channels_last: bool = field(
         default=True, metadata=_cli("contiguous instead of channels-last tensors", flag="--no-channels-last")
     )
+    convolution: Convolution = field(
+        default="auto",
+        metadata=_cli(
+            "3x3 convolutions on a CPU in float32: auto (Winograd where the CPU has no AVX-512), direct or winograd"
+        ),
+    )
     backend: Backend = field(
         default="torch",
         metadata=_cli("runtime of the windows: torch (default), or on the CPU onnxruntime or openvino"),
@@ -196,6 +218,7 @@ class MapOptions:
             ("window", BlendWindow),
             ("layout", GridLayout),
             ("precision", Precision),
+            ("convolution", Convolution),
             ("backend", Backend),
         ):
             value = getattr(self, name)

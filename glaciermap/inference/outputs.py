@@ -681,6 +681,7 @@ def _summary(
         "device": str(stream.device),
         "precision": stream.precision,
         "channels_last": stream.channels_last,
+        "convolution": stream.convolution,
         "location": stream.location,
         "model": dict(mapping.info),
         "nodata": {"classes": IGNORE_INDEX, "float": None if math.isnan(nodata) else nodata},

@@ -23,8 +23,10 @@ function with less work); the model itself is not moved or switched to evaluatio
 
 On CUDA the model runs under ``torch.autocast(dtype=torch.bfloat16)``; on a CPU in float32, or in bf16 where the
 CPU computes it natively and a short probe finds it clearly faster (:func:`auto_bf16`), or on request; tensors
-are channels-last by default (measured faster on the CPU too). Probabilities and the accumulator are float32
-on every device, so CPU and GPU give the same numbers up to the precision of the model's arithmetic.
+are channels-last by default (measured faster on the CPU too). On a CPU without AVX-512 the float32 3x3
+convolutions are Winograd convolutions on contiguous tensors instead (option ``convolution``,
+:mod:`glaciermap.models.winograd`). Probabilities and the accumulator are float32 on every device, so CPU and GPU
+give the same numbers up to the precision of the model's arithmetic.
 
 Monte-Carlo dropout (``mc_passes = N > 1``): every window is predicted ``N`` times with dropout switched on
 (:meth:`~glaciermap.models.base.SegmentationModel.set_mc_dropout`); the mean of the ``N`` softmax outputs
@@ -63,6 +65,7 @@ from glaciermap.models.blocks import MCDropout
 from glaciermap.models.cpu_bf16 import guard_cpu_bf16
 from glaciermap.models.folding import fold_for_inference
 from glaciermap.models.pretrained import PretrainedModel
+from glaciermap.models.winograd import cpu_prefers_winograd, use_winograd, winograd_available
 
 DEFAULT_WINDOW = 384
 """Window side used when the model does not state one (384, the GlaViTU paper's patch size)."""
@@ -95,6 +98,7 @@ class SceneStream:
         device: The compute device.
         precision: ``"32"`` or ``"bf16"``.
         channels_last: Whether channels-last tensors were used.
+        convolution: How the 3x3 convolutions were computed, ``"direct"`` or ``"winograd"``.
         location: Description of the location input (``{"region": ...}`` / ``{"coordinates": ...}``).
         mc_passes: Monte-Carlo dropout passes per window (strips carry a spread when > 1).
         tta: Whether test-time augmentation was used.
@@ -121,6 +125,7 @@ class SceneStream:
     uncertain_below: float | None = None
     thumbnail: npt.NDArray[np.float32] | None = None
     stats: dict[str, float] = field(default_factory=dict)
+    convolution: str = "direct"
     attachments: dict[str, str] = field(default_factory=dict)
     extra_summary: dict[str, Any] = field(default_factory=dict)
 
@@ -309,6 +314,42 @@ def auto_bf16(device: torch.device, channels_last: bool = True) -> bool:
     return device.type == "cpu" and setting == "auto" and cpu_bf16_is_faster(channels_last)
 
 
+def resolve_convolution(setting: str, device: torch.device, precision: str, backend: str) -> str:
+    """How the 3x3 convolutions are computed for option ``convolution`` (:data:`~.options.Convolution`).
+
+    Winograd (:mod:`glaciermap.models.winograd`) computes float32 convolutions of the torch backend on a CPU;
+    ``"auto"`` chooses it there where :func:`~glaciermap.models.winograd.cpu_prefers_winograd` (no AVX-512),
+    and direct convolutions everywhere else.
+
+    Args:
+        setting: ``"auto"``, ``"direct"`` or ``"winograd"``.
+        device: The resolved device.
+        precision: The resolved precision (``"32"`` or ``"bf16"``).
+        backend: The backend.
+
+    Returns:
+        ``"direct"`` or ``"winograd"``.
+
+    Raises:
+        ConfigError: If ``"winograd"`` is asked for where it cannot run.
+    """
+    if setting == "direct":
+        return "direct"
+    fits = device.type == "cpu" and precision == "32" and backend == "torch"
+    if setting == "winograd":
+        if not fits:
+            raise ConfigError(
+                f"convolution is 'winograd' but the windows run on {device.type} in precision {precision} with "
+                f"backend {backend}; Winograd computes float32 on the CPU with backend torch (use auto or direct)"
+            )
+        if not winograd_available():
+            raise ConfigError(
+                "convolution is 'winograd' but this torch build or CPU has no working NNPACK; use auto or direct"
+            )
+        return "winograd"
+    return "winograd" if fits and cpu_prefers_winograd() else "direct"
+
+
 def default_window_size(mapping: PretrainedModel) -> int:
     """The model's training input size (``hparams["img_size"]``), else 384, rounded up to ``size_multiple``.
 
@@ -365,6 +406,9 @@ class ScenePredictor:
         )
         self.precision = "bf16" if options.precision == "bf16" or auto else "32"
         check_backend(self.backend, self.device, self.precision, options.mc_passes)
+        self.convolution = resolve_convolution(options.convolution, self.device, self.precision, self.backend)
+        if self.convolution == "winograd":
+            self.channels_last = False  # NNPACK takes contiguous tensors (glaciermap.models.winograd)
         self._sessions: dict[tuple[Any, ...], WindowFunction] = {}
         self._net: nn.Module | None = None
         self.float32_layers: list[str] = []
@@ -584,6 +628,7 @@ class ScenePredictor:
             device=self.device,
             precision=self.precision,
             channels_last=self.channels_last,
+            convolution=self.convolution,
             location=location,
             mc_passes=self.options.mc_passes,
             tta=self.options.tta,
@@ -632,6 +677,8 @@ class ScenePredictor:
         net = fold_for_inference(self.model).to(self.device)
         if self.device.type == "cpu" and self.precision == "bf16" and self.backend == "torch":
             self.float32_layers = guard_cpu_bf16(net)  # convolutions this CPU gets wrong in bf16
+        if self.convolution == "winograd":
+            use_winograd(net)
         if self.channels_last:
             net.to(memory_format=torch.channels_last)
         if isinstance(net, SegmentationModel):

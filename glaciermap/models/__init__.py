@@ -35,6 +35,7 @@ from glaciermap.models.resunet import FusionResUNet, ResUNet
 from glaciermap.models.setr import SETR, FusionSETR
 from glaciermap.models.unet_cbam import UNetCBAM
 from glaciermap.models.vario import ResNet18, VarioMLP, VarioNet, adaptive_weights, confidence
+from glaciermap.models.winograd import use_winograd
 
 __all__ = [
     "GLOBAL_REGION_CODES",
@@ -75,4 +76,5 @@ __all__ = [
     "load_pretrained_classifier",
     "read_weights",
     "region_vector",
+    "use_winograd",
 ]

@@ -77,7 +77,12 @@ def test_nofold_configurations_are_labelled_and_become_the_ratio_baseline(
         "fold": "no",
         "precision": "32",
         "heap": "retain",
+        "convolution": "auto",
     }
+    assert bench.parse_config("torch-b1-wino")["convolution"] == "winograd"
+    assert bench.parse_config("torch-b1-cl-nofold-sysheap-direct")["convolution"] == "direct"
+    winograd_run = {"model": "glavitu", "backend": "torch", "batch_size": 1, "convolution": "winograd"}
+    assert bench._label(winograd_run) == "torch batch 1 Winograd"
     assert bench.parse_config("onnxruntime-b1")["fold"] == "yes"
     assert bench.parse_config("torch-b1-cl-nofold-sysheap")["heap"] == "system"
     assert bench.parse_config("openvino-b1-bf16")["precision"] == "bf16"

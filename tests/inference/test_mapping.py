@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -462,6 +463,8 @@ def test_region_encoding_location(scene: Path) -> None:
         ({"precision": "16"}, "precision"),
         ({"mc_passes": 3}, "no dropout layer"),
         ({"region": "HMA"}, "only for region-encoding models"),
+        ({"convolution": "fast"}, "convolution is 'fast'; expected one of auto, direct, winograd"),
+        ({"convolution": "winograd", "precision": "bf16"}, "Winograd computes float32 on the CPU"),
     ],
 )
 def test_bad_options_raise_config_errors(
@@ -729,3 +732,64 @@ def test_the_network_runs_in_the_calling_thread_and_strips_are_written_in_anothe
     # progress is reported in the calling thread, one call per strip, and adds up to the scene's area
     assert {name for name, _ in bar.calls} == {here} and len(bar.calls) >= 2
     assert sum(km2 for _, km2 in bar.calls) == pytest.approx(bar.total, rel=1e-9)
+
+
+def test_winograd_convolutions_map_like_direct_ones_and_auto_picks_them_below_avx512(
+    scene: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from glaciermap.inference import predictor
+    from glaciermap.models import get_model
+    from glaciermap.models.winograd import winograd_available
+
+    if not winograd_available():
+        pytest.skip("this torch build or CPU has no NNPACK")
+    torch.manual_seed(0)
+    model = random_batch_norm_statistics(get_model("glavitu", filters=16, transformer_depth=2, img_size=32))
+    mapping = PretrainedModel.from_model(model, scene_stats(scene))
+    calls: list[int] = []
+    nnpack = torch._nnpack_spatial_convolution
+
+    def counting(x: torch.Tensor, *args: Any) -> torch.Tensor:
+        calls.append(x.shape[0])
+        return nnpack(x, *args)
+
+    monkeypatch.setattr(torch, "_nnpack_spatial_convolution", counting)
+    probs, summaries = {}, {}
+    for convolution in ("direct", "winograd"):
+        result = map_scene(
+            mapping,
+            scene,
+            tmp_path / convolution,
+            window_size=32,
+            batch_size=3,
+            convolution=convolution,  # type: ignore[arg-type]
+            write_probabilities=True,
+            **FAST,  # type: ignore[arg-type]
+        )
+        summaries[convolution] = result.summary
+        probs[convolution] = read(tmp_path / convolution / "probabilities.tif")[0]
+        if convolution == "direct":
+            assert calls == []
+    assert summaries["direct"]["convolution"] == "direct" and summaries["direct"]["channels_last"] is True
+    assert (
+        summaries["winograd"]["convolution"] == "winograd" and summaries["winograd"]["channels_last"] is False
+    )
+    # 22 layers (2 per fusion branch, 2 per U-Net encoder level, bridge and decoder level, 4 in SETR's decoder),
+    # window by window
+    assert len(calls) == 22 * summaries["winograd"]["windows"] and set(calls) == {1}
+    valid = probs["direct"] != RASTER_NODATA
+    assert valid.any() and np.array_equal(valid, probs["winograd"] != RASTER_NODATA)
+    assert 0 < np.abs(probs["direct"][valid] - probs["winograd"][valid]).max() < 1e-4
+    # auto: Winograd where the CPU has no AVX-512 (the suite keeps it off, tests/conftest.py), in float32 only
+    options = MapOptions(window_size=32, device="cpu")
+    assert ScenePredictor(mapping, options).convolution == "direct"
+    monkeypatch.setattr(predictor, "cpu_prefers_winograd", lambda: True)
+    chosen = ScenePredictor(mapping, options)
+    assert chosen.convolution == "winograd" and not chosen.channels_last
+    assert ScenePredictor(mapping, replace(options, precision="bf16")).convolution == "direct"
+    assert ScenePredictor(mapping, replace(options, convolution="direct")).convolution == "direct"
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert predictor.resolve_convolution("auto", cpu, "32", "openvino") == "direct"
+    assert predictor.resolve_convolution("auto", cuda, "32", "torch") == "direct"
+    with pytest.raises(ConfigError, match="windows run on cuda in precision 32 with backend torch"):
+        predictor.resolve_convolution("winograd", cuda, "32", "torch")
