@@ -109,7 +109,12 @@ def make_scenes(work: Path, specs: list[str], size: int) -> list[Path]:
 
 
 def map_probabilities(
-    mapping: Any, scene: Path, setting: Setting, precision: str = "32", batch_size: int = 8
+    mapping: Any,
+    scene: Path,
+    setting: Setting,
+    precision: str = "32",
+    batch_size: int = 8,
+    convolution: str = "auto",
 ) -> dict[str, Any]:
     """Stream a scene through the model; the blended probabilities, the grid, the timing and the summary
     items of the stream (``float32_layers`` under CPU bf16)."""
@@ -123,6 +128,7 @@ def map_probabilities(
         device="cpu",
         precision=precision,  # type: ignore[arg-type]
         batch_size=batch_size,
+        convolution=convolution,  # type: ignore[arg-type]
     )
     predictor = ScenePredictor(mapping, options)
     start = time.perf_counter()
@@ -142,6 +148,7 @@ def map_probabilities(
         "seconds": seconds,
         "stats": stream.stats,
         "extra": dict(stream.extra_summary),
+        "convolution": stream.convolution,
     }
 
 

@@ -1,5 +1,8 @@
 """bf16 against float32 on a CPU: what ``precision="auto"`` chooses here, and what bf16 costs in accuracy (issue 20).
 
+With ``--compare convolution`` it sets Winograd convolutions against direct ones instead, both in float32
+(:mod:`glaciermap.models.winograd`), and reports what ``convolution="auto"`` chooses here.
+
 Maps held-out synthetic scenes (those of ``overlap_study.py``: other seeds than training, and the alps preset
 never seen) with the bundled ``synthetic_cpu`` model, or ``--checkpoint``, at the mapping defaults (1/8 overlap,
 cosine blending, the model's window, batch 1, channels-last), once in float32 and once under bf16 autocast,
@@ -46,6 +49,9 @@ from overlap_study import (
 
 PRECISIONS = ("32", "bf16")
 TITLE = "## Precision on a CPU: bf16 against float32"
+ARMS = {"precision": PRECISIONS, "convolution": ("direct", "winograd")}
+"""``--compare``: the two settings each scene is mapped with (the first is the reference)."""
+TITLES = {"precision": TITLE, "convolution": "## Convolutions on a CPU: Winograd against direct"}
 
 
 def probe_line() -> str:
@@ -70,53 +76,88 @@ def probe_line() -> str:
     )
 
 
-def compare(mapping: Any, scene: Path, window: int) -> dict[str, Any]:
-    """Map ``scene`` in float32 and in bf16 at the defaults; scores of both and how far apart they are."""
+def convolution_line(model: Any) -> str:
+    """ATen's CPU capability and what ``convolution="auto"`` picks for ``model`` on this CPU."""
+    import torch
+
+    from glaciermap.inference.predictor import resolve_convolution
+    from glaciermap.models.winograd import WINOGRAD_ENV, wide_enough, winograd_available
+
+    auto = resolve_convolution("auto", torch.device("cpu"), "32", "torch", model)
+    return (
+        f"ATen CPU capability {torch.backends.cpu.get_cpu_capability()}; NNPACK "
+        f"{'works' if winograd_available() else 'unavailable'}; the model's 3x3 layers are "
+        f'{"" if wide_enough(model) else "not "}mostly wide; `convolution="auto"` maps this model with '
+        f"{'Winograd' if auto == 'winograd' else 'direct'} convolutions here "
+        f"(${WINOGRAD_ENV}={os.environ.get(WINOGRAD_ENV, 'auto')})"
+    )
+
+
+def compare(mapping: Any, scene: Path, window: int, kind: str = "precision") -> dict[str, Any]:
+    """Map ``scene`` with both settings of ``kind`` (:data:`ARMS`) at the defaults, float32 unless bf16 is one of
+    them; scores of both and how far apart they are."""
     import rasterio
 
     with rasterio.open(scene / "labels.tif") as src:
         labels, transform = src.read(1), src.transform
     outline = glacier_outline((labels > 0) & (labels != 255), transform)
     setting = Setting(window, 0.125, "cosine")
-    mapped = {p: map_probabilities(mapping, scene, setting, precision=p, batch_size=1) for p in PRECISIONS}
-    valid = ~mapped["32"]["invalid"]
-    a, b = mapped["32"]["probs"], mapped["bf16"]["probs"]
+    first, second = ARMS[kind]
+    mapped = {
+        arm: map_probabilities(
+            mapping,
+            scene,
+            setting,
+            batch_size=1,
+            **({"precision": arm} if kind == "precision" else {"precision": "32", "convolution": arm}),
+        )
+        for arm in (first, second)
+    }
+    valid = ~mapped[first]["invalid"]
+    a, b = mapped[first]["probs"], mapped[second]["probs"]
     record: dict[str, Any] = {
         "scene": scene.name,
         "max_probability_difference": float(np.abs(a - b)[:, valid].max()),
         "changed_labels": float((a.argmax(0) != b.argmax(0))[valid].mean()),
-        "float32_layers": mapped["bf16"]["extra"].get("float32_layers", []),
+        "float32_layers": mapped[second]["extra"].get("float32_layers", []),
+        "convolutions": [mapped[arm]["convolution"] for arm in (first, second)],
     }
-    for p in PRECISIONS:
+    for p in (first, second):
         scores = score(mapped[p], labels, transform, outline)
         record.update({f"{k}_{p}": scores[k] for k in ("glacier_iou", "debris_iou", "polis_m", "seconds")})
     return record
 
 
-def markdown(records: list[dict[str, Any]], about: str, env: str, probe: str, command: str) -> str:
+def markdown(
+    records: list[dict[str, Any]], about: str, env: str, probe: str, command: str, kind: str = "precision"
+) -> str:
     """The section of ``benchmarks/RESULTS.md``: one row per scene and their mean."""
+    first, second = ARMS[kind]
+    names = f"{first} / {second}"
     lines = [
-        TITLE,
+        TITLES[kind],
         "",
         f"Run: `{command}`. Machine: {env}.",
         "",
         f"Model: {about}. {probe}.",
         "",
-        "| scene | glacier IoU 32 / bf16 | debris IoU 32 / bf16 | PoLiS (m) 32 / bf16 | max \\|dp\\| | labels changed "
-        "| seconds 32 / bf16 | speed-up |",
+        f"| scene | glacier IoU {names} | debris IoU {names} | PoLiS (m) {names} | max \\|dp\\| | labels changed "
+        f"| seconds {names} | speed-up |",
         "|---|---|---|---|---|---|---|---|",
     ]
     mean = {k: float(np.mean([r[k] for r in records])) for k, v in records[0].items() if isinstance(v, float)}
     for r in [*records, {"scene": "mean", **mean}]:
 
         def pair(col: str, digits: int, r: dict[str, Any] = r) -> str:
-            return f"{r[f'{col}_32']:.{digits}f} / {r[f'{col}_bf16']:.{digits}f}"
+            return f"{r[f'{col}_{first}']:.{digits}f} / {r[f'{col}_{second}']:.{digits}f}"
 
         lines.append(
             f"| {r['scene']} | {pair('glacier_iou', 4)} | {pair('debris_iou', 4)} | {pair('polis_m', 1)} | "
             f"{r['max_probability_difference']:.3f} | {100 * r['changed_labels']:.3f} % | {pair('seconds', 1)} | "
-            f"{r['seconds_32'] / r['seconds_bf16']:.2f}x |"
+            f"{r[f'seconds_{first}'] / r[f'seconds_{second}']:.2f}x |"
         )
+    if kind != "precision":
+        return "\n".join([*lines, ""])
     wrapped = sorted({name for r in records for name in r["float32_layers"]})
     lines += [
         "",
@@ -136,6 +177,12 @@ def main() -> None:
     p.add_argument("--work-dir", type=Path, default=Path("/tmp/glaciermap_overlap_study"))
     p.add_argument("--json", type=Path, default=None, help="also save the records here")
     p.add_argument("--write-results", action="store_true", help="update benchmarks/RESULTS.md")
+    p.add_argument(
+        "--compare",
+        choices=tuple(ARMS),
+        default="precision",
+        help="bf16 against float32 (default), or Winograd against direct convolutions in float32",
+    )
     args = p.parse_args()
     import torch
 
@@ -143,22 +190,22 @@ def main() -> None:
     env = machine()
     mapping, about = load_model(args.checkpoint)
     scenes = make_scenes(args.work_dir, args.scenes, args.size)
-    probe = probe_line()
+    probe = probe_line() if args.compare == "precision" else convolution_line(mapping.model)
     print(probe, flush=True)
     map_probabilities(mapping, scenes[0], Setting(args.window_size, 0.0, "crop"))  # warm-up, untimed
     records = []
     for scene in scenes:
-        records.append(compare(mapping, scene, args.window_size))
+        records.append(compare(mapping, scene, args.window_size, args.compare))
         print(json.dumps(records[-1]), flush=True)
     if args.json:
         args.json.write_text(json.dumps(records, indent=1))
     command = "python benchmarks/precision_study.py " + " ".join(
         a for a in sys.argv[1:] if a != "--write-results"
     )
-    section = markdown(records, about, env, probe, command.strip())
+    section = markdown(records, about, env, probe, command.strip(), args.compare)
     print(section)
     if args.write_results:
-        write_section(section, ROOT / "benchmarks" / "RESULTS.md", TITLE)
+        write_section(section, ROOT / "benchmarks" / "RESULTS.md", TITLES[args.compare])
 
 
 if __name__ == "__main__":

@@ -65,7 +65,7 @@ from glaciermap.models.blocks import MCDropout
 from glaciermap.models.cpu_bf16 import guard_cpu_bf16
 from glaciermap.models.folding import fold_for_inference
 from glaciermap.models.pretrained import PretrainedModel
-from glaciermap.models.winograd import cpu_prefers_winograd, use_winograd, winograd_available
+from glaciermap.models.winograd import cpu_prefers_winograd, use_winograd, wide_enough, winograd_available
 
 DEFAULT_WINDOW = 384
 """Window side used when the model does not state one (384, the GlaViTU paper's patch size)."""
@@ -314,18 +314,22 @@ def auto_bf16(device: torch.device, channels_last: bool = True) -> bool:
     return device.type == "cpu" and setting == "auto" and cpu_bf16_is_faster(channels_last)
 
 
-def resolve_convolution(setting: str, device: torch.device, precision: str, backend: str) -> str:
+def resolve_convolution(
+    setting: str, device: torch.device, precision: str, backend: str, model: nn.Module | None = None
+) -> str:
     """How the 3x3 convolutions are computed for option ``convolution`` (:data:`~.options.Convolution`).
 
     Winograd (:mod:`glaciermap.models.winograd`) computes float32 convolutions of the torch backend on a CPU;
-    ``"auto"`` chooses it there where :func:`~glaciermap.models.winograd.cpu_prefers_winograd` (no AVX-512),
-    and direct convolutions everywhere else.
+    ``"auto"`` chooses it there where :func:`~glaciermap.models.winograd.cpu_prefers_winograd` (no AVX-512) and
+    most of the model's 3x3 layers are wide (:func:`~glaciermap.models.winograd.wide_enough`), and direct
+    convolutions everywhere else.
 
     Args:
         setting: ``"auto"``, ``"direct"`` or ``"winograd"``.
         device: The resolved device.
         precision: The resolved precision (``"32"`` or ``"bf16"``).
         backend: The backend.
+        model: The network (``None``: its widths are not checked).
 
     Returns:
         ``"direct"`` or ``"winograd"``.
@@ -347,7 +351,8 @@ def resolve_convolution(setting: str, device: torch.device, precision: str, back
                 "convolution is 'winograd' but this torch build or CPU has no working NNPACK; use auto or direct"
             )
         return "winograd"
-    return "winograd" if fits and cpu_prefers_winograd() else "direct"
+    wide = model is None or wide_enough(model)
+    return "winograd" if fits and wide and cpu_prefers_winograd() else "direct"
 
 
 def default_window_size(mapping: PretrainedModel) -> int:
@@ -406,7 +411,9 @@ class ScenePredictor:
         )
         self.precision = "bf16" if options.precision == "bf16" or auto else "32"
         check_backend(self.backend, self.device, self.precision, options.mc_passes)
-        self.convolution = resolve_convolution(options.convolution, self.device, self.precision, self.backend)
+        self.convolution = resolve_convolution(
+            options.convolution, self.device, self.precision, self.backend, self.model
+        )
         if self.convolution == "winograd":
             self.channels_last = False  # NNPACK takes contiguous tensors (glaciermap.models.winograd)
         self._sessions: dict[tuple[Any, ...], WindowFunction] = {}

@@ -13,7 +13,9 @@ Where it pays: NNPACK has AVX2 kernels and no AVX-512 ones. On a CPU whose PyTor
 (issue 20's 2-core runner) it computed GlaViTU's 3x3 layers 1.4-2x faster than oneDNN's direct kernels, and a
 whole forward pass 1.3x faster; with AVX-512 oneDNN is as fast or faster, so :func:`cpu_prefers_winograd`
 chooses Winograd only where ATen reports no AVX-512. NNPACK takes contiguous (NCHW) tensors, and a network
-with Winograd layers ran 1.14x faster contiguous than channels-last, so mapping switches layout with it.
+with Winograd layers ran 1.14x faster contiguous than channels-last, so mapping switches layout with it. Narrow
+layers (below 64 channels) ran slower that way than channels-last direct ones, so mapping also asks that most of
+the network's 3x3 layers be wide (:func:`wide_enough`).
 
 :func:`use_winograd` swaps every eligible layer of a network (3x3, stride 1, no dilation, one group, zero
 padding) for :class:`WinogradConv2d` or, after a folded batch norm, :class:`WinogradConvLeakyReLU`. Each
@@ -41,6 +43,7 @@ __all__ = [
     "WinogradConvLeakyReLU",
     "cpu_prefers_winograd",
     "use_winograd",
+    "wide_enough",
     "winograd_available",
 ]
 
@@ -85,6 +88,35 @@ def cpu_prefers_winograd() -> bool:
         )
     capability = torch.backends.cpu.get_cpu_capability().upper()
     return setting == "auto" and "AVX512" not in capability and winograd_available()
+
+
+WIDE_CHANNELS: Final[int] = 64
+"""Input and output channels from which a 3x3 layer counts as wide (:func:`wide_enough`)."""
+
+WIDE_SHARE: Final[float] = 0.75
+"""Share of a network's eligible 3x3 layers that must be wide for ``convolution="auto"`` to pick Winograd."""
+
+
+def wide_enough(net: nn.Module, channels: int = WIDE_CHANNELS, share: float = WIDE_SHARE) -> bool:
+    """Whether enough of ``net``'s 3x3 layers are wide for Winograd to beat channels-last direct convolutions.
+
+    Measured with AVX2 only (``benchmarks/RESULTS.md``, "Winograd convolutions"): NNPACK on contiguous tensors
+    beat oneDNN's channels-last kernels from 64 input and output channels on (64 -> 64 at 96-384 px: 1.5-1.8x;
+    256 -> 512 at 96 px: 3x), and lost below (16 -> 16 at 384 px: 0.5x, 6 -> 64 at 384 px: 0.9x), so a network
+    of narrow layers ran slower with Winograd: the bundled 16-filter residual U-Net at 0.66x, where GlaViTU (20
+    of its 22 such layers at 64 channels or more) ran 1.3x faster.
+
+    Args:
+        net: The network.
+        channels: Smallest input and output width of a wide layer.
+        share: Smallest share of wide layers among the eligible ones.
+
+    Returns:
+        True if at least ``share`` of the eligible 3x3 layers (:func:`use_winograd`) are wide.
+    """
+    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d) and _eligible(m)]
+    wide = [c for c in convs if min(c.in_channels, c.out_channels) >= channels]
+    return bool(convs) and len(wide) >= share * len(convs)
 
 
 def _eligible(conv: nn.Module) -> bool:

@@ -26,3 +26,29 @@ def test_study_maps_both_precisions_and_reports_them(tmp_path: Path, monkeypatch
     assert abs(record["glacier_iou_32"] - record["glacier_iou_bf16"]) < 0.02
     table = study.markdown([record], "model", "machine", "probe", "command")
     assert table.startswith(study.TITLE) and "| mean |" in table and "| alps_404_96 |" in table
+
+
+def test_study_compares_winograd_with_direct_convolutions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from glaciermap.models.winograd import winograd_available
+
+    if not winograd_available():
+        pytest.skip("this torch build or CPU has no NNPACK")
+    study = load_benchmark("precision_study")
+    out = tmp_path / "records.json"
+    argv = ["precision_study.py", "--scenes", "alps:404", "--size", "96", "--window-size", "64"]
+    monkeypatch.setattr(
+        sys, "argv", [*argv, "--compare", "convolution", "--work-dir", str(tmp_path), "--json", str(out)]
+    )
+    study.main()
+    (record,) = json.loads(out.read_text())
+    assert record["convolutions"] == ["direct", "winograd"]  # each map really ran with its setting
+    for arm in ("direct", "winograd"):
+        assert 0.0 < record[f"glacier_iou_{arm}"] <= 1.0 and record[f"seconds_{arm}"] > 0
+    # Winograd changes float32 rounding only
+    assert 0.0 < record["max_probability_difference"] < 1e-4 and record["changed_labels"] < 1e-3
+    assert abs(record["glacier_iou_direct"] - record["glacier_iou_winograd"]) < 1e-3
+    table = study.markdown([record], "model", "machine", "probe", "command", "convolution")
+    assert table.startswith("## Convolutions on a CPU: Winograd against direct")
+    assert "glacier IoU direct / winograd" in table and "| mean |" in table

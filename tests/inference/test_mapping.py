@@ -784,6 +784,10 @@ def test_winograd_convolutions_map_like_direct_ones_and_auto_picks_them_below_av
     options = MapOptions(window_size=32, device="cpu")
     assert ScenePredictor(mapping, options).convolution == "direct"
     monkeypatch.setattr(predictor, "cpu_prefers_winograd", lambda: True)
+    assert (
+        ScenePredictor(mapping, options).convolution == "direct"
+    )  # this GlaViTU's 16-filter layers are narrow
+    monkeypatch.setattr(predictor, "wide_enough", lambda model: model is mapping.model)
     chosen = ScenePredictor(mapping, options)
     assert chosen.convolution == "winograd" and not chosen.channels_last
     assert ScenePredictor(mapping, replace(options, precision="bf16")).convolution == "direct"

@@ -16,6 +16,7 @@ from glaciermap.models.winograd import (
     WinogradConvLeakyReLU,
     cpu_prefers_winograd,
     use_winograd,
+    wide_enough,
     winograd_available,
 )
 from tests.data.checkpoints import random_batch_norm_statistics
@@ -148,6 +149,23 @@ def test_glavitu_with_winograd_computes_the_same_logits(monkeypatch: pytest.Monk
     assert len(calls) == 2 * swapped
     assert 0 < _relative(got, want) < 1e-4
     assert torch.equal(got.argmax(1), want.argmax(1))
+
+
+def test_only_networks_of_mostly_wide_layers_are_wide_enough() -> None:
+    assert wide_enough(GlaViTU(img_size=64))  # 20 of its 22 3x3 layers have 64 channels or more
+    assert not wide_enough(GlaViTU(filters=16, transformer_depth=1, img_size=64))
+
+    def net(*widths: tuple[int, int]) -> nn.Module:
+        return nn.Sequential(*(ConvLeakyReLU(nn.Conv2d(i, o, 3, padding=1), 0.2) for i, o in widths))
+
+    assert wide_enough(net((64, 64), (64, 128), (128, 64), (16, 64)))  # 3 of 4
+    assert not wide_enough(net((64, 64), (64, 128), (32, 64), (16, 64)))  # 2 of 4
+    assert not wide_enough(
+        nn.Sequential(nn.Conv2d(64, 64, 1), nn.Conv2d(64, 64, 3, stride=2))
+    )  # none eligible
+    assert wide_enough(net((32, 32), (32, 32)), channels=32) and not wide_enough(
+        net((64, 64), (8, 8)), share=0.6
+    )
 
 
 def test_auto_prefers_winograd_only_below_avx512(monkeypatch: pytest.MonkeyPatch) -> None:
