@@ -134,6 +134,9 @@ def markdown(
     """The section of ``benchmarks/RESULTS.md``: one row per scene and their mean."""
     first, second = ARMS[kind]
     names = f"{first} / {second}"
+    dp, changed = (
+        (".3f", ".3f") if kind == "precision" else (".1e", ".4f")
+    )  # Winograd moves only the rounding
     lines = [
         TITLES[kind],
         "",
@@ -153,7 +156,7 @@ def markdown(
 
         lines.append(
             f"| {r['scene']} | {pair('glacier_iou', 4)} | {pair('debris_iou', 4)} | {pair('polis_m', 1)} | "
-            f"{r['max_probability_difference']:.3f} | {100 * r['changed_labels']:.3f} % | {pair('seconds', 1)} | "
+            f"{r['max_probability_difference']:{dp}} | {100 * r['changed_labels']:{changed}} % | {pair('seconds', 1)} | "
             f"{r[f'seconds_{first}'] / r[f'seconds_{second}']:.2f}x |"
         )
     if kind != "precision":
