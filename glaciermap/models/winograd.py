@@ -20,7 +20,9 @@ the network's 3x3 layers be wide (:func:`wide_enough`).
 :func:`use_winograd` swaps every eligible layer of a network (3x3, stride 1, no dilation, one group, zero
 padding) for :class:`WinogradConv2d` or, after a folded batch norm, :class:`WinogradConvLeakyReLU`. Each
 computes with NNPACK only in float32 on the CPU, with no gradient asked for, outside autocast and when the
-pass is not recorded (ONNX export, TorchScript, torch.compile); otherwise it runs the layer it replaced.
+pass is not recorded (ONNX export, TorchScript, torch.compile), and while torch's thread count is the one NNPACK's
+thread pool was made with (torch sizes that pool once, at NNPACK's first use); otherwise it runs the layer it
+replaced.
 Batches are convolved one window at a time: NNPACK's batched path measured 1.4-2x slower than a loop.
 """
 
@@ -52,23 +54,34 @@ WINOGRAD_ENV: Final[str] = "GLACIERMAP_WINOGRAD"
 across machines, as the test suite needs); ``auto`` (the default) lets :func:`cpu_prefers_winograd` decide."""
 
 
-@functools.cache
 def winograd_available() -> bool:
     """Whether this torch build's NNPACK convolution runs here and agrees with ``F.conv2d``.
 
     Checked once per process on a small random input (it also initialises NNPACK, which its convolution does
     not do itself), so a build without NNPACK, or a CPU it does not support, keeps direct convolutions.
     """
+    return _nnpack_threads() is not None
+
+
+@functools.cache
+def _nnpack_threads() -> int | None:
+    """Threads of NNPACK's pool, or ``None`` without a working NNPACK.
+
+    torch creates that pool at NNPACK's first convolution, with ``torch.get_num_threads()`` threads, and never
+    resizes it; the first convolution is this probe's, so the pool has the thread count of now.
+    """
     try:
         if not torch.backends.nnpack.is_available():
-            return False
+            return None
+        threads = torch.get_num_threads()
         g = torch.Generator().manual_seed(0)
         x, w, b = torch.randn(1, 8, 13, 11, generator=g), torch.randn(5, 8, 3, 3, generator=g), torch.randn(5)
         with torch.no_grad():
             got = torch._nnpack_spatial_convolution(x, w, b, [1, 1], [1, 1])
-            return bool(torch.allclose(got, F.conv2d(x, w, b, padding=1), rtol=1e-4, atol=1e-4))
+            agree = torch.allclose(got, F.conv2d(x, w, b, padding=1), rtol=1e-4, atol=1e-4)
     except (AttributeError, RuntimeError):
-        return False
+        return None
+    return threads if agree else None
 
 
 def cpu_prefers_winograd() -> bool:
@@ -142,7 +155,7 @@ def _runs_winograd(x: Tensor, weight: Tensor) -> bool:
         and not torch.is_autocast_enabled("cpu")
         and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
         and not _tracing()
-        and winograd_available()
+        and _nnpack_threads() == torch.get_num_threads()
     )
 
 

@@ -81,6 +81,12 @@ def test_winograd_convolution_falls_back_where_nnpack_may_not_run(monkeypatch: p
         auto = twin(x)
         assert auto.dtype == torch.bfloat16
         torch.testing.assert_close(auto, conv(x), rtol=0, atol=0)
+    # another thread count than NNPACK's pool was made with: torch's own kernels, with the threads asked for
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads + 1)
+    with torch.no_grad():
+        torch.testing.assert_close(twin(x), conv(x), rtol=0, atol=0)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
     # float64 and TorchScript tracing: plain convolution
     with torch.no_grad():
         torch.testing.assert_close(twin.double()(x.double()), conv(x.double()), rtol=0, atol=0)
@@ -193,10 +199,10 @@ def test_the_nnpack_probe_refuses_a_build_whose_convolution_disagrees(
     monkeypatch.setattr(
         torch, "_nnpack_spatial_convolution", lambda x, w, b, p, s: F.conv2d(x, w, b, padding=p) + 1
     )
-    winograd.winograd_available.cache_clear()
+    winograd._nnpack_threads.cache_clear()
     try:
         assert winograd_available() is False
     finally:
         monkeypatch.undo()
-        winograd.winograd_available.cache_clear()
+        winograd._nnpack_threads.cache_clear()
     assert winograd_available() is True
