@@ -11,8 +11,8 @@ convolutions").
 
 Where it pays: NNPACK has AVX2 kernels and no AVX-512 ones. On a CPU whose PyTorch kernels stop at AVX2
 (issue 20's 2-core runner) it computed GlaViTU's 3x3 layers 1.4-2x faster than oneDNN's direct kernels, and a
-whole forward pass 1.3x faster; with AVX-512 oneDNN is as fast or faster, so :func:`cpu_prefers_winograd`
-chooses Winograd only where ATen reports no AVX-512. NNPACK takes contiguous (NCHW) tensors, and a network
+whole forward pass 1.3x faster; with AVX-512 the whole map ran at 0.79x with Winograd, so
+:func:`cpu_prefers_winograd` chooses it only where ATen reports no AVX-512. NNPACK takes contiguous (NCHW) tensors, and a network
 with Winograd layers ran 1.14x faster contiguous than channels-last, so mapping switches layout with it. Narrow
 layers (below 64 channels) ran slower that way than channels-last direct ones, so mapping also asks that most of
 the network's 3x3 layers be wide (:func:`wide_enough`).
@@ -22,8 +22,7 @@ padding) for :class:`WinogradConv2d` or, after a folded batch norm, :class:`Wino
 computes with NNPACK only in float32 on the CPU, with no gradient asked for, outside autocast and when the
 pass is not recorded (ONNX export, TorchScript, torch.compile), and while torch's thread count is the one NNPACK's
 thread pool was made with (torch sizes that pool once, at NNPACK's first use); otherwise it runs the layer it
-replaced.
-Batches are convolved one window at a time: NNPACK's batched path measured 1.4-2x slower than a loop.
+replaced. Batches are convolved one window at a time: NNPACK's batched path measured 1.4-3x slower than a loop.
 """
 
 from __future__ import annotations
@@ -116,7 +115,7 @@ def wide_enough(net: nn.Module, channels: int = WIDE_CHANNELS, share: float = WI
     Measured with AVX2 only (``benchmarks/RESULTS.md``, "Winograd convolutions"): NNPACK on contiguous tensors
     beat oneDNN's channels-last kernels from 64 input and output channels on (64 -> 64 at 96-384 px: 1.5-1.8x;
     256 -> 512 at 96 px: 3x), and lost below (16 -> 16 at 384 px: 0.5x, 6 -> 64 at 384 px: 0.9x), so a network
-    of narrow layers ran slower with Winograd: the bundled 16-filter residual U-Net at 0.66x, where GlaViTU (20
+    of narrow layers ran slower with Winograd: the bundled 16-filter residual U-Net at 0.6-0.7x, where GlaViTU (20
     of its 22 such layers at 64 channels or more) ran 1.3x faster.
 
     Args:
