@@ -33,7 +33,7 @@ BF16), float32 elsewhere), ``"32"`` or ``"bf16"``."""
 Convolution = Literal["auto", "direct", "winograd"]
 """How the 3x3 convolutions of the torch backend are computed on a CPU in float32: ``"direct"`` (oneDNN's
 kernels), ``"winograd"`` (NNPACK's Winograd kernels, :mod:`glaciermap.models.winograd`; contiguous tensors) or
-``"auto"`` (Winograd where the CPU has no AVX-512, :func:`glaciermap.models.winograd.cpu_prefers_winograd`;
+``"auto"`` (Winograd on x86 CPUs with AVX2 but no AVX-512, :func:`glaciermap.models.winograd.cpu_prefers_winograd`;
 direct elsewhere, on a GPU and in bf16)."""
 
 Backend = Literal["torch", "onnxruntime", "openvino"]
@@ -158,7 +158,7 @@ class MapOptions:
     convolution: Convolution = field(
         default="auto",
         metadata=_cli(
-            "3x3 convolutions on a CPU in float32: auto (Winograd where the CPU has no AVX-512), direct or winograd"
+            "3x3 convolutions on a CPU in float32: auto (Winograd on AVX2 CPUs without AVX-512), direct or winograd"
         ),
     )
     backend: Backend = field(

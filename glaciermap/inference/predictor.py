@@ -23,7 +23,7 @@ function with less work); the model itself is not moved or switched to evaluatio
 
 On CUDA the model runs under ``torch.autocast(dtype=torch.bfloat16)``; on a CPU in float32, or in bf16 where the
 CPU computes it natively and a short probe finds it clearly faster (:func:`auto_bf16`), or on request; tensors
-are channels-last by default (measured faster on the CPU too). On a CPU without AVX-512 the float32 3x3
+are channels-last by default (measured faster on the CPU too). On an x86 CPU with AVX2 but no AVX-512 the float32 3x3
 convolutions are Winograd convolutions on contiguous tensors instead (option ``convolution``,
 :mod:`glaciermap.models.winograd`). Probabilities and the accumulator are float32 on every device, so CPU and GPU
 give the same numbers up to the precision of the model's arithmetic.
@@ -320,7 +320,7 @@ def resolve_convolution(
     """How the 3x3 convolutions are computed for option ``convolution`` (:data:`~.options.Convolution`).
 
     Winograd (:mod:`glaciermap.models.winograd`) computes float32 convolutions of the torch backend on a CPU;
-    ``"auto"`` chooses it there where :func:`~glaciermap.models.winograd.cpu_prefers_winograd` (no AVX-512) and
+    ``"auto"`` chooses it there where :func:`~glaciermap.models.winograd.cpu_prefers_winograd` (AVX2, no AVX-512) and
     most of the model's 3x3 layers are wide (:func:`~glaciermap.models.winograd.wide_enough`), and direct
     convolutions everywhere else.
 

@@ -12,7 +12,7 @@ convolutions").
 Where it pays: NNPACK has AVX2 kernels and no AVX-512 ones. On a CPU whose PyTorch kernels stop at AVX2
 (issue 20's 2-core runner) it computed GlaViTU's 3x3 layers 1.4-2x faster than oneDNN's direct kernels, and a
 whole forward pass 1.3x faster; with AVX-512 the whole map ran at 0.79x with Winograd, so
-:func:`cpu_prefers_winograd` chooses it only where ATen reports no AVX-512. NNPACK takes contiguous (NCHW) tensors, and a network
+:func:`cpu_prefers_winograd` chooses it only where ATen's kernels are AVX2 ones (x86 without AVX-512; other CPUs are unmeasured). NNPACK takes contiguous (NCHW) tensors, and a network
 with Winograd layers ran 1.14x faster contiguous than channels-last, so mapping switches layout with it. Narrow
 layers (below 64 channels) ran slower that way than channels-last direct ones, so mapping also asks that most of
 the network's 3x3 layers be wide (:func:`wide_enough`).
@@ -86,9 +86,10 @@ def _nnpack_threads() -> int | None:
 def cpu_prefers_winograd() -> bool:
     """Whether ``convolution="auto"`` computes 3x3 layers with Winograd on this CPU (module docstring).
 
-    True where ATen's CPU kernels stop below AVX-512 (``torch.backends.cpu.get_cpu_capability()``, which
-    honours ``ATEN_CPU_CAPABILITY``), NNPACK works (:func:`winograd_available`) and ``$GLACIERMAP_WINOGRAD`` is
-    not ``off``.
+    True where ATen's CPU kernels are AVX2 ones (``torch.backends.cpu.get_cpu_capability()``, which honours
+    ``ATEN_CPU_CAPABILITY``: an x86 CPU without AVX-512, the case measured), NNPACK works
+    (:func:`winograd_available`) and ``$GLACIERMAP_WINOGRAD`` is not ``off``. Other CPUs (AVX-512, ARM, x86
+    without AVX2) keep direct convolutions: unmeasured there, so not assumed faster.
 
     Raises:
         ConfigError: If ``$GLACIERMAP_WINOGRAD`` is neither ``auto`` nor ``off``.
@@ -99,7 +100,7 @@ def cpu_prefers_winograd() -> bool:
             f"{WINOGRAD_ENV} is {setting!r}; expected 'auto' (Winograd on CPUs without AVX-512) or 'off'"
         )
     capability = torch.backends.cpu.get_cpu_capability().upper()
-    return setting == "auto" and "AVX512" not in capability and winograd_available()
+    return setting == "auto" and capability == "AVX2" and winograd_available()
 
 
 WIDE_CHANNELS: Final[int] = 64

@@ -174,9 +174,9 @@ def test_only_networks_of_mostly_wide_layers_are_wide_enough() -> None:
     )
 
 
-def test_auto_prefers_winograd_only_below_avx512(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_prefers_winograd_only_with_avx2_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(WINOGRAD_ENV, "auto")  # the suite keeps it off (tests/conftest.py)
-    for capability, expected in (("AVX2", True), ("DEFAULT", True), ("AVX512", False)):
+    for capability, expected in (("AVX2", True), ("AVX512", False), ("DEFAULT", False), ("SVE256", False)):
         monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda c=capability: c)
         assert cpu_prefers_winograd() is expected
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
