@@ -407,6 +407,7 @@ class ScenePredictor:
         auto = (
             options.precision == "auto"
             and self.backend == "torch"
+            and options.convolution != "winograd"  # asked for: a float32 algorithm, so auto means float32
             and auto_bf16(self.device, self.channels_last)
         )
         self.precision = "bf16" if options.precision == "bf16" or auto else "32"

@@ -792,6 +792,14 @@ def test_winograd_convolutions_map_like_direct_ones_and_auto_picks_them_below_av
     assert chosen.convolution == "winograd" and not chosen.channels_last
     assert ScenePredictor(mapping, replace(options, precision="bf16")).convolution == "direct"
     assert ScenePredictor(mapping, replace(options, convolution="direct")).convolution == "direct"
+    # where auto precision would pick bf16, asking for Winograd keeps float32 (bf16 and Winograd only when both asked)
+    monkeypatch.setenv(predictor.CPU_BF16_ENV, "auto")
+    monkeypatch.setattr(predictor, "cpu_bf16_is_faster", lambda channels_last=True, min_speedup=2.0: True)
+    assert ScenePredictor(mapping, options).precision == "bf16"
+    forced = ScenePredictor(mapping, replace(options, convolution="winograd"))
+    assert (forced.precision, forced.convolution) == ("32", "winograd")
+    with pytest.raises(ConfigError, match="in precision bf16"):
+        ScenePredictor(mapping, replace(options, convolution="winograd", precision="bf16"))
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert predictor.resolve_convolution("auto", cpu, "32", "openvino") == "direct"
     assert predictor.resolve_convolution("auto", cuda, "32", "torch") == "direct"
