@@ -734,7 +734,7 @@ def test_the_network_runs_in_the_calling_thread_and_strips_are_written_in_anothe
     assert sum(km2 for _, km2 in bar.calls) == pytest.approx(bar.total, rel=1e-9)
 
 
-def test_winograd_convolutions_map_like_direct_ones_and_auto_picks_them_below_avx512(
+def test_winograd_convolutions_map_like_direct_ones_and_auto_picks_them_with_avx2(
     scene: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from glaciermap.inference import predictor
@@ -780,19 +780,18 @@ def test_winograd_convolutions_map_like_direct_ones_and_auto_picks_them_below_av
     valid = probs["direct"] != RASTER_NODATA
     assert valid.any() and np.array_equal(valid, probs["winograd"] != RASTER_NODATA)
     assert 0 < np.abs(probs["direct"][valid] - probs["winograd"][valid]).max() < 1e-4
-    # auto: Winograd where the CPU has no AVX-512 (the suite keeps it off, tests/conftest.py), in float32 only
+    # auto: Winograd with AVX2 kernels (the suite keeps it off, tests/conftest.py), for wide networks, in float32
     options = MapOptions(window_size=32, device="cpu")
     assert ScenePredictor(mapping, options).convolution == "direct"
     monkeypatch.setattr(predictor, "cpu_prefers_winograd", lambda: True)
-    assert (
-        ScenePredictor(mapping, options).convolution == "direct"
-    )  # this GlaViTU's 16-filter layers are narrow
+    # this GlaViTU's 16-filter layers are narrow
+    assert ScenePredictor(mapping, options).convolution == "direct"
     monkeypatch.setattr(predictor, "wide_enough", lambda model: model is mapping.model)
     chosen = ScenePredictor(mapping, options)
     assert chosen.convolution == "winograd" and not chosen.channels_last
     assert ScenePredictor(mapping, replace(options, precision="bf16")).convolution == "direct"
     assert ScenePredictor(mapping, replace(options, convolution="direct")).convolution == "direct"
-    # where auto precision would pick bf16, asking for Winograd keeps float32 (bf16 and Winograd only when both asked)
+    # where auto precision would pick bf16, asking for Winograd keeps float32; bf16 with Winograd is refused
     monkeypatch.setenv(predictor.CPU_BF16_ENV, "auto")
     monkeypatch.setattr(predictor, "cpu_bf16_is_faster", lambda channels_last=True, min_speedup=2.0: True)
     assert ScenePredictor(mapping, options).precision == "bf16"
