@@ -134,9 +134,8 @@ def markdown(
     """The section of ``benchmarks/RESULTS.md``: one row per scene and their mean."""
     first, second = ARMS[kind]
     names = f"{first} / {second}"
-    dp, changed = (
-        (".3f", ".3f") if kind == "precision" else (".1e", ".4f")
-    )  # Winograd moves only the rounding
+    # Winograd moves only the rounding: its differences need more digits than bf16's
+    dp, changed = (".3f", ".3f") if kind == "precision" else (".1e", ".4f")
     lines = [
         TITLES[kind],
         "",
