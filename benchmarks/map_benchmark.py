@@ -612,6 +612,18 @@ def estimate_20k(per_window_s: float, overlap: float) -> tuple[int, float]:
     return grid.count, grid.count * per_window_s / 3600
 
 
+WORLD_KM2 = 1_500_000
+"""The world's glacier area with margins (issue 20), km2."""
+WORLD_GOAL_S = 600
+"""Issue 20's goal for it: 10 minutes on one H100-class GPU (2,500 km2/s)."""
+
+
+def world_projection(km2_per_s: float) -> tuple[float, float]:
+    """Hours to map :data:`WORLD_KM2` at ``km2_per_s``, and how many such devices would take 10 minutes."""
+    seconds = WORLD_KM2 / km2_per_s
+    return seconds / 3600, seconds / WORLD_GOAL_S
+
+
 def results_markdown(
     glavitu: list[dict[str, Any]], memory: list[dict[str, Any]], date: str, load: str
 ) -> str:
@@ -644,8 +656,12 @@ def results_markdown(
     for r in glavitu:
         n, hours = estimate_20k(r["seconds_per_window"], r["overlap"])
         variant = f"{r['device']} {r['precision']}{' channels-last' if r['channels_last'] else ''}"
+        rate = BIG_SCENE_KM2 / (hours * 3600)
+        world_h, devices = world_projection(rate)
         lines.append(
-            f"- {variant}, overlap {r['overlap']}: {n} windows, about {hours:.1f} h ({BIG_SCENE_KM2 / (hours * 3600):.3f} km2/s)"
+            f"- {variant}, overlap {r['overlap']}: {n} windows, about {hours:.1f} h ({rate:.3f} km2/s); the "
+            f"world's glacier area ({WORLD_KM2 / 1e6:.1f} M km2 with margins) about {world_h:,.0f} h, or "
+            f"{devices:,.0f} such devices for the 10 minutes of issue 20's goal"
         )
     if not any(r["device"] == "cuda" for r in glavitu):
         lines += [

@@ -1,4 +1,4 @@
-"""Lightning callbacks: training throughput, confidence calibration, bias optimisation for ``glaciermap predict``.
+"""Lightning callbacks: training throughput, a retained heap on CPUs, confidence calibration, bias optimisation.
 
 :class:`BiasOptimisation` is imported on first use (it pulls in the scene-mapping code, which training does
 not need).
@@ -9,12 +9,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from glaciermap.callbacks.calibration import CalibrationCallback
+from glaciermap.callbacks.heap import RetainedHeap
 from glaciermap.callbacks.throughput import Throughput
 
 if TYPE_CHECKING:
     from glaciermap.callbacks.bias_optimisation import BiasOptimisation
 
-__all__ = ["BiasOptimisation", "CalibrationCallback", "Throughput"]
+__all__ = ["BiasOptimisation", "CalibrationCallback", "RetainedHeap", "Throughput"]
 
 
 def __getattr__(name: str) -> Any:

@@ -38,6 +38,7 @@ from torchmetrics.classification import (
 )
 
 from glaciermap import __version__
+from glaciermap.callbacks.heap import RetainedHeap
 from glaciermap.callbacks.throughput import Throughput
 from glaciermap.constants import CLASS_NAMES, IGNORE_INDEX, Modality
 from glaciermap.datasets.scene import resolve_bands
@@ -224,9 +225,14 @@ class SegmentationTask(LightningModule):
             )
 
     def configure_callbacks(self) -> list[Callback]:
-        """Keep the checkpoint with the best validation glacier IoU (and the last one); show throughput."""
+        """Keep the best checkpoint (validation glacier IoU) and the last one; show throughput; retain the heap.
+
+        On a CPU, freed memory stays in the process while a stage runs
+        (:class:`~glaciermap.callbacks.heap.RetainedHeap`).
+        """
         return [
             Throughput(),
+            RetainedHeap(),
             ModelCheckpoint(
                 monitor=self.hparams.get("checkpoint_monitor", MONITOR),
                 mode="min" if self.hparams.get("checkpoint_monitor", MONITOR) == "val/loss" else "max",

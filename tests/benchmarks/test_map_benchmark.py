@@ -205,3 +205,21 @@ def test_ratios_are_taken_to_the_unfolded_network_with_the_system_heap_where_mea
         "torch batch 1 channels-last unfolded system heap"
     )
     assert bench._baseline([run("torch-b1-cl-sysheap")]) == "torch batch 1 channels-last"
+
+
+def test_the_scene_mapping_report_projects_the_world_from_the_per_window_cost() -> None:
+    bench = load_benchmark("map_benchmark")
+    assert bench.world_projection(2500.0) == pytest.approx((600 / 3600, 1.0))  # the goal: 10 minutes, one GPU
+    row = {"device": "cuda", "precision": "bf16", "channels_last": True, "height": 1152, "width": 1152,
+           "overlap": 0.5, "windows": 25, "seconds": 2.0, "seconds_per_window": 0.05, "km2_per_s": 66.4,
+           "peak_rss_mb": 3000.0}  # fmt: skip
+    text = bench.results_markdown([row], [], "2026-12-01", "0.5")
+    windows, hours = bench.estimate_20k(0.05, 0.5)
+    rate = 40_000 / (hours * 3600)  # the 20,000 px scene at 10 m
+    world_h, devices = 1_500_000 / rate / 3600, 1_500_000 / rate / 600
+    assert (
+        f"- cuda bf16 channels-last, overlap 0.5: {windows} windows, about {hours:.1f} h ({rate:.3f} km2/s)"
+        in text
+    )
+    assert f"(1.5 M km2 with margins) about {world_h:,.0f} h, or {devices:,.0f} such devices" in text
+    assert "No GPU on this machine" not in text  # a CUDA row was measured
