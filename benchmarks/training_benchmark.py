@@ -5,7 +5,8 @@ Builds the recipe exactly as ``glaciermap fit --config CONFIG`` would (Lightning
 run, patches per second of:
 
 * ``loader``: the training data loader alone (reading, windowing, normalising, collating), for each
-  ``--workers`` count, with no network running: what the input side can deliver;
+  ``--workers`` count, with no network running, over ``--loader-batches`` batches: what the input side can
+  deliver;
 * ``step``: the training step alone (transfer to the device, augmentation, forward, loss with deep supervision,
   backward, Adam, schedule) on one real batch held in memory and fed again and again: what the network can take;
 * ``fit``: both together, ``Trainer.fit`` on the recipe's own loader (its ``num_workers``).
@@ -365,7 +366,7 @@ def measure(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str, An
     del loader
     rows = []
     for workers in (args.workers or [recipe["num_workers"]]) if "loader" in args.phases else []:
-        rows.append(time_loader(dm, workers, args.batches, args.warmup))
+        rows.append(time_loader(dm, workers, args.loader_batches, args.warmup))
         print(json.dumps(rows[-1]), flush=True)
     dm.num_workers = recipe["num_workers"]
     steps = args.warmup + args.batches
@@ -385,6 +386,7 @@ def child_argv(args: argparse.Namespace) -> list[str]:
     """The options a child process needs to time the ``step`` phase as this one would."""
     argv = ["--config", str(args.config), "--work-dir", str(args.work_dir)]
     argv += ["--batches", str(args.batches), "--warmup", str(args.warmup), "--phases", "step"]
+    argv += ["--loader-batches", str(args.loader_batches)]
     for key, value in args.set:
         argv += ["--set", key, value]
     for option, value in (("--accelerator", args.accelerator), ("--precision", args.precision)):
@@ -517,10 +519,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
     parser.add_argument("--rows-json", type=Path, help=argparse.SUPPRESS)  # a child of compare_heaps
     args = parser.parse_args(argv)
-    if args.batches < 1 or args.warmup < 0 or args.repeats < 1:
+    if min(args.batches, args.loader_batches, args.repeats) < 1 or args.warmup < 0:
         parser.error(
-            f"--batches is {args.batches}, --warmup {args.warmup} and --repeats {args.repeats}; "
-            "expected at least 1, 0 and 1"
+            f"--batches is {args.batches}, --loader-batches {args.loader_batches}, --warmup {args.warmup} and "
+            f"--repeats {args.repeats}; expected at least 1, 1, 0 and 1"
         )
     if args.write_results and not {"step", "fit"} <= set(args.phases):
         parser.error("--write-results needs the step and fit phases (the verdict compares them)")

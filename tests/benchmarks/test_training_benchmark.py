@@ -16,7 +16,7 @@ TINY = [
     *("--set", "data.init_args.num_workers", "0"),
     *("--set", "model.model", "light_fusion_resunet"),
     *("--set", "model.model_kwargs", '{"filters": 8}'),
-    *("--batches", "3", "--warmup", "1", "--workers", "0", "--precision", "32-true"),
+    *("--batches", "3", "--loader-batches", "3", "--warmup", "1", "--workers", "0", "--precision", "32-true"),
 ]
 """The GlaViTU global recipe with 96 px scenes, 64 px patches, batches of 2 and a light model: seconds."""
 
@@ -87,6 +87,9 @@ def test_bad_counts_are_refused_by_the_parser(capsys: pytest.CaptureFixture[str]
     with pytest.raises(SystemExit):
         bench.parse_args(["--batches", "0"])
     assert "--batches is 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--loader-batches", "0"])
+    assert "--loader-batches 0" in capsys.readouterr().err
 
 
 def test_the_heap_comparison_times_the_step_in_fresh_processes_in_the_order_a_b_b_a(
