@@ -510,6 +510,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--workers", type=int, nargs="+", help="loader workers to time (default: the recipe's)"
     )
+    parser.add_argument(
+        "--loader-batches",
+        type=int,
+        default=50,
+        help="timed batches of the loader phase (many: workers deliver their batches in bursts)",
+    )
     parser.add_argument("--phases", nargs="+", choices=PHASES, default=list(PHASES))
     parser.add_argument("--heaps", nargs="+", choices=HEAPS, default=[], help="also compare these heaps")
     parser.add_argument("--repeats", type=int, default=1, help="repetitions of the heap comparison")
