@@ -470,8 +470,10 @@ def markdown(
     ]
     for r in rows:
         faults = r.get("faults_per_step")
+        phase = f"{r['phase']} (heap comparison, run {r['rep'] + 1})" if "rep" in r else r["phase"]
         lines.append(
-            f"| {r['phase']} | {r['workers']} | {r['patches']} | {r['seconds']} | {r['patches_per_s']} | "
+            f"| {phase} | {r['workers']} | "
+            f"{r['patches']} | {r['seconds']} | {r['patches_per_s']} | "
             f"{r.get('seconds_per_step') or '-'} | {r.get('heap') or '-'} | "
             f"{'-' if faults is None else f'{faults:,}'} | {r.get('gpu_utilisation') or '-'} | "
             f"{r.get('peak_gpu_mb') or '-'} |"

@@ -4,8 +4,9 @@ A training step of GlaViTU on a CPU allocates and frees activations and gradient
 glibc's ``malloc`` serves each of them with fresh pages from ``mmap`` and returns them with ``munmap``, so
 every step starts again from unmapped memory that the kernel has to zero page by page. Inside
 :func:`~glaciermap.inference.heap.retained_heap` the freed memory stays in the process and the next step
-reuses it. Measured on 2 cores (``benchmarks/RESULTS.md``, "Training throughput"): a GlaViTU step of 8
-patches of 256 px went from about 4 million page faults to about 0.5 million and ran 1.18-1.44x faster.
+reuses it. Measured on 2 cores with the GlaViTU global recipe (batch 8 of 384 px, bf16-mixed;
+``benchmarks/RESULTS.md``, "Training throughput"): 0.2-0.4 million page faults per step instead of 10.3
+million, and steps 1.53-1.59x faster.
 
 The memory the process holds between steps stays at the step's peak instead of falling back (it is handed
 back when the stage ends). ``GLACIERMAP_CPU_HEAP=system`` leaves the allocator as it is; on a GPU, and on

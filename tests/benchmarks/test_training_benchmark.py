@@ -110,3 +110,11 @@ def test_the_heap_comparison_times_the_step_in_fresh_processes_in_the_order_a_b_
     assert f"`retain` is {ratios} as fast as `system` (per repetition)" in paragraph
     assert f"retain: {per[0, 'retain']} s, {per[1, 'retain']} s" in paragraph
     assert bench.heap_lines(compared, ["retain"]) == []  # nothing compared: no paragraph
+    env = {"machine": "m", "flags": "f", "memory": "1 GiB RAM", "python": "3", "versions": "v"}
+    recipe = {"config": "c.yaml", "model": "light", "batch_size": 2, "patch_size": 64, "channels": 8,
+              "patches_per_epoch": 32, "max_epochs": 1, "num_workers": 0, "precision": "32", "device": "cpu"}  # fmt: skip
+    step = {k: v for k, v in compared[0].items() if k != "rep"}
+    rows = [step, {**step, "phase": "fit"}, *compared]
+    text = bench.markdown(env, [0.0, 0.0, 0.0], recipe, rows, "cmd", [paragraph, ""])
+    assert text.count("| step (heap comparison, run 2) | 0 | 6 |") == 2 and paragraph in text
+    assert text.count("| step | 0 | 6 |") == 1  # the main process's own step row keeps its plain name
