@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -72,3 +73,35 @@ def test_bf16_mixed_training_on_a_cpu_runs_the_flagged_convolutions_in_float32(
         trainer.fit(task, train_dataloaders=loader, val_dataloaders=loader)
     assert dtypes == {"guarded": {torch.float32}, "other": {torch.bfloat16}}
     assert math.isfinite(float(trainer.callback_metrics["train/loss"]))
+
+
+def test_bf16_on_a_cpu_where_it_is_no_faster_than_float32_warns_once_the_probe_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from glaciermap.inference import predictor
+
+    calls: list[dict[str, object]] = []
+
+    def probe(verdict: bool) -> None:
+        def fake(**kwargs: object) -> bool:
+            calls.append(kwargs)
+            return verdict
+
+        monkeypatch.setattr(predictor, "cpu_bf16_is_faster", fake)
+
+    net = SegmentationTask(model="light_fusion_resunet", model_kwargs={"filters": 8}).model
+    monkeypatch.setattr(cpu_bf16, "bf16_convolution_is_exact", lambda *shape: True)  # no layer to guard
+    probe(False)  # emulated bf16, as on an AVX2 runner
+    with pytest.warns(
+        UserWarning, match=r"bf16-mixed on a CPU where .* no faster than float32.*expected 32-true"
+    ):
+        assert guard_trainer_bf16(_trainer("bf16-mixed"), net) == []
+    # training runs contiguous tensors, and bf16 only has to be faster, not 2x: the probe is asked just that
+    assert calls == [{"channels_last": False, "min_speedup": 1.0}]
+    probe(True)  # native bf16 (AMX: a GlaViTU training step 1.6x faster)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert guard_trainer_bf16(_trainer("bf16-mixed"), net) == []
+        assert guard_trainer_bf16(_trainer("32-true"), net) == []
+        assert guard_trainer_bf16(_trainer("bf16-mixed", "cuda"), net) == []
+    assert len(calls) == 2  # float32 and the GPU never probe
