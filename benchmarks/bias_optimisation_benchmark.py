@@ -37,12 +37,13 @@ import platform
 import re
 import resource
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from heap_runs import interleaved_heap_runs
 
 PIXEL_M = 10.0
 MODELS = ("light_region_resunet", "glavitu")
@@ -255,22 +256,7 @@ def measure(args: argparse.Namespace, scene: Path) -> list[dict[str, Any]]:
 
 def interleaved(args: argparse.Namespace) -> list[dict[str, Any]]:
     """``--repeats`` x ``--heaps``, each run a child process with its heap set, in the order A B B A ..."""
-    from glaciermap.inference.heap import CPU_HEAP_ENV
-
-    rows: list[dict[str, Any]] = []
-    for rep in range(args.repeats):
-        for heap in args.heaps if rep % 2 == 0 else args.heaps[::-1]:
-            with tempfile.TemporaryDirectory() as tmp:
-                out = Path(tmp) / "rows.json"
-                command = [sys.executable, __file__, *child_argv(args), "--rows-json", str(out)]
-                env = {**os.environ, CPU_HEAP_ENV: heap}
-                if (code := subprocess.run(command, env=env).returncode) != 0:
-                    raise SystemExit(
-                        f"bias_optimisation_benchmark: the run with the {heap} heap (repetition {rep + 1}) "
-                        f"exited with status {code}; its error is printed above"
-                    )
-                rows += [{**row, "rep": rep} for row in json.loads(out.read_text())]
-    return rows
+    return interleaved_heap_runs(__file__, child_argv(args), args.heaps, args.repeats, "the run")
 
 
 def child_argv(args: argparse.Namespace) -> list[str]:

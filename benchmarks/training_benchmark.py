@@ -40,18 +40,16 @@ import argparse
 import datetime
 import json
 import os
-import re
 import resource
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from map_benchmark import environment
+from heap_runs import interleaved_heap_runs
+from map_benchmark import environment, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 INPUT_BOUND = 0.9
@@ -397,21 +395,7 @@ def child_argv(args: argparse.Namespace) -> list[str]:
 
 def compare_heaps(args: argparse.Namespace) -> list[dict[str, Any]]:
     """The ``step`` phase per ``--repeats`` x ``--heaps``, each in a child process, in the order A B B A ..."""
-    from glaciermap.inference.heap import CPU_HEAP_ENV
-
-    rows: list[dict[str, Any]] = []
-    for rep in range(args.repeats):
-        for heap in args.heaps if rep % 2 == 0 else args.heaps[::-1]:
-            with tempfile.TemporaryDirectory() as tmp:
-                out = Path(tmp) / "rows.json"
-                command = [sys.executable, __file__, *child_argv(args), "--rows-json", str(out)]
-                if (code := subprocess.run(command, env={**os.environ, CPU_HEAP_ENV: heap}).returncode) != 0:
-                    raise SystemExit(
-                        f"training_benchmark: the step phase with the {heap} heap (repetition {rep + 1}) exited "
-                        f"with status {code}; its error is printed above"
-                    )
-                rows += [{**row, "rep": rep} for row in json.loads(out.read_text())]
-    return rows
+    return interleaved_heap_runs(__file__, child_argv(args), args.heaps, args.repeats, "the step phase")
 
 
 def heap_lines(compared: list[dict[str, Any]], heaps: list[str]) -> list[str]:
@@ -490,17 +474,6 @@ def markdown(
     return "\n".join(lines)
 
 
-def write_results(path: Path, text: str) -> None:
-    """Replace (or append) the ``## Training throughput`` section of RESULTS.md."""
-    old = path.read_text() if path.exists() else "# Benchmark results\n"
-    pattern = re.compile(r"## Training throughput\n.*?(?=\n## |\Z)", re.S)
-    if pattern.search(old):
-        new = pattern.sub(lambda _: text.rstrip("\n") + "\n", old)
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    path.write_text(new)
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
@@ -560,7 +533,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.write_results:
         shown = " ".join(sys.argv[1:] if argv is None else argv)
         command = f"python benchmarks/training_benchmark.py {shown}"
-        write_results(args.results, markdown(env, load, recipe, rows + compared, command, paragraph))
+        write_results(markdown(env, load, recipe, rows + compared, command, paragraph), args.results)
     return 0
 
 
