@@ -148,6 +148,17 @@ def run_child(args: argparse.Namespace) -> None:
     if args.fold == "no":  # the network as it is: the mapping path before batch-norm folding
         predictor_module.fold_for_inference = lambda model: copy.deepcopy(model).eval()  # type: ignore[assignment]
     os.environ[CPU_HEAP_ENV] = args.heap
+    rows_mb: list[int] = []
+    if (
+        args.row_memory == "yes"
+    ):  # resident memory once each row of windows is predicted (its activations freed)
+        finish_row = predictor_module.RingAccumulator.finish_row
+
+        def recorded(self: Any, i: int) -> Any:
+            rows_mb.append(resident_mb())
+            return finish_row(self, i)
+
+        predictor_module.RingAccumulator.finish_row = recorded  # type: ignore[method-assign]
     torch.manual_seed(0)
     load_before = os.getloadavg()[0]
     if args.model == "glavitu":
@@ -217,10 +228,19 @@ def run_child(args: argparse.Namespace) -> None:
                 "peak_gpu_mb": None if peak_gpu_mb is None else round(peak_gpu_mb, 1),
                 "isa": isa,
                 "heap": args.heap,
+                **({"resident_mb_rows": rows_mb} if args.row_memory == "yes" else {}),
                 "page_faults_per_window": round(faults / max(1, s["windows"])),
             }
         )
     )
+
+
+def resident_mb() -> int:
+    """This process's resident memory now, in MiB (Linux ``/proc/self/statm``; 0 elsewhere)."""
+    try:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 2**20
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def effective_isa(backend: str) -> str:
@@ -624,6 +644,14 @@ def world_projection(km2_per_s: float) -> tuple[float, float]:
     return seconds / 3600, seconds / WORLD_GOAL_S
 
 
+def _load_during(runs: list[dict[str, Any]]) -> str:
+    """The range of the 1-minute load average recorded after each run (the benchmark's own threads count)."""
+    after = [r["load_after"] for r in runs if "load_after" in r]
+    if not after:
+        return "load during the runs not recorded"
+    return f"after each run {min(after):.1f} to {max(after):.1f} (the benchmark's own two threads included)"
+
+
 def results_markdown(
     glavitu: list[dict[str, Any]], memory: list[dict[str, Any]], date: str, load: str
 ) -> str:
@@ -632,8 +660,10 @@ def results_markdown(
         "## Scene mapping",
         "",
         f"`python benchmarks/map_benchmark.py --write-results` on {date}; machine: {machine()}. "
-        f"Load average before the run: {load}. Other jobs shared the 2 cores: repeated runs of the same "
-        "configuration varied by up to 40 %.",
+        f"Load average before the run: {load}; {_load_during(glavitu + memory)}. One run per row: this "
+        "machine's speed drifts between runs, so compare rows of one run only. On the CPU every run maps inside "
+        "the retained heap (the default, `glaciermap.inference.heap`), whose fragmentation is part of the peak RSS: "
+        'at batch 8 about 1.4x that of glibc\'s allocator ("Memory: the retained heap over a tall scene").',
         "",
         "GlaViTU, full size (10.0 M parameters, 384 x 384 windows, Optical+DEM, batch 8), 10 m pixels, "
         "`map_scene` wall time including reading, blending, COG writing, quick-look and summary:",
@@ -719,6 +749,7 @@ def main() -> None:
         p.add_argument("--backend", default="torch")
         p.add_argument("--window", default="gaussian")
         p.add_argument("--heap", choices=("retain", "system"), default="retain")
+        p.add_argument("--row-memory", choices=("yes", "no"), default="no")
         p.add_argument("--convolution", choices=("auto", "direct", "winograd"), default="auto")
         run_child(p.parse_args())
         return

@@ -11,7 +11,10 @@ Measured on 2 cores (``benchmarks/RESULTS.md``, "Page faults: the retained heap"
 large requests from the heap, not from ``mmap``) and a ``M_TRIM_THRESHOLD`` high enough that freed memory
 stays in the heap, where the next window's tensors reuse it without a fault. On leaving, it restores glibc's
 start values (``M_MMAP_MAX`` 65,536, ``M_TRIM_THRESHOLD`` 128 KiB) and hands the retained memory back to the
-system with ``malloc_trim(0)``. Peak memory grew by 13-15 % (the heap's fragmentation); the memory the
+system with ``malloc_trim(0)``. The price is the heap's fragmentation (freed pieces too small for the next
+large tensor stay while the heap grows past them): over a tall scene GlaViTU's peak was 1.14-1.20x glibc's at
+batch 1 and 1.40-1.43x at batch 8. The heap settles within the first rows of windows and is flat in the scene's
+height after that (``benchmarks/RESULTS.md``, "Memory: the retained heap over a tall scene"), and the memory the
 process holds between windows stays at that peak instead of falling back. Setting a parameter also ends
 glibc's own adjustment of its mmap and trim thresholds for the rest of the process (it cannot be switched
 back on); the restored start values then stay fixed.

@@ -223,3 +223,15 @@ def test_the_scene_mapping_report_projects_the_world_from_the_per_window_cost() 
     )
     assert f"(1.5 M km2 with margins) about {world_h:,.0f} h, or {devices:,.0f} such devices" in text
     assert "No GPU on this machine" not in text  # a CUDA row was measured
+
+
+def test_the_scene_mapping_report_states_the_load_the_runs_recorded() -> None:
+    bench = load_benchmark("map_benchmark")
+    row = {"device": "cpu", "precision": "32", "channels_last": False, "height": 1152, "width": 1152,
+           "overlap": 0.0, "windows": 9, "seconds": 18.0, "seconds_per_window": 2.0, "km2_per_s": 7.4,
+           "peak_rss_mb": 2500.0, "km2": 132.7}  # fmt: skip
+    assert "load during the runs not recorded" in bench.results_markdown([row], [], "2026-12-01", "0.5")
+    runs = [{**row, "load_after": 1.49}, {**row, "load_after": 2.04}]
+    text = bench.results_markdown(runs, [{**row, "load_after": 1.7}], "2026-12-01", "0.5, 0.9, 1.0")
+    assert "Load average before the run: 0.5, 0.9, 1.0; after each run 1.5 to 2.0" in text
+    assert "varied by up to 40 %" not in text  # no claim the run did not measure
