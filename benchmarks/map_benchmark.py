@@ -149,9 +149,8 @@ def run_child(args: argparse.Namespace) -> None:
         predictor_module.fold_for_inference = lambda model: copy.deepcopy(model).eval()  # type: ignore[assignment]
     os.environ[CPU_HEAP_ENV] = args.heap
     rows_mb: list[int] = []
-    if (
-        args.row_memory == "yes"
-    ):  # resident memory once each row of windows is predicted (its activations freed)
+    # resident memory once each row of windows is predicted (its activations freed)
+    if args.row_memory == "yes":
         finish_row = predictor_module.RingAccumulator.finish_row
 
         def recorded(self: Any, i: int) -> Any:
@@ -662,8 +661,8 @@ def results_markdown(
         f"`python benchmarks/map_benchmark.py --write-results` on {date}; machine: {machine()}. "
         f"Load average before the run: {load}; {_load_during(glavitu + memory)}. One run per row: this "
         "machine's speed drifts between runs, so compare rows of one run only. On the CPU every run maps inside "
-        "the retained heap (the default, `glaciermap.inference.heap`), whose fragmentation is part of the peak RSS: "
-        'at batch 8 about 1.4x that of glibc\'s allocator ("Memory: the retained heap over a tall scene").',
+        "the retained heap (the default, `glaciermap.inference.heap`), whose fragmentation is part of the peak RSS "
+        '(measured against glibc\'s allocator in "Memory: the retained heap over a tall scene").',
         "",
         "GlaViTU, full size (10.0 M parameters, 384 x 384 windows, Optical+DEM, batch 8), 10 m pixels, "
         "`map_scene` wall time including reading, blending, COG writing, quick-look and summary:",
